@@ -1,0 +1,39 @@
+# Every target builds the virtual environment it needs when it is missing (only python3 is required).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL_DIR ?= forecast-model
+
+.PHONY: test test-all demo lint fmt bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+test: $(VENV)/.installed-test  ## the whole fast suite (what CI runs)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(VENV)/.installed-test  ## including tests marked slow
+	$(BIN)/python -m pytest -q
+
+demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
+	$(BIN)/forecast inspect sample_data/sales.csv
+	$(BIN)/forecast inspect sample_data/river.csv --target discharge --covariates rain
+	$(BIN)/forecast inspect sample_data/weather.csv
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check forecast_cli tests benchmarks
+
+fmt: $(VENV)/.installed-test
+	$(BIN)/ruff format forecast_cli tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(MODEL_DIR) .pytest_cache .hypothesis *.egg-info

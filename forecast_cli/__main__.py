@@ -1,0 +1,3 @@
+from forecast_cli.cli import app
+
+app()

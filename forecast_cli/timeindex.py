@@ -1,0 +1,237 @@
+"""Time axes: frequency inference, regular grids, future timestamps, seasons and calendar features.
+
+A frequency is a string: a pandas offset alias ("D", "h", "15min", "W-SUN", "MS", "QS-OCT", "YS-JAN")
+for datetime stamps, or "int:STEP" for plain integer periods (years such as 1990, 1991, ...).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from forecast_cli.errors import ConfigError
+
+INT_PREFIX = "int:"
+
+# pandas offset class name: (human label, steps per season, default horizon, unit)
+_KINDS = {
+    "Second": ("secondly", 60, 60, "seconds"),
+    "Minute": ("minutely", None, None, "minutes"),  # season and horizon depend on the step: season_length
+    "Hour": ("hourly", 24, 24, "hours"),
+    "Day": ("daily", 7, 7, "days"),
+    "BusinessDay": ("business daily", 5, 5, "business days"),
+    "Week": ("weekly", 52, 13, "weeks"),
+    "MonthBegin": ("monthly", 12, 12, "months"),
+    "MonthEnd": ("monthly", 12, 12, "months"),
+    "QuarterBegin": ("quarterly", 4, 8, "quarters"),
+    "QuarterEnd": ("quarterly", 4, 8, "quarters"),
+    "YearBegin": ("yearly", 1, 6, "years"),
+    "YearEnd": ("yearly", 1, 6, "years"),
+}
+
+
+def is_int_freq(freq: str) -> bool:
+    return freq.startswith(INT_PREFIX)
+
+
+def int_step(freq: str) -> int:
+    return int(freq[len(INT_PREFIX):])
+
+
+def to_offset(freq: str) -> pd.DateOffset:
+    """The pandas offset for a datetime frequency; ConfigError for an unknown alias."""
+    try:
+        return pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(
+            f"Unknown frequency '{freq}'. Use a pandas alias such as h, D, W-SUN, MS, QS, YS, 15min, or int:1 "
+            "for integer periods."
+        ) from e
+
+
+def check_freq(freq: str) -> str:
+    """Validate a user-given frequency and return it in canonical form."""
+    if is_int_freq(freq) or freq == "int":
+        step = freq[len(INT_PREFIX):] if is_int_freq(freq) else "1"
+        if not step.isdigit() or int(step) < 1:
+            raise ConfigError(f"Unknown frequency '{freq}': integer periods are written int:STEP, e.g. int:1.")
+        return f"{INT_PREFIX}{int(step)}"
+    return to_offset(freq).freqstr
+
+
+def describe(freq: str) -> str:
+    """A human label: 'daily', 'monthly', '15 minutes', 'integer periods'."""
+    if is_int_freq(freq):
+        step = int_step(freq)
+        return "yearly (integer)" if step == 1 else f"every {step} periods"
+    offset = to_offset(freq)
+    kind = _KINDS.get(type(offset).__name__)
+    if kind is None:
+        return freq
+    return kind[0] if offset.n == 1 else f"every {offset.n} {kind[3]}"
+
+
+def season_length(freq: str) -> int:
+    """Steps in one seasonal cycle: 24 for hourly, 7 for daily, 12 for monthly, 1 for yearly."""
+    if is_int_freq(freq):
+        return 1
+    offset = to_offset(freq)
+    kind = type(offset).__name__
+    if kind == "Minute":
+        return max(1, 1440 // offset.n) if 1440 // offset.n <= 288 else max(1, 60 // offset.n)
+    if kind == "Hour" and offset.n > 1:
+        return max(1, 24 // offset.n)
+    season = _KINDS.get(kind, (None, 1))[1]
+    return season if offset.n == 1 else max(1, season // offset.n)
+
+
+def default_horizon(freq: str) -> int:
+    """The horizon used when --horizon is not given: about one season (6 for yearly, 13 for weekly)."""
+    if is_int_freq(freq):
+        return 6
+    offset = to_offset(freq)
+    kind = type(offset).__name__
+    if kind == "Minute" or (kind == "Hour" and offset.n > 1):
+        return min(season_length(freq), 96)
+    horizon = _KINDS.get(kind, (None, None, 7))[2]
+    return horizon if offset.n == 1 else max(1, horizon // offset.n)
+
+
+def on_grid(ds: np.ndarray, freq: str) -> bool:
+    """Whether every stamp of one sorted series lies on the grid of `freq` that starts at its first stamp."""
+    if len(ds) < 2:
+        return True
+    if is_int_freq(freq):
+        return bool(np.all((ds - ds[0]) % int_step(freq) == 0))
+    offset = to_offset(freq)
+    if isinstance(offset, (pd.offsets.Tick, pd.offsets.Day)):
+        ns = ds.astype("datetime64[ns]").astype(np.int64)
+        step = pd.Timedelta(days=offset.n).value if isinstance(offset, pd.offsets.Day) else pd.Timedelta(offset).value
+        return bool(np.all((ns - ns[0]) % step == 0))
+    grid = grid_between(ds[0], ds[-1], freq)
+    return bool(np.isin(ds, grid).all())
+
+
+def fits(ds: np.ndarray, freq: str) -> bool:
+    """Whether `freq` is this series' frequency: every stamp on its grid, some neighbours one step apart."""
+    if not on_grid(ds, freq):
+        return False
+    if is_int_freq(freq):
+        return bool(np.any(np.diff(ds) == int_step(freq)))
+    following = (pd.DatetimeIndex(ds[:-1]) + to_offset(freq)).to_numpy()
+    return bool(np.any(following == ds[1:]))
+
+
+def grid_between(first, last, freq: str) -> np.ndarray:
+    """All stamps from `first` to `last` inclusive at `freq` (first is assumed to lie on the grid)."""
+    if is_int_freq(freq):
+        return np.arange(first, last + 1, int_step(freq), dtype=np.int64)
+    return pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq=to_offset(freq)).to_numpy()
+
+
+def future_times(last, freq: str, horizon: int) -> np.ndarray:
+    """The `horizon` stamps after `last`: one step of `freq`, two steps, ..."""
+    if is_int_freq(freq):
+        step = int_step(freq)
+        return last + step * np.arange(1, horizon + 1, dtype=np.int64)
+    return pd.date_range(pd.Timestamp(last), periods=horizon + 1, freq=to_offset(freq))[1:].to_numpy()
+
+
+def infer_freq(ds: np.ndarray) -> str | None:
+    """The frequency of one sorted, duplicate-free series, tolerating gaps; None when it cannot be told."""
+    if len(ds) < 2:
+        return None
+    if np.issubdtype(ds.dtype, np.integer):
+        step = int(np.gcd.reduce(np.diff(ds)))
+        return f"{INT_PREFIX}{step}"
+    index = pd.DatetimeIndex(ds)
+    if len(ds) >= 3:
+        found = _pandas_infer(index)
+        if found:
+            return to_offset(found).freqstr
+    # Gaps defeat pd.infer_freq: infer from short runs of three stamps, then check the whole series.
+    for i in range(min(len(ds) - 2, 50)):
+        found = _pandas_infer(index[i : i + 3])
+        if found and on_grid(ds, found):
+            return to_offset(found).freqstr
+    for candidate in _calendar_candidates(index):
+        if fits(ds, candidate):
+            return candidate
+    smallest = pd.Timedelta(np.diff(ds).min())
+    if smallest < pd.Timedelta(days=28):
+        candidate = _fixed_freq(smallest, pd.Timestamp(ds[0]))
+        if on_grid(ds, candidate):
+            return candidate
+    return None
+
+
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def _calendar_candidates(index: pd.DatetimeIndex) -> list[str]:
+    """Monthly, quarterly and yearly aliases that stamps aligned to month starts or ends could follow."""
+    phase = (index[0].month - 1) % 3  # quarters anchor on JAN/FEB/MAR (starts) or OCT/NOV/DEC (ends)
+    year = _MONTHS[index[0].month - 1]
+    if not (index.normalize() == index).all():
+        return []
+    if index.is_month_start.all():
+        return ["MS", f"QS-{_MONTHS[phase]}", f"YS-{year}"]
+    if index.is_month_end.all():
+        return ["ME", f"QE-{_MONTHS[phase + 9]}", f"YE-{year}"]
+    return []
+
+
+def _pandas_infer(index: pd.DatetimeIndex) -> str | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 warns that infer_freq will return an offset
+        found = pd.infer_freq(index)
+    return None if found is None else to_offset(found).freqstr if isinstance(found, str) else found.freqstr
+
+
+def _fixed_freq(step: pd.Timedelta, first: pd.Timestamp) -> str:
+    """The alias for a fixed step: 'D' or '3D' for whole days, 'W-MON' for weeks, else '15min', 'h'..."""
+    if step == pd.Timedelta(days=7):
+        return f"W-{first.day_name()[:3].upper()}"
+    if step % pd.Timedelta(days=1) == pd.Timedelta(0):
+        days = step.days
+        return "D" if days == 1 else f"{days}D"
+    return pd.tseries.frequencies.to_offset(step).freqstr
+
+
+def calendar_features(ds: np.ndarray, freq: str) -> np.ndarray:
+    """Seasonal position features from timestamps: sin/cos of hour of day, day of week and month of year,
+    whichever are finer than one step of `freq`. Shape (len(ds), n_features); n_features may be 0."""
+    names = calendar_feature_names(freq)
+    if not names:
+        return np.zeros((len(ds), 0), dtype=np.float32)
+    index = pd.DatetimeIndex(ds)
+    columns = []
+    for name in names:
+        if name == "hour":
+            phase = (index.hour + index.minute / 60.0) / 24.0
+        elif name == "weekday":
+            phase = index.dayofweek / 7.0
+        else:
+            phase = (index.month - 1) / 12.0
+        angle = 2 * np.pi * np.asarray(phase, dtype=np.float64)
+        columns += [np.sin(angle), np.cos(angle)]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def calendar_feature_names(freq: str) -> tuple[str, ...]:
+    """Which calendar cycles are visible at this frequency."""
+    if is_int_freq(freq):
+        return ()
+    offset = to_offset(freq)
+    kind = type(offset).__name__
+    if kind in ("Second", "Minute", "Hour"):
+        return ("hour", "weekday")
+    if kind in ("Day", "BusinessDay"):
+        return ("weekday", "month")
+    if kind in ("Week", "MonthBegin", "MonthEnd"):
+        return ("month",)
+    if kind in ("QuarterBegin", "QuarterEnd"):
+        return ("month",)
+    return ()

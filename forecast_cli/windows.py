@@ -1,0 +1,131 @@
+"""Per-series scaling and the cut of series into (input, target) windows. Arrays only from here on.
+
+A panel of series is held as `values: (n_rows, n_features)` (target in column 0, then covariates) and
+`starts: (n_series + 1,)` row offsets, so series i is `values[starts[i]:starts[i + 1]]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SCALINGS = ("standard", "robust")
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Per-series, per-feature affine map: scaled = (x - loc) / scale. loc, scale: (n_series, n_features)."""
+
+    loc: np.ndarray
+    scale: np.ndarray
+
+    def transform(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """values: (n_rows, n_features) laid out by `starts` -> scaled copy, same shape."""
+        rows = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+        return (values - self.loc[rows]) / self.scale[rows]
+
+    def inverse_target(self, y: np.ndarray, series: np.ndarray) -> np.ndarray:
+        """y: (n, horizon) scaled target values of series `series: (n,)` -> original units."""
+        return y * self.scale[series, :1] + self.loc[series, :1]
+
+    def to_dict(self) -> dict:
+        return {"loc": self.loc.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scaler:
+        return cls(np.asarray(d["loc"], dtype=np.float64), np.asarray(d["scale"], dtype=np.float64))
+
+
+def fit_scaler(values: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray | None = None,
+               method: str = "standard") -> Scaler:
+    """Statistics of the first `fit_lengths[i]` rows of each series (all rows when None).
+
+    "standard" uses mean and standard deviation, "robust" median and interquartile range / 1.349. A scale
+    that is zero (a constant series) or negligible becomes 1, so nothing divides by zero.
+    """
+    if method not in SCALINGS:
+        raise ValueError(f"unknown scaling {method!r}")
+    lengths = np.diff(starts) if fit_lengths is None else np.asarray(fit_lengths)
+    n_series, n_features = len(starts) - 1, values.shape[1]
+    loc = np.empty((n_series, n_features))
+    scale = np.empty((n_series, n_features))
+    if method == "standard":
+        mask = _prefix_mask(starts, lengths)
+        first = np.add.reduceat(values * mask[:, None], starts[:-1], axis=0) / lengths[:, None]
+        centred = (values - np.repeat(first, np.diff(starts), axis=0)) * mask[:, None]
+        loc[:] = first
+        scale[:] = np.sqrt(np.add.reduceat(centred**2, starts[:-1], axis=0) / lengths[:, None])
+    else:
+        for i in range(n_series):
+            part = values[starts[i] : starts[i] + lengths[i]]
+            q1, median, q3 = np.percentile(part, [25, 50, 75], axis=0)
+            loc[i], scale[i] = median, (q3 - q1) / 1.349
+            flat = scale[i] <= 0
+            scale[i, flat] = part[:, flat].std(axis=0)
+    negligible = scale <= 1e-8 * np.maximum(1.0, np.abs(loc))
+    return Scaler(loc, np.where(negligible, 1.0, scale))
+
+
+def _prefix_mask(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(n_rows,) True on the first lengths[i] rows of each series."""
+    position = np.arange(starts[-1]) - np.repeat(starts[:-1], np.diff(starts))
+    return position < np.repeat(lengths, np.diff(starts))
+
+
+def default_val_size(lengths: np.ndarray, horizon: int) -> np.ndarray:
+    """Steps held out at the end of each series: a tenth of it, at least one horizon, at most ten."""
+    return np.clip(np.round(0.1 * lengths).astype(np.int64), horizon, 10 * horizon)
+
+
+def window_starts(starts: np.ndarray, lookback: int, horizon: int, val_size: np.ndarray | int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices where the training and the validation windows begin.
+
+    Series i is split at cut = length - val_size[i]. A training window's input and target both lie before
+    the cut; a validation window's target lies at or after it (its input may reach back before the cut).
+    So no value of a validation target is ever seen in training. Returns (train, val), each (n_windows,).
+    """
+    lengths = np.diff(starts)
+    cut = lengths - np.broadcast_to(np.asarray(val_size), lengths.shape)
+    n_train = np.maximum(0, cut - lookback - horizon + 1)
+    first_val = np.maximum(0, cut - lookback)
+    n_val = np.maximum(0, lengths - lookback - horizon + 1 - first_val)
+    return (
+        _ragged_range(starts[:-1], n_train),
+        _ragged_range(starts[:-1] + first_val, n_val),
+    )
+
+
+def last_window_starts(starts: np.ndarray, lookback: int) -> np.ndarray:
+    """Row index where the final `lookback` steps of each series begin (the input for a forecast)."""
+    return starts[1:] - lookback
+
+
+def _ragged_range(begin: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(begin[i], begin[i] + count[i]) over i."""
+    total = int(count.sum())
+    offsets = np.repeat(np.cumsum(count) - count, count)
+    return np.repeat(begin, count) + (np.arange(total) - offsets)
+
+
+def gather_windows(values: np.ndarray, begin: np.ndarray, lookback: int, horizon: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Windows starting at rows `begin: (n,)`.
+
+    Returns X: (n, lookback, n_features), the inputs, and Y: (n, horizon), the target column that follows.
+    """
+    X = values[begin[:, None] + np.arange(lookback)]
+    Y = values[begin[:, None] + lookback + np.arange(horizon), 0]
+    return X, Y
+
+
+def make_windows(series: np.ndarray, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of one series `series: (length,) or (length, n_features)`.
+
+    There are length - lookback - horizon + 1 windows; window i has X[i] = series[i : i + lookback] and
+    Y[i] = series[i + lookback : i + lookback + horizon] (target column).
+    """
+    values = series[:, None] if series.ndim == 1 else series
+    count = max(0, len(values) - lookback - horizon + 1)
+    return gather_windows(values, np.arange(count), lookback, horizon)

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from forecast_cli.cli import app
+
+runner = CliRunner()
+
+LONG = "unique_id,ds,y\nA,2024-01-01,1\nA,2024-01-02,2\nA,2024-01-03,3\nB,2024-01-01,5\nB,2024-01-02,6\nB,2024-01-03,7\n"
+
+
+def command_names():
+    return [c.name or c.callback.__name__ for c in app.registered_commands]
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_every_command_has_help_with_an_example(name):
+    result = runner.invoke(app, [name, "--help"])
+    assert result.exit_code == 0
+    assert "Example: forecast " + name in result.output
+
+
+def test_top_level_help_and_version():
+    assert "Example:" in runner.invoke(app, ["--help"]).output
+    assert runner.invoke(app, ["--version"]).output.startswith("forecast ")
+
+
+def test_inspect_long_file(write_csv):
+    result = runner.invoke(app, ["inspect", str(write_csv(LONG))])
+    assert result.exit_code == 0, result.output
+    assert "2 series, long layout, daily (D)" in result.stdout
+    assert "total: 2" in result.stdout
+
+
+def test_inspect_wide_and_single_files(write_csv):
+    wide = write_csv("date,north,south\n2024-01-01,1,5\n2024-01-02,2,6\n2024-01-03,3,7\n", "wide.csv")
+    result = runner.invoke(app, ["inspect", str(wide), "--json"])
+    assert json.loads(result.stdout)["layout"] == "wide"
+    single = write_csv("date,level,rain\n2024-01-01,1,0\n2024-01-02,2,1\n2024-01-03,3,0\n", "single.csv")
+    result = runner.invoke(app, ["inspect", str(single), "--target", "level", "--covariates", "rain", "--json"])
+    report = json.loads(result.stdout)
+    assert (report["layout"], report["covariates"], report["n_series"]) == ("single", ["rain"], 1)
+
+
+def test_inspect_reads_stdin():
+    result = runner.invoke(app, ["inspect", "-", "--json"], input=LONG)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["source"] == "<stdin>"
+    assert [s["unique_id"] for s in report["series"]] == ["A", "B"]
+    assert report["n_rows"] == 6
+
+
+def test_inspect_json_reports_filled_values_and_notes_them_on_stderr(write_csv):
+    path = write_csv("unique_id,ds,y\nA,2024-01-01,1\nA,2024-01-02,\nA,2024-01-04,4\nA,2024-01-05,5\n")
+    result = runner.invoke(app, ["inspect", str(path), "--json"])
+    report = json.loads(result.stdout)
+    assert (report["missing_timestamps"], report["missing_values"]) == (1, 1)
+    assert "filled 1 missing timestamp(s) and 1 empty value(s) in 1 series by --fill interpolate" in result.stderr
+
+
+def test_inspect_summarises_many_series(write_csv):
+    rows = "".join(f"s{i:03d},2024-01-0{d},{i + d}\n" for i in range(100) for d in range(1, 4))
+    result = runner.invoke(app, ["inspect", str(write_csv("unique_id,ds,y\n" + rows))])
+    assert result.exit_code == 0
+    assert "… 90 more" in result.stdout
+    assert "s099" not in result.stdout
+    assert len(result.stdout.splitlines()) < 30
+
+
+@pytest.mark.parametrize(
+    "content, args, expected",
+    [
+        ("", [], "Error: data.csv: the file is empty"),
+        ("unique_id,ds,y\nA,2024-01-01,x\n", [], "Error: data.csv: column 'y', line 2: 'x' is not a number"),
+        (LONG, ["--target", "sales"], "Error: data.csv: column 'sales' (from --target) not found"),
+        (LONG, ["--fill", "magic"], "Error: Unknown --fill 'magic'"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_exit_2(write_csv, content, args, expected):
+    result = runner.invoke(app, ["inspect", str(write_csv(content)), *args])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(expected)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_file_exits_2(tmp_path):
+    result = runner.invoke(app, ["inspect", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"Error: {tmp_path / 'nope.csv'}: no such file"
+
+
+def test_bad_option_exits_2():
+    assert runner.invoke(app, ["inspect", "--no-such-flag", "x.csv"]).exit_code == 2
