@@ -61,7 +61,7 @@ def main_options(
 
 
 @contextmanager
-def user_errors(verbose: bool = False):
+def user_errors(verbose: bool = False, interrupted: str = "Interrupted."):
     """Turn a ForecastError into one line on stderr and its exit code; Ctrl-C into exit 130."""
     from forecast_cli.errors import ForecastError
 
@@ -73,7 +73,7 @@ def user_errors(verbose: bool = False):
         err.print(f"[red]Error:[/red] {escape(str(e))}", highlight=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        err.print("Interrupted.")
+        err.print(interrupted)
         raise typer.Exit(130) from None
 
 
@@ -191,6 +191,219 @@ def _stamp(value) -> str:
 
 def _num(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+
+
+ModelDir = Annotated[
+    str | None,
+    typer.Option("--model-dir", help="Model directory [default: $FORECAST_MODEL_DIR or ./forecast-model]."),
+]
+Horizon = Annotated[int | None, typer.Option("--horizon", "-h", help="Steps to forecast [default: one season].")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+def model_dir_path(model_dir: str | None) -> str:
+    import os
+
+    return model_dir or os.environ.get("FORECAST_MODEL_DIR") or "forecast-model"
+
+
+def setup_jax(device: str | None) -> str:
+    """Choose the device and turn on JAX's persistent compilation cache; returns the device description."""
+    import os
+
+    from forecast_cli.errors import ConfigError
+
+    platforms = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}
+    if device is not None and device not in platforms:
+        raise ConfigError(f"Unknown --device '{device}'; choose cpu, gpu or tpu")
+    if device:
+        os.environ["JAX_PLATFORMS"] = platforms[device]
+    import jax
+
+    if device:
+        jax.config.update("jax_platforms", platforms[device])
+    cache = os.environ.get("FORECAST_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forecast", "jax")
+    try:
+        os.makedirs(cache, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    except OSError:
+        pass  # no writable cache: compile every time
+    try:
+        found = jax.devices()
+    except RuntimeError as e:
+        raise ConfigError(f"--device {device}: no such device is available ({str(e).splitlines()[0]})") from e
+    return f"{found[0].platform} ({len(found)} device{'s' if len(found) > 1 else ''}: {found[0].device_kind})"
+
+
+class EpochReporter:
+    """Progress of training: a rich bar on a terminal, one plain line per epoch otherwise, nothing if quiet."""
+
+    def __init__(self, epochs: int, quiet: bool):
+        self.epochs, self.quiet, self.progress, self.task = epochs, quiet, None, None
+        if not quiet and err.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
+                TextColumn("train {task.fields[train]:.4f}  val {task.fields[val]:.4f}  best {task.fields[best]:.4f}"),
+                TimeRemainingColumn(), console=err, transient=True,
+            )
+            self.task = self.progress.add_task("train", total=epochs, train=float("nan"), val=float("nan"),
+                                               best=float("nan"))
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+    def __call__(self, epoch: int, metrics: dict) -> None:
+        if self.progress:
+            self.progress.update(self.task, completed=epoch, train=metrics["train_loss"], val=metrics["val_loss"],
+                                 best=metrics["best_val_loss"])
+        elif not self.quiet:
+            err.print(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
+                      f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})", highlight=False)
+
+
+@app.command()
+def train(
+    data: DataArg,
+    model: Annotated[str, typer.Option("--model", "-m", help="gru, lstm, elman, esn, naive or snaive.")] = "gru",
+    horizon: Horizon = None,
+    lookback: Annotated[int | None, typer.Option("--lookback", help="Input steps per window [default: a few "
+                                                  "seasons, capped by the data].")] = None,
+    model_dir: ModelDir = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed and data, same model.")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", help="Most passes over the training windows.")] = 100,
+    patience: Annotated[int, typer.Option("--patience", help="Early stopping patience in epochs; 0 is off.")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per training step.")] = 256,
+    hidden: Annotated[int, typer.Option("--hidden", help="Recurrent units per layer.")] = 64,
+    layers: Annotated[int, typer.Option("--layers", help="Stacked recurrent layers.")] = 1,
+    dropout: Annotated[float, typer.Option("--dropout", help="Dropout on the last hidden state.")] = 0.0,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak AdamW learning rate.")] = 3e-3,
+    units: Annotated[int, typer.Option("--units", help="ESN reservoir size.")] = 500,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu [default: what JAX finds].")
+                      ] = None,
+    id_col: IdCol = None,
+    time_col: TimeCol = None,
+    target: Target = None,
+    covariates: Covariates = None,
+    freq: Freq = None,
+    fill: Fill = "interpolate",
+    layout: Layout = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Train a model on every series of a CSV file and save it to the model directory.
+
+    Example: forecast train sample_data/sales.csv --model gru --horizon 6
+    """
+    with user_errors(verbose, interrupted="Interrupted: nothing was saved; the previous model is intact."):
+        from forecast_cli.config import MODEL_KINDS, ESNConfig, RecurrentConfig, TrainConfig
+        from forecast_cli.errors import ConfigError
+
+        if model not in MODEL_KINDS:
+            raise ConfigError(f"Unknown --model '{model}'; choose one of {', '.join(MODEL_KINDS)}")
+        if epochs < 1 or batch_size < 1 or hidden < 1 or layers < 1 or patience < 0 or units < 1:
+            raise ConfigError("--epochs, --batch-size, --hidden, --layers and --units must be at least 1, "
+                              "--patience at least 0")
+        config = data_config(id_col, time_col, target, covariates, freq, fill, layout)
+        from forecast_cli.data import read_series
+
+        panel = read_series(data, config)
+        if not quiet:
+            report_filled(panel)
+        where = setup_jax(device)
+        from forecast_cli.persistence import save_artifact
+        from forecast_cli.pipeline import TrainSpec, train_artifact
+
+        spec = TrainSpec(
+            kind=model, horizon=horizon, lookback=lookback, data=config,
+            recurrent=RecurrentConfig(cell=model if model in ("gru", "lstm", "elman") else "gru", hidden=hidden,
+                                      layers=layers, dropout=dropout),
+            esn=ESNConfig(units=units),
+            train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size,
+                              learning_rate=learning_rate, seed=seed),
+        )
+        if not quiet:
+            err.print(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}",
+                      highlight=False)
+        with EpochReporter(epochs if model in ("gru", "lstm", "elman") else 1, quiet or model not in (
+                "gru", "lstm", "elman")) as reporter:
+            artifact = train_artifact(panel, spec, on_epoch=reporter)
+        target_dir = save_artifact(model_dir_path(model_dir), artifact)
+        if not quiet:
+            err.print(train_summary(artifact.manifest, target_dir), highlight=False)
+
+
+def train_summary(m: dict, target_dir) -> str:
+    w, v = m["window"], m["validation"]
+    line = (f"trained {m['kind']} (horizon {w['horizon']}, lookback {w['lookback']}) in "
+            f"{m['training_seconds']:.1f}s; saved to {target_dir}")
+    if v.get("windows"):
+        gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
+        line += (f"\nvalidation MAE over {v['windows']} windows: {v['model_mae']:.4g} "
+                 f"(seasonal naive {v['snaive_mae']:.4g}, naive {v['naive_mae']:.4g}; "
+                 f"{gain:+.1f}% vs seasonal naive)")
+    return line
+
+
+@app.command()
+def predict(
+    data: Annotated[str | None, typer.Argument(help="CSV to forecast from (- for stdin) [default: the end of "
+                                               "the training data].", show_default=False)] = None,
+    horizon: Horizon = None,
+    model_dir: ModelDir = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
+                                               "instead of stdout.")] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat.
+
+    Example: forecast predict --horizon 7 -o forecast.csv
+    """
+    with user_errors(verbose):
+        from forecast_cli.persistence import load_artifact
+
+        artifact = load_artifact(model_dir_path(model_dir))
+        m = artifact.manifest
+        panel = None
+        if data is not None:
+            from forecast_cli.config import DataConfig
+            from forecast_cli.data import read_series
+
+            config = DataConfig.from_dict({**m["data"], "freq": m["freq"]})
+            panel = read_series(data, config)
+            if not quiet:
+                report_filled(panel)
+        setup_jax(None)
+        from forecast_cli.pipeline import predict_frame
+
+        result = predict_frame(artifact, panel, horizon)
+        if not quiet:
+            if result.rolled:
+                warn(f"horizon {horizon} is longer than the trained {m['window']['horizon']}: forecasts are fed "
+                     "back as inputs (recursive roll-forward); covariates are held at their last value")
+            if result.fallback:
+                names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
+                warn(f"{len(result.fallback)} series shorter than the lookback ({m['window']['lookback']}) "
+                     f"forecast by seasonal naive: {names}")
+        text = result.frame.to_csv(index=False, float_format="%.8g")
+        if output:
+            from forecast_cli.persistence import write_text_atomic
+
+            write_text_atomic(output, text)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m forecast_cli`

@@ -40,3 +40,54 @@ class WindowConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+MODEL_KINDS = ("gru", "lstm", "elman", "esn", "naive", "snaive")
+RECURRENT_KINDS = ("gru", "lstm", "elman")
+
+
+@dataclass(frozen=True)
+class RecurrentConfig:
+    """A stack of recurrent layers and a dense head that emits all `horizon` steps at once."""
+
+    cell: str = "gru"  # "gru", "lstm" or "elman" (simple RNN): the only difference between the three models
+    hidden: int = 64  # units per recurrent layer
+    layers: int = 1  # stacked recurrent layers
+    dropout: float = 0.0  # dropout on the last hidden state during training
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ESNConfig:
+    """Echo-state network: a fixed random leaky reservoir and a ridge-regression readout."""
+
+    units: int = 500  # reservoir size
+    spectral_radius: float = 0.9  # largest |eigenvalue| of the reservoir matrix
+    input_scaling: float = 0.5  # input weights are uniform in [-input_scaling, input_scaling]
+    bias_scaling: float = 0.1  # bias is uniform in [-bias_scaling, bias_scaling]
+    sparsity: float = 0.9  # fraction of reservoir weights that are zero
+    leak_rate: float = 0.5  # s' = (1 - leak_rate) s + leak_rate tanh(W s + W_in x + b)
+    washout: int = 10  # steps at the start of each series whose states are not used for fitting
+    ridges: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # ridge grid, relative to the
+    # mean diagonal of the normal equations; the best on the validation windows wins
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation of the recurrent models (the ESN readout is closed form and ignores most of this)."""
+
+    epochs: int = 100  # passes over the training windows at most
+    patience: int = 10  # epochs without a better validation loss before stopping; 0 turns it off
+    batch_size: int = 256  # windows per step (the last batch is padded, so the step compiles once)
+    learning_rate: float = 3e-3  # AdamW peak learning rate, after a short warm-up, cosine-decayed
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    clip_norm: float = 1.0  # gradients are clipped to this global norm
+    seed: int = 0  # everything random (initial weights, reservoir, batch order) derives from it
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -212,7 +212,7 @@ def calendar_features(ds: np.ndarray, freq: str) -> np.ndarray:
         if name == "hour":
             phase = (index.hour + index.minute / 60.0) / 24.0
         elif name == "weekday":
-            phase = index.dayofweek / 7.0
+            phase = index.day_of_week / 7.0
         else:
             phase = (index.month - 1) / 12.0
         angle = 2 * np.pi * np.asarray(phase, dtype=np.float64)

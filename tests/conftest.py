@@ -19,3 +19,28 @@ def write_csv(tmp_path, monkeypatch):
         return path.relative_to(tmp_path)
 
     return write
+
+
+def seasonal_frame(n_series=2, length=150, period=7, noise=0.3, seed=0, start="2024-01-01", freq="D"):
+    """Long frame of noisy sine waves with different levels: unique_id, ds, y."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    frames = []
+    for s in range(n_series):
+        y = 10 + 5 * s + 3 * np.sin(2 * np.pi * t / period + s) + noise * rng.standard_normal(length)
+        frames.append(pd.DataFrame({"unique_id": f"s{s}", "ds": pd.date_range(start, periods=length, freq=freq),
+                                    "y": y.round(4)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture
+def seasonal_csv(write_csv):
+    """seasonal_csv(**seasonal_frame kwargs) -> relative path of a CSV of noisy sine waves."""
+
+    def make(name="seasonal.csv", **kwargs):
+        return write_csv(seasonal_frame(**kwargs).to_csv(index=False), name)
+
+    return make

@@ -1,0 +1,72 @@
+"""Model inputs from series: scaled target and covariates plus calendar features, and the last window of each
+series (the history a forecast starts from).
+
+Input rows have the columns [target, covariates..., calendar...], all scaled or bounded, float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecast_cli import timeindex
+from forecast_cli.windows import Scaler
+
+
+def model_inputs(scaled: np.ndarray, ds: np.ndarray, freq: str) -> np.ndarray:
+    """scaled: (n_rows, n_columns), ds: (n_rows,) -> (n_rows, n_columns + n_calendar) float32."""
+    calendar = timeindex.calendar_features(ds, freq)
+    return np.concatenate([scaled, calendar], axis=1).astype(np.float32)
+
+
+@dataclass
+class History:
+    """The last `lookback` rows of each series, in original units.
+
+    values: (n_series, lookback, n_columns), NaN on the left where a series is shorter than the lookback;
+    last_ds: (n_series,) the last timestamp; length: (n_series,) rows available (at most lookback).
+    """
+
+    ids: np.ndarray
+    values: np.ndarray
+    last_ds: np.ndarray
+    length: np.ndarray
+
+
+def last_windows(ids: np.ndarray, values: np.ndarray, ds: np.ndarray, starts: np.ndarray, lookback: int) -> History:
+    """History of every series of a panel laid out by `starts`."""
+    lengths = np.diff(starts)
+    offsets = np.arange(-lookback, 0)  # relative to the end of each series
+    rows = starts[1:, None] + offsets[None, :]
+    inside = offsets[None, :] >= -lengths[:, None]
+    window = np.where(inside[..., None], values[np.clip(rows, 0, len(values) - 1)], np.nan)
+    return History(np.asarray(ids, dtype=str), window, ds[starts[1:] - 1], np.minimum(lengths, lookback))
+
+
+def stamps_around(last_ds: np.ndarray, freq: str, before: int, after: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each series' last stamp: the `before` stamps ending at it and the `after` stamps following it.
+
+    Returns (past: (n_series, before), future: (n_series, after)). Computed once per distinct last stamp.
+    """
+    unique, inverse = np.unique(last_ds, return_inverse=True)
+    past, future = [], []
+    for last in unique:
+        if timeindex.is_int_freq(freq):
+            step = timeindex.int_step(freq)
+            past.append(last - step * np.arange(before - 1, -1, -1))
+        else:
+            past.append(pd.date_range(end=pd.Timestamp(last), periods=before, freq=timeindex.to_offset(freq)).to_numpy())
+        future.append(timeindex.future_times(last, freq, after))
+    return np.stack(past)[inverse], np.stack(future)[inverse]
+
+
+def window_inputs(history: History, scaler: Scaler, freq: str) -> np.ndarray:
+    """Model input windows for a forecast: (n_series, lookback, n_features), NaN where history is missing."""
+    n, lookback, n_columns = history.values.shape
+    scaled = (history.values - scaler.loc[:, None, :]) / scaler.scale[:, None, :]
+    past, _ = stamps_around(history.last_ds, freq, lookback, 0)
+    calendar = timeindex.calendar_features(past.reshape(-1), freq)
+    calendar = calendar.reshape(n, lookback, calendar.shape[1])
+    return np.concatenate([scaled, calendar], axis=2).astype(np.float32)

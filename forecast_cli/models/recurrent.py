@@ -1,0 +1,49 @@
+"""GRU, LSTM and Elman forecasters: stacked recurrent layers over the input window, then a dense head that
+emits every horizon step at once (direct multi-horizon, no recursive error build-up)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from forecast_cli.config import RecurrentConfig
+
+CELLS = {"gru": nnx.GRUCell, "lstm": nnx.LSTMCell, "elman": nnx.SimpleCell}
+
+
+class RecurrentForecaster(nnx.Module):
+    """x: (batch, lookback, n_features) -> (batch, horizon)."""
+
+    def __init__(self, n_features: int, horizon: int, config: RecurrentConfig, *, rngs: nnx.Rngs):
+        cell = CELLS[config.cell]
+        sizes = [n_features] + [config.hidden] * config.layers
+        self.layers = nnx.List(
+            # rngs=False: an RNN that keeps its own RNG counter breaks jit over split state (TOOLCHAIN.md)
+            nnx.RNN(cell(i, config.hidden, rngs=rngs), return_carry=True, rngs=False)
+            for i in sizes[:-1]
+        )
+        self.lstm = config.cell == "lstm"  # its carry is a (cell, hidden) pair
+        self.hidden = config.hidden
+        self.dropout = nnx.Dropout(config.dropout)
+        self.head = nnx.Linear(config.hidden, horizon, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, dropout_key: jax.Array | None = None) -> jax.Array:
+        h = x
+        zeros = jnp.zeros((x.shape[0], self.hidden), x.dtype)
+        for rnn in self.layers:
+            _, h = rnn(h, initial_carry=(zeros, zeros) if self.lstm else zeros)
+        last = h[:, -1]
+        if dropout_key is not None:
+            last = self.dropout(last, deterministic=False, rngs=nnx.Rngs(dropout=dropout_key))
+        return self.head(last)
+
+
+def build(n_features: int, horizon: int, config: RecurrentConfig, key: jax.Array) -> RecurrentForecaster:
+    return RecurrentForecaster(n_features, horizon, config, rngs=nnx.Rngs(params=key))
+
+
+def abstract(n_features: int, horizon: int, config: RecurrentConfig) -> RecurrentForecaster:
+    """The model's structure without computing initial weights (cheap: for loading saved weights)."""
+    return nnx.eval_shape(lambda: build(n_features, horizon, config, jax.random.key(0)))
+

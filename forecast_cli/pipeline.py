@@ -1,0 +1,267 @@
+"""From a Panel to a trained Artifact, and from an Artifact (plus optional fresh data) to a forecast frame.
+
+This is the library behind `forecast train` and `forecast predict`; it prints nothing and reports progress
+through an optional callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecast_cli import timeindex
+from forecast_cli.config import RECURRENT_KINDS, DataConfig, ESNConfig, RecurrentConfig, TrainConfig, WindowConfig
+from forecast_cli.data import Panel
+from forecast_cli.errors import ConfigError, DataError
+from forecast_cli.features import History, last_windows, model_inputs, stamps_around, window_inputs
+from forecast_cli.models import flatten_params, make_predictor
+from forecast_cli.models.baselines import naive, seasonal_naive
+from forecast_cli.persistence import Artifact
+from forecast_cli.windows import Scaler, default_val_size, fit_scaler, gather_windows, window_starts
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything `forecast train` decides besides the data."""
+
+    kind: str = "gru"
+    horizon: int | None = None  # default: about one season of the frequency (timeindex.default_horizon)
+    lookback: int | None = None  # default: default_lookback(), capped by the data
+    scaling: str = "standard"
+    recurrent: RecurrentConfig = RecurrentConfig()
+    esn: ESNConfig = ESNConfig()
+    train: TrainConfig = TrainConfig()
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+def default_lookback(horizon: int, season: int) -> int:
+    """A few seasonal cycles, and at least two horizons: 21 for daily, 72 for hourly, 36 for monthly."""
+    return max(2 * horizon, 3 * season if 3 * season <= 200 else season)
+
+
+def resolve_window(panel: Panel, horizon: int | None, lookback: int | None) -> WindowConfig:
+    """The window sizes for this panel; DataError when no series is long enough for them."""
+    season = timeindex.season_length(panel.freq)
+    horizon = horizon or timeindex.default_horizon(panel.freq)
+    if horizon < 1 or (lookback is not None and lookback < 1):
+        raise ConfigError("--horizon and --lookback must be at least 1")
+    lengths = panel.lengths
+    room = lengths - default_val_size(lengths, horizon) - horizon  # the longest lookback each series allows
+    if lookback is None:
+        typical = int(np.median(room))
+        lookback = max(1, min(default_lookback(horizon, season), typical if typical >= 1 else int(room.max())))
+    if room.max() < lookback:
+        longest = int(lengths.max())
+        raise DataError(
+            f"{panel.source}: every series is too short for lookback={lookback} + horizon={horizon} plus "
+            f"validation: the longest, '{panel.ids[int(lengths.argmax())]}', has {longest} rows. "
+            "Use a smaller --lookback or --horizon"
+        )
+    return WindowConfig(lookback=lookback, horizon=horizon)
+
+
+def fingerprint(panel: Panel) -> str:
+    digest = hashlib.sha256()
+    for part in (panel.ids.astype(str), panel.ds, panel.values):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], None] | None = None
+                   ) -> Artifact:
+    """Fit a model of kind `spec.kind` to every series of `panel` (one global model)."""
+    import jax
+
+    start = time.perf_counter()
+    window = resolve_window(panel, spec.horizon, spec.lookback)
+    L, H = window.lookback, window.horizon
+    starts, lengths = panel.starts, panel.lengths
+    val_size = default_val_size(lengths, H)
+    cut = lengths - val_size
+    scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling)
+    inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
+    train_idx, val_idx = window_starts(starts, L, H, val_size)
+    key = jax.random.key(spec.train.seed)
+    manifest = {
+        "kind": spec.kind,
+        "window": {**window.to_dict(), "scaling": spec.scaling},
+        "train": spec.train.to_dict(),
+        "data": spec.data.to_dict(),
+        "freq": panel.freq,
+        "season": timeindex.season_length(panel.freq),
+        "covariates": list(panel.covariates),
+        "columns": panel.columns,
+        "n_features": int(inputs.shape[1]),
+        "calendar": list(timeindex.calendar_feature_names(panel.freq)),
+        "series": panel.ids.tolist(),
+        "fingerprint": fingerprint(panel),
+        "device": str(jax.devices()[0].platform),
+    }
+    params, fit_info = _fit(spec, inputs, starts, cut, train_idx, val_idx, window, key, on_epoch)
+    manifest["model"] = fit_info.pop("model_config")
+    manifest["fit"] = fit_info
+    predictor = make_predictor(spec.kind, manifest, params)
+    manifest["validation"] = validation_metrics(predictor, inputs, panel, scaler, val_idx, window, manifest["season"])
+    history = last_windows(panel.ids, panel.values, panel.ds, starts, L)
+    manifest["training_seconds"] = round(time.perf_counter() - start, 3)
+    arrays = {f"params/{k}": v for k, v in params.items()}
+    arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
+                   "history/last_ds": history.last_ds, "history/length": history.length})
+    return Artifact(manifest, arrays)
+
+
+def _fit(spec, inputs, starts, cut, train_idx, val_idx, window, key, on_epoch):
+    """Fit the model; returns (flat params, info including "model_config")."""
+    L, H = window.lookback, window.horizon
+    if spec.kind in RECURRENT_KINDS:
+        from flax import nnx
+
+        from forecast_cli import train
+        from forecast_cli.models import recurrent
+
+        if not len(train_idx):
+            raise DataError("no series is long enough to give a training window; use a smaller --lookback")
+        config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": spec.kind})
+        model_key, train_key = jax_split(key)
+        model = recurrent.build(inputs.shape[1], H, config, model_key)
+        model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key,
+                                   dropout=config.dropout > 0, on_epoch=on_epoch)
+        info = {"epochs": len(history.train_loss), "best_epoch": history.best_epoch,
+                "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
+                "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
+        return flatten_params(nnx.to_pure_dict(nnx.state(model))), {**info, "model_config": config.to_dict()}
+    if spec.kind == "esn":
+        from forecast_cli.models import esn
+
+        config = spec.esn
+        reservoir = esn.init_reservoir(inputs.shape[1], config, key)
+        try:
+            readout, info = esn.fit(reservoir, inputs, starts, cut, H, config)
+        except ValueError as e:
+            raise DataError(f"cannot fit the ESN readout: {e}; use longer series or a smaller --horizon") from e
+        if on_epoch:
+            on_epoch(1, {"train_loss": float("nan"), "val_loss": info["val_loss"] or float("nan"),
+                         "best_val_loss": info["val_loss"] or float("nan")})
+        return {**reservoir, "readout": readout}, {**info, "model_config": config.to_dict()}
+    if spec.kind in ("naive", "snaive"):
+        return {}, {"model_config": {}}
+    raise ConfigError(f"Unknown --model '{spec.kind}'")
+
+
+def jax_split(key):
+    import jax
+
+    return jax.random.split(key)
+
+
+def validation_metrics(predictor, inputs, panel, scaler, val_idx, window, season) -> dict:
+    """MAE in original units on the validation windows, for the model and for the naive baselines."""
+    if not len(val_idx):
+        return {"windows": 0}
+    L, H = window.lookback, window.horizon
+    X, Y = gather_windows(inputs, val_idx, L, H)
+    series = np.searchsorted(panel.starts, val_idx, side="right") - 1
+    truth = scaler.inverse_target(Y, series)
+    raw_history = scaler.inverse_target(X[:, :, 0], series)
+    maes = {
+        "model": predictor(X),
+        "naive": naive(raw_history, H),
+        "snaive": seasonal_naive(raw_history, H, season),
+    }
+    out = {"windows": int(len(val_idx))}
+    for name, pred in maes.items():
+        pred = scaler.inverse_target(pred, series) if name == "model" else pred
+        out[f"{name}_mae"] = float(np.mean(np.abs(pred - truth)))
+    return out
+
+
+@dataclass
+class Forecast:
+    frame: pd.DataFrame  # unique_id, ds, y_hat
+    fallback: list[str]  # series forecast by seasonal naive because their history is shorter than the lookback
+    rolled: bool  # horizon longer than trained: recursive roll-forward was used
+
+
+def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None) -> Forecast:
+    """Forecast `horizon` steps after the end of every series: of `panel` when given (known series keep their
+    training scaling; new ones are scaled by their own history), else of the data the model was trained on."""
+    m = artifact.manifest
+    L, trained_h = m["window"]["lookback"], m["window"]["horizon"]
+    horizon = horizon or trained_h
+    if horizon < 1:
+        raise ConfigError("--horizon must be at least 1")
+    stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"])
+    if panel is None:
+        a = artifact.arrays
+        history = History(np.asarray(m["series"], dtype=str), a["history/values"], a["history/last_ds"],
+                          a["history/length"])
+        scaler = stored
+    else:
+        history, scaler = _history_from_panel(panel, m, stored)
+    predictor = make_predictor(m["kind"], m, artifact.params())
+    y_hat = np.empty((len(history.ids), horizon))
+    short = history.length < L
+    if (~short).any():
+        y_hat[~short] = _roll_forward(predictor, _select(history, ~short), Scaler(scaler.loc[~short],
+                                      scaler.scale[~short]), m["freq"], trained_h, horizon)
+    if short.any():
+        raw = history.values[short, :, 0]
+        y_hat[short] = [seasonal_naive(r[~np.isnan(r)][None], horizon, m["season"])[0] for r in raw]
+    _, future = stamps_around(history.last_ds, m["freq"], 1, horizon)
+    frame = pd.DataFrame({
+        "unique_id": np.repeat(history.ids, horizon),
+        "ds": future.reshape(-1),
+        "y_hat": y_hat.reshape(-1),
+    })
+    return Forecast(frame, history.ids[short].tolist(), horizon > trained_h)
+
+
+def _select(history: History, mask: np.ndarray) -> History:
+    return History(history.ids[mask], history.values[mask], history.last_ds[mask], history.length[mask])
+
+
+def _history_from_panel(panel: Panel, m: dict, stored: Scaler) -> tuple[History, Scaler]:
+    if panel.freq != m["freq"]:
+        raise DataError(f"{panel.source}: the data is {timeindex.describe(panel.freq)} ({panel.freq}) but the "
+                        f"model was trained on {timeindex.describe(m['freq'])} ({m['freq']}) data")
+    L = m["window"]["lookback"]
+    history = last_windows(panel.ids, panel.values, panel.ds, panel.starts, L)
+    own = fit_scaler(panel.values, panel.starts, method=m["window"]["scaling"])
+    known = {sid: i for i, sid in enumerate(m["series"])}
+    index = np.array([known.get(sid, -1) for sid in history.ids])
+    seen = index >= 0
+    loc, scale = own.loc.copy(), own.scale.copy()
+    loc[seen], scale[seen] = stored.loc[index[seen]], stored.scale[index[seen]]
+    return history, Scaler(loc, scale)
+
+
+def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, trained_h: int, horizon: int
+                  ) -> np.ndarray:
+    """Forecast `horizon` steps; beyond the trained horizon, feed forecasts back in as inputs (covariates
+    are held at their last observed value, calendar features follow the future timestamps)."""
+    X = window_inputs(history, scaler, freq)
+    n, L, _ = X.shape
+    n_columns = history.values.shape[2]
+    _, future = stamps_around(history.last_ds, freq, 1, horizon)
+    steps = []
+    done = 0
+    while done < horizon:
+        pred = np.asarray(predictor(X), np.float64)
+        steps.append(pred)
+        done += pred.shape[1]
+        if done >= horizon:
+            break
+        new = np.repeat(X[:, -1:, :], pred.shape[1], axis=1).copy()  # holds the covariates
+        new[:, :, 0] = pred
+        stamps = future[:, done - pred.shape[1] : done]
+        if X.shape[2] > n_columns:
+            calendar = timeindex.calendar_features(stamps.reshape(-1), freq)
+            new[:, :, n_columns:] = calendar.reshape(n, pred.shape[1], X.shape[2] - n_columns)
+        X = np.concatenate([X, new.astype(np.float32)], axis=1)[:, -L:]
+    scaled = np.concatenate(steps, axis=1)[:, :horizon]
+    return scaled * scaler.scale[:, :1] + scaler.loc[:, :1]

@@ -1,0 +1,173 @@
+"""Training of the recurrent forecasters: backpropagation through time, AdamW, early stopping.
+
+The model sees windows gathered on the device by index from one `inputs: (n_rows, n_features)` array
+(column 0 is the scaled target), so the data is transferred once. A whole epoch (shuffle, every minibatch,
+the optimizer updates) is one compiled call: `lax.scan` over minibatches of a fixed size, the last one padded
+with zero-weight windows, so nothing recompiles per batch or per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from forecast_cli.config import TrainConfig
+from forecast_cli.errors import TrainingError
+
+Array = jax.Array
+
+
+@dataclass
+class History:
+    """Per-epoch losses (mean squared error on scaled values) and where training stopped."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def gather(inputs: Array, begin: Array, lookback: int, horizon: int) -> tuple[Array, Array]:
+    """Windows starting at rows `begin: (batch,)` -> X: (batch, lookback, n_features), Y: (batch, horizon)."""
+    X = inputs[begin[:, None] + jnp.arange(lookback)]
+    Y = inputs[begin[:, None] + lookback + jnp.arange(horizon), 0]
+    return X, Y
+
+
+def batches(n: int, batch_size: int) -> tuple[int, int]:
+    """(batch size actually used, number of batches): a batch never exceeds the number of windows."""
+    size = max(1, min(batch_size, n))
+    return size, math.ceil(n / size)
+
+
+def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=config.learning_rate * 0.1,
+        peak_value=config.learning_rate,
+        warmup_steps=max(1, total_steps // 20),
+        decay_steps=max(2, total_steps),
+        end_value=config.learning_rate * 0.05,
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(config.clip_norm),
+        optax.adamw(schedule, weight_decay=config.weight_decay),
+    )
+
+
+def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool):
+    """The compiled epoch and evaluation functions for one run (shapes fixed, so each compiles once)."""
+
+    def loss_fn(params, inputs, begin, weight, key):
+        X, Y = gather(inputs, begin, lookback, horizon)
+        pred = nnx.merge(graphdef, params)(X, dropout_key=key if dropout else None)
+        per_window = jnp.mean((pred - Y) ** 2, axis=1)
+        return jnp.sum(per_window * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+    @jax.jit
+    def train_epoch(params, opt_state, inputs, train_idx, key):
+        order_key, dropout_key = jax.random.split(key)
+        order = jax.random.permutation(order_key, train_idx)
+        pad = batch_size * n_batches - order.shape[0]
+        begin = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_batches, batch_size)
+        weight = jnp.concatenate([jnp.ones(order.shape[0]), jnp.zeros(pad)]).reshape(n_batches, batch_size)
+        keys = jax.random.split(dropout_key, n_batches)
+
+        def step(carry, batch):
+            params, opt_state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params, inputs, *batch)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(batch[1])
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (begin, weight, keys))
+        return params, opt_state, jnp.sum(losses) / order.shape[0]
+
+    return train_epoch
+
+
+def make_evaluate(graphdef, lookback: int, horizon: int):
+    @jax.jit
+    def evaluate(params, inputs, begin, weight):
+        """Mean squared error over windows `begin: (n_batches, batch)` with weights (0 for padding)."""
+
+        def one(params, batch):  # params ride in the carry: a closed-over State cannot merge in a nested trace
+            b, w = batch
+            X, Y = gather(inputs, b, lookback, horizon)
+            pred = nnx.merge(graphdef, params)(X)
+            return params, jnp.sum(jnp.mean((pred - Y) ** 2, axis=1) * w)
+
+        _, sums = jax.lax.scan(one, params, (begin, weight))
+        return jnp.sum(sums) / jnp.maximum(jnp.sum(weight), 1.0)
+
+    return evaluate
+
+
+def pad_to_batches(idx: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """idx: (n,) -> (n_batches, batch) indices and weights, padded with zero-weight copies of idx[0]."""
+    size, n_batches = batches(len(idx), batch_size)
+    pad = size * n_batches - len(idx)
+    begin = np.concatenate([idx, np.full(pad, idx[0] if len(idx) else 0)]).reshape(n_batches, size)
+    weight = np.concatenate([np.ones(len(idx)), np.zeros(pad)]).reshape(n_batches, size)
+    return begin, weight.astype(np.float32)
+
+
+def fit(
+    model: nnx.Module,
+    inputs: np.ndarray,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    lookback: int,
+    horizon: int,
+    config: TrainConfig,
+    key: Array,
+    dropout: bool = False,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> tuple[nnx.Module, History]:
+    """Train `model` on windows of `inputs: (n_rows, n_features)` starting at `train_idx`; stop early on
+    the loss at `val_idx` and return the model with the best validation weights restored."""
+    if len(train_idx) == 0:
+        raise TrainingError("no training windows: the series are too short for this lookback and horizon")
+    start = time.perf_counter()
+    graphdef, params = nnx.split(model)
+    size, n_batches = batches(len(train_idx), config.batch_size)
+    tx = make_optimizer(config, config.epochs * n_batches)
+    opt_state = tx.init(params)
+    train_epoch = make_steps(graphdef, tx, lookback, horizon, size, n_batches, dropout)
+    evaluate = make_evaluate(graphdef, lookback, horizon)
+    inputs = jnp.asarray(inputs, jnp.float32)
+    train_idx = jnp.asarray(train_idx, jnp.int32)
+    monitor = val_idx if len(val_idx) else np.asarray(train_idx)
+    val_begin, val_weight = (jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024))
+    history = History()
+    best, best_loss, waited = params, math.inf, 0
+    for epoch in range(1, config.epochs + 1):
+        key, epoch_key = jax.random.split(key)
+        params, opt_state, train_loss = train_epoch(params, opt_state, inputs, train_idx, epoch_key)
+        val_loss = float(evaluate(params, inputs, val_begin, val_weight))
+        train_loss = float(train_loss)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise TrainingError(
+                f"training diverged at epoch {epoch} (loss {train_loss}); nothing was saved. "
+                "Try a smaller --learning-rate or check the data for extreme values"
+            )
+        history.train_loss.append(train_loss)
+        history.val_loss.append(val_loss)
+        if val_loss < best_loss:
+            best, best_loss, waited, history.best_epoch = params, val_loss, 0, epoch
+        else:
+            waited += 1
+        if on_epoch:
+            on_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss, "best_val_loss": best_loss})
+        if config.patience and waited >= config.patience:
+            history.stopped_early = True
+            break
+    history.seconds = time.perf_counter() - start
+    return nnx.merge(graphdef, best), history
