@@ -68,8 +68,9 @@ class Panel:
         return self.frame["ds"].to_numpy()
 
 
-def read_series(source: str | Path, config: DataConfig = DataConfig()) -> Panel:
+def read_series(source: str | Path, config: DataConfig | None = None) -> Panel:
     """Read a CSV file (or "-" for stdin) into a validated Panel. Raises DataError or ConfigError."""
+    config = config or DataConfig()
     if config.fill not in FILL_POLICIES:
         raise ConfigError(f"Unknown --fill '{config.fill}'; choose one of {', '.join(FILL_POLICIES)}.")
     if config.layout is not None and config.layout not in LAYOUTS:

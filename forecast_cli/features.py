@@ -57,7 +57,8 @@ def stamps_around(last_ds: np.ndarray, freq: str, before: int, after: int) -> tu
             step = timeindex.int_step(freq)
             past.append(last - step * np.arange(before - 1, -1, -1))
         else:
-            past.append(pd.date_range(end=pd.Timestamp(last), periods=before, freq=timeindex.to_offset(freq)).to_numpy())
+            offset = timeindex.to_offset(freq)
+            past.append(pd.date_range(end=pd.Timestamp(last), periods=before, freq=offset).to_numpy())
         future.append(timeindex.future_times(last, freq, after))
     return np.stack(past)[inverse], np.stack(future)[inverse]
 

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 from forecast_cli import timeindex
-from forecast_cli.config import RECURRENT_KINDS, DataConfig, ESNConfig, RecurrentConfig, TrainConfig, WindowConfig
+from forecast_cli.config import (
+    RECURRENT_KINDS,
+    DataConfig,
+    ESNConfig,
+    RecurrentConfig,
+    TrainConfig,
+    WindowConfig,
+)
 from forecast_cli.data import Panel
 from forecast_cli.errors import ConfigError, DataError
 from forecast_cli.features import History, last_windows, model_inputs, stamps_around, window_inputs

@@ -1,6 +1,8 @@
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("FORECAST_CACHE_DIR", tempfile.mkdtemp(prefix="forecast-test-cache-"))
 
 import pytest  # noqa: E402
 

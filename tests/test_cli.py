@@ -7,7 +7,7 @@ from forecast_cli.cli import app
 
 runner = CliRunner()
 
-LONG = "unique_id,ds,y\nA,2024-01-01,1\nA,2024-01-02,2\nA,2024-01-03,3\nB,2024-01-01,5\nB,2024-01-02,6\nB,2024-01-03,7\n"
+LONG = "unique_id,ds,y\n" + "".join(f"{s},2024-01-0{d},{v + d}\n" for s, v in (("A", 0), ("B", 4)) for d in (1, 2, 3))
 
 
 def command_names():

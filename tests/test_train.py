@@ -1,0 +1,54 @@
+import logging
+
+import jax
+import numpy as np
+import pytest
+
+from forecast_cli import train
+from forecast_cli.config import RecurrentConfig, TrainConfig
+from forecast_cli.errors import TrainingError
+from forecast_cli.models import recurrent
+
+
+def sine_inputs(n=300):
+    t = np.arange(n)
+    return np.sin(2 * np.pi * t / 12)[:, None].astype(np.float32)
+
+
+def run(epochs, batch_size=16, learning_rate=1e-2, inputs=None):
+    inputs = sine_inputs() if inputs is None else inputs
+    model = recurrent.build(1, 4, RecurrentConfig(hidden=8), jax.random.key(0))
+    idx = np.arange(0, 250)
+    config = TrainConfig(epochs=epochs, patience=0, batch_size=batch_size, learning_rate=learning_rate)
+    return train.fit(model, inputs, idx[:200], idx[200:], 12, 4, config, jax.random.key(1))
+
+
+def test_loss_goes_down():
+    _, history = run(epochs=10)
+    assert history.train_loss[-1] < 0.5 * history.train_loss[0]
+    assert all(np.isfinite(history.val_loss))
+
+
+def test_the_epoch_compiles_once_whatever_the_number_of_epochs_and_batches(caplog):
+    def compiles(epochs):
+        caplog.clear()
+        with jax.log_compiles(), caplog.at_level(logging.WARNING):
+            run(epochs=epochs, batch_size=7)  # 200 windows: 29 batches, the last one padded
+        return sum(r.getMessage().startswith("Compiling jit(train_epoch)") for r in caplog.records)
+
+    assert compiles(2) == compiles(6) == 1
+
+
+def test_early_stopping_restores_the_best_epoch():
+    model = recurrent.build(1, 4, RecurrentConfig(hidden=8), jax.random.key(0))
+    idx = np.arange(250)
+    config = TrainConfig(epochs=200, patience=3, batch_size=16, learning_rate=5e-2)
+    _, history = train.fit(model, sine_inputs(), idx[:200], idx[200:], 12, 4, config, jax.random.key(1))
+    assert history.stopped_early
+    assert len(history.val_loss) == history.best_epoch + 3
+    assert history.val_loss[history.best_epoch - 1] == min(history.val_loss)
+
+
+def test_divergence_is_a_training_error():
+    with pytest.raises(TrainingError, match="diverged"):
+        run(epochs=3, learning_rate=1e35, inputs=sine_inputs() * 1e4)
