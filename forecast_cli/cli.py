@@ -199,6 +199,7 @@ ModelDir = Annotated[
 ]
 Horizon = Annotated[int | None, typer.Option("--horizon", "-h", help="Steps to forecast [default: one season].")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Levels = Annotated[str | None, typer.Option("--levels", help="Prediction interval levels in percent, e.g. 80,95.")]
 
 
 def model_dir_path(model_dir: str | None) -> str:
@@ -351,7 +352,7 @@ def train_summary(m: dict, target_dir) -> str:
         gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
         line += (f"\nvalidation MAE over {v['windows']} windows: {v['model_mae']:.4g} "
                  f"(seasonal naive {v['snaive_mae']:.4g}, naive {v['naive_mae']:.4g}; "
-                 f"{gain:+.1f}% vs seasonal naive)")
+                 f"{abs(gain):.1f}% {'below' if gain >= 0 else 'above'} seasonal naive)")
     return line
 
 
@@ -363,16 +364,20 @@ def predict(
     model_dir: ModelDir = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
                                                "instead of stdout.")] = None,
+    levels: Levels = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
-    """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat.
+    """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat (and interval bounds
+    y_hat_lo_80, y_hat_hi_80, ... with --levels).
 
-    Example: forecast predict --horizon 7 -o forecast.csv
+    Example: forecast predict --horizon 7 --levels 80,95 -o forecast.csv
     """
     with user_errors(verbose):
+        from forecast_cli.evaluate import parse_levels
         from forecast_cli.persistence import load_artifact
 
+        interval_levels = parse_levels(levels)
         artifact = load_artifact(model_dir_path(model_dir))
         m = artifact.manifest
         panel = None
@@ -387,7 +392,7 @@ def predict(
         setup_jax(None)
         from forecast_cli.pipeline import predict_frame
 
-        result = predict_frame(artifact, panel, horizon)
+        result = predict_frame(artifact, panel, horizon, interval_levels)
         if not quiet:
             if result.rolled:
                 warn(f"horizon {horizon} is longer than the trained {m['window']['horizon']}: forecasts are fed "
@@ -404,6 +409,93 @@ def predict(
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
+
+
+@app.command()
+def evaluate(
+    data: DataArg,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to backtest; repeat the "
+                                                    "option for several [default: gru].")] = None,
+    horizon: Horizon = None,
+    folds: Annotated[int, typer.Option("--folds", help="Number of forecast origins (cutoffs).")] = 3,
+    step: Annotated[int | None, typer.Option("--step", help="Steps between cutoffs [default: the horizon].")
+                    ] = None,
+    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Retrain at every cutoff, or train once at "
+                                        "the first and only feed newer data.")] = True,
+    lookback: Annotated[int | None, typer.Option("--lookback", help="Input steps per window.")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs per training run.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    per_series: Annotated[bool, typer.Option("--per-series", help="One row per model and series.")] = False,
+    as_json: Json = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+    plot: Annotated[str | None, typer.Option("--plot", help="Draw the backtest forecasts to this PNG.")] = None,
+    id_col: IdCol = None,
+    time_col: TimeCol = None,
+    target: Target = None,
+    covariates: Covariates = None,
+    freq: Freq = None,
+    fill: Fill = "interpolate",
+    layout: Layout = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Backtest models on rolling origins against naive and seasonal naive: MAE, RMSE, sMAPE and MASE.
+
+    Example: forecast evaluate sample_data/sales.csv --model gru --model esn --folds 3
+    """
+    with user_errors(verbose):
+        from forecast_cli.config import MODEL_KINDS, TrainConfig
+        from forecast_cli.data import read_series
+        from forecast_cli.errors import ConfigError
+
+        kinds = model or ["gru"]
+        for kind in kinds:
+            if kind not in MODEL_KINDS:
+                raise ConfigError(f"Unknown --model '{kind}'; choose one of {', '.join(MODEL_KINDS)}")
+        config = data_config(id_col, time_col, target, covariates, freq, fill, layout)
+        panel = read_series(data, config)
+        if not quiet:
+            report_filled(panel)
+        setup_jax(None)
+        from forecast_cli.evaluate import backtest, summarize_scores
+        from forecast_cli.pipeline import TrainSpec
+
+        specs = [TrainSpec(kind=k, lookback=lookback, data=config, train=TrainConfig(epochs=epochs, seed=seed))
+                 for k in dict.fromkeys(kinds)]
+        if not quiet:
+            err.print(f"backtesting {', '.join(dict.fromkeys(kinds))} on {len(panel.ids)} series, {folds} folds",
+                      highlight=False)
+        scores, forecasts = backtest(panel, specs, horizon, folds, step, refit)
+        table = summarize_scores(scores, per_series)
+        if as_json:
+            print(json.dumps({"source": panel.source, "horizon": int(forecasts.groupby(
+                ["model", "fold", "unique_id"]).size().max()), "folds": folds, "refit": refit,
+                "series": len(panel.ids), "rows": table.to_dict(orient="records")}, indent=2))
+        elif as_csv:
+            sys.stdout.write(table.to_csv(index=False, float_format="%.6g"))
+        else:
+            print_scores(table, panel, folds, per_series)
+        if plot:
+            from forecast_cli.plots import plot_backtest
+
+            plot_backtest(panel, forecasts, plot)
+            if not quiet:
+                err.print(f"backtest plot written to {plot}", highlight=False)
+
+
+def print_scores(table, panel, folds: int, per_series: bool) -> None:
+    from rich.table import Table
+
+    view = Table(title=escape(f"{panel.source}: backtest over {len(panel.ids)} series × {folds} folds"),
+                 title_justify="left", caption="sMAPE in %; MASE against in-sample seasonal naive",
+                 caption_justify="left")
+    columns = ["model", "series"] if per_series else ["model"]
+    for name in columns + ["MAE", "RMSE", "sMAPE", "MASE"]:
+        view.add_column(name, justify="left" if name in ("model", "series") else "right")
+    for row in table.itertuples():
+        keys = [row.model, escape(str(row.unique_id))] if per_series else [row.model]
+        view.add_row(*keys, _num(row.mae), _num(row.rmse), f"{row.smape:.2f}", f"{row.mase:.3f}")
+    out.print(view)
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m forecast_cli`

@@ -25,6 +25,7 @@ from forecast_cli.config import (
 )
 from forecast_cli.data import Panel
 from forecast_cli.errors import ConfigError, DataError
+from forecast_cli.evaluate import interval_radius
 from forecast_cli.features import History, last_windows, model_inputs, stamps_around, window_inputs
 from forecast_cli.models import flatten_params, make_predictor
 from forecast_cli.models.baselines import naive, seasonal_naive
@@ -113,12 +114,13 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     manifest["model"] = fit_info.pop("model_config")
     manifest["fit"] = fit_info
     predictor = make_predictor(spec.kind, manifest, params)
-    manifest["validation"] = validation_metrics(predictor, inputs, panel, scaler, val_idx, window, manifest["season"])
+    manifest["validation"], abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window, manifest["season"])
     history = last_windows(panel.ids, panel.values, panel.ds, starts, L)
     manifest["training_seconds"] = round(time.perf_counter() - start, 3)
     arrays = {f"params/{k}": v for k, v in params.items()}
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
-                   "history/last_ds": history.last_ds, "history/length": history.length})
+                   "history/last_ds": history.last_ds, "history/length": history.length,
+                   "calibration/abs_errors": abs_errors})
     return Artifact(manifest, arrays)
 
 
@@ -166,25 +168,31 @@ def jax_split(key):
     return jax.random.split(key)
 
 
-def validation_metrics(predictor, inputs, panel, scaler, val_idx, window, season) -> dict:
-    """MAE in original units on the validation windows, for the model and for the naive baselines."""
-    if not len(val_idx):
-        return {"windows": 0}
+MAX_CALIBRATION_WINDOWS = 20_000
+
+
+def validate(predictor, inputs, panel, scaler, val_idx, window, season) -> tuple[dict, np.ndarray]:
+    """On the validation windows: MAE in original units of the model and of the naive baselines, and the
+    model's absolute errors in scaled units, (n_windows, horizon), which calibrate the prediction intervals."""
     L, H = window.lookback, window.horizon
+    if not len(val_idx):
+        return {"windows": 0}, np.zeros((0, H), np.float32)
     X, Y = gather_windows(inputs, val_idx, L, H)
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
+    pred = np.asarray(predictor(X), np.float64)
     truth = scaler.inverse_target(Y, series)
     raw_history = scaler.inverse_target(X[:, :, 0], series)
-    maes = {
-        "model": predictor(X),
+    forecasts = {
+        "model": scaler.inverse_target(pred, series),
         "naive": naive(raw_history, H),
         "snaive": seasonal_naive(raw_history, H, season),
     }
-    out = {"windows": int(len(val_idx))}
-    for name, pred in maes.items():
-        pred = scaler.inverse_target(pred, series) if name == "model" else pred
-        out[f"{name}_mae"] = float(np.mean(np.abs(pred - truth)))
-    return out
+    metrics = {"windows": int(len(val_idx))}
+    metrics.update({f"{name}_mae": float(np.mean(np.abs(f - truth))) for name, f in forecasts.items()})
+    abs_errors = np.abs(pred - Y)
+    if len(abs_errors) > MAX_CALIBRATION_WINDOWS:
+        abs_errors = abs_errors[np.linspace(0, len(abs_errors) - 1, MAX_CALIBRATION_WINDOWS).astype(int)]
+    return metrics, abs_errors.astype(np.float32)
 
 
 @dataclass
@@ -194,9 +202,12 @@ class Forecast:
     rolled: bool  # horizon longer than trained: recursive roll-forward was used
 
 
-def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None) -> Forecast:
+def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
+                  levels: list[int] | tuple[int, ...] = ()) -> Forecast:
     """Forecast `horizon` steps after the end of every series: of `panel` when given (known series keep their
-    training scaling; new ones are scaled by their own history), else of the data the model was trained on."""
+    training scaling; new ones are scaled by their own history), else of the data the model was trained on.
+
+    `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>."""
     m = artifact.manifest
     L, trained_h = m["window"]["lookback"], m["window"]["horizon"]
     horizon = horizon or trained_h
@@ -225,6 +236,14 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         "ds": future.reshape(-1),
         "y_hat": y_hat.reshape(-1),
     })
+    abs_errors = artifact.arrays.get("calibration/abs_errors")
+    for level in levels:
+        if abs_errors is None or not len(abs_errors):
+            raise ConfigError("this model kept no validation errors to calibrate intervals (its series were too "
+                              "short for a validation window); retrain on longer series or drop --levels")
+        radius = interval_radius(abs_errors, level / 100, horizon)[None, :] * scaler.scale[:, :1]
+        frame[f"y_hat_lo_{level}"] = (y_hat - radius).reshape(-1)
+        frame[f"y_hat_hi_{level}"] = (y_hat + radius).reshape(-1)
     return Forecast(frame, history.ids[short].tolist(), horizon > trained_h)
 
 

@@ -2,7 +2,7 @@ import os
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("FORECAST_CACHE_DIR", tempfile.mkdtemp(prefix="forecast-test-cache-"))
+os.environ.setdefault("FORECAST_CACHE_DIR", os.path.join(tempfile.gettempdir(), "forecast-test-cache"))
 
 import pytest  # noqa: E402
 

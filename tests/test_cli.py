@@ -95,3 +95,13 @@ def test_missing_file_exits_2(tmp_path):
 
 def test_bad_option_exits_2():
     assert runner.invoke(app, ["inspect", "--no-such-flag", "x.csv"]).exit_code == 2
+
+
+def test_help_imports_no_heavy_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys; from forecast_cli.cli import app; "
+            "print(sorted(m for m in ('jax', 'flax', 'optax', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

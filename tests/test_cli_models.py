@@ -40,7 +40,7 @@ def test_train_reports_validation_against_seasonal_naive(seasonal_csv):
     assert result.exit_code == 0, result.output
     assert "training gru on 2 series" in result.stderr
     assert "epoch 2/2" in result.stderr  # plain lines when stderr is not a terminal
-    assert "vs seasonal naive" in result.stderr
+    assert "seasonal naive)" in result.stderr
     assert result.stdout == ""
 
 

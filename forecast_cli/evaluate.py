@@ -1,0 +1,164 @@
+"""How good a forecast is: error metrics, rolling-origin backtests against naive baselines, and conformal
+prediction intervals.
+
+Metrics follow the M-competitions: sMAPE in percent (0-200), MASE scaled by the in-sample MAE of the seasonal
+naive forecast (naive when the series is no longer than a season), each computed per series and fold, then
+averaged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+
+from forecast_cli import timeindex
+from forecast_cli.data import Panel
+from forecast_cli.errors import ConfigError, DataError
+
+METRICS = ("mae", "rmse", "smape", "mase")
+BASELINES = ("naive", "snaive")
+
+
+def mae(y: np.ndarray, f: np.ndarray) -> float:
+    return float(np.mean(np.abs(y - f)))
+
+
+def rmse(y: np.ndarray, f: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y - f) ** 2)))
+
+
+def smape(y: np.ndarray, f: np.ndarray) -> float:
+    """Symmetric MAPE in percent, 200 |y - f| / (|y| + |f|); a step where both are 0 counts as 0."""
+    denominator = np.abs(y) + np.abs(f)
+    ratio = np.divide(2 * np.abs(y - f), denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    return float(100 * np.mean(ratio))
+
+
+def mase_scale(insample: np.ndarray, season: int) -> float:
+    """In-sample MAE of the seasonal naive forecast (lag `season`, or lag 1 when the series is too short)."""
+    lag = season if len(insample) > season else 1
+    if len(insample) <= lag:
+        return math.nan
+    return float(np.mean(np.abs(insample[lag:] - insample[:-lag])))
+
+
+def mase(y: np.ndarray, f: np.ndarray, insample: np.ndarray, season: int) -> float:
+    scale = mase_scale(insample, season)
+    return mae(y, f) / scale if scale and scale > 0 else math.nan
+
+
+def truncate(panel: Panel, drop: int) -> Panel:
+    """The panel without the last `drop` rows of each series (series left with no rows are removed)."""
+    position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
+    keep = position_from_end > drop
+    frame = panel.frame[keep].reset_index(drop=True)
+    kept_series = np.isin(panel.ids, frame["unique_id"].unique())
+    return dataclasses.replace(panel, frame=frame, missing_timestamps=panel.missing_timestamps[kept_series],
+                               missing_values=panel.missing_values[kept_series])
+
+
+def cutoffs_for(folds: int, horizon: int, step: int) -> list[int]:
+    """Rows dropped from the end of each series for each fold, oldest fold first."""
+    if folds < 1 or step < 1:
+        raise ConfigError("--folds and --step must be at least 1")
+    return [horizon + (folds - 1 - k) * step for k in range(folds)]
+
+
+def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, step: int | None = None,
+             refit: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rolling-origin evaluation of every TrainSpec in `specs` (naive and seasonal naive are always added).
+
+    Fold k forecasts `horizon` steps from a cutoff that leaves horizon + (folds-1-k)·step rows after it, using
+    only the data up to the cutoff; with refit=False each model is trained once, at the first cutoff, and
+    later folds only feed it the newer data. Returns (scores: one row per model, series and fold, forecasts:
+    unique_id, ds, model, fold, y, y_hat).
+    """
+    from forecast_cli.pipeline import TrainSpec, predict_frame, resolve_window, train_artifact
+
+    horizon = horizon or timeindex.default_horizon(panel.freq)
+    step = step or horizon
+    drops = cutoffs_for(folds, horizon, step)
+    first = truncate(panel, drops[0])
+    if not len(first.frame):
+        raise DataError(f"{panel.source}: too short for {folds} folds of horizon {horizon}; use fewer --folds")
+    names = [s.kind for s in specs]
+    specs = list(specs) + [TrainSpec(kind=k) for k in BASELINES if k not in names]
+    season = timeindex.season_length(panel.freq)
+    scores, forecasts = [], []
+    for spec in specs:
+        window = resolve_window(first, horizon, spec.lookback)  # one window for all folds
+        spec = dataclasses.replace(spec, horizon=horizon, lookback=window.lookback)
+        artifact = None
+        for fold, drop in enumerate(drops):
+            past = truncate(panel, drop)
+            if refit or artifact is None:
+                artifact = train_artifact(past, spec)
+            result = predict_frame(artifact, None if refit or fold == 0 else past, horizon).frame
+            actual = _actuals(panel, drop, horizon)
+            merged = result.merge(actual, on=["unique_id", "ds"], how="inner")
+            merged["model"], merged["fold"] = spec.kind, fold
+            forecasts.append(merged)
+            scores.append(_score(merged, past, season))
+    return pd.concat(scores, ignore_index=True), pd.concat(forecasts, ignore_index=True)
+
+
+def _actuals(panel: Panel, drop: int, horizon: int) -> pd.DataFrame:
+    position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
+    window = (position_from_end <= drop) & (position_from_end > drop - horizon)
+    return panel.frame.loc[window, ["unique_id", "ds", "y"]]
+
+
+def _score(merged: pd.DataFrame, past: Panel, season: int) -> pd.DataFrame:
+    history = {sid: past.values[s:e, 0] for sid, s, e in zip(past.ids, past.starts[:-1], past.starts[1:],
+                                                                strict=True)}
+    rows = []
+    for (sid, model, fold), group in merged.groupby(["unique_id", "model", "fold"], sort=False):
+        y, f = group["y"].to_numpy(), group["y_hat"].to_numpy()
+        rows.append({"model": model, "unique_id": sid, "fold": fold, "cutoff": group["ds"].min(),
+                     "mae": mae(y, f), "rmse": rmse(y, f), "smape": smape(y, f),
+                     "mase": mase(y, f, history[sid], season)})
+    return pd.DataFrame(rows)
+
+
+def summarize_scores(scores: pd.DataFrame, per_series: bool = False) -> pd.DataFrame:
+    """Mean of each metric per model (and per series when asked), averaged over series and folds."""
+    keys = ["model", "unique_id"] if per_series else ["model"]
+    order = list(dict.fromkeys(scores["model"]))
+    table = scores.groupby(keys, sort=False)[list(METRICS)].mean().reset_index()
+    table["model"] = pd.Categorical(table["model"], order, ordered=True)
+    return table.sort_values(keys).reset_index(drop=True).assign(model=lambda t: t["model"].astype(str))
+
+
+def conformal_quantiles(abs_errors: np.ndarray, level: float) -> np.ndarray:
+    """Per-step split-conformal radius: the ceil((n+1)·level)-th smallest |error| of each column.
+
+    abs_errors: (n_windows, horizon) -> (horizon,). With n too small for the level, the largest error.
+    """
+    n = abs_errors.shape[0]
+    rank = min(n, math.ceil((n + 1) * level))
+    return np.sort(abs_errors, axis=0)[rank - 1]
+
+
+def interval_radius(abs_errors: np.ndarray, level: float, horizon: int) -> np.ndarray:
+    """(horizon,) radii in scaled units; beyond the calibrated horizon they grow like sqrt(step)."""
+    q = conformal_quantiles(abs_errors, level)
+    calibrated = len(q)
+    if horizon <= calibrated:
+        return q[:horizon]
+    extra = q[-1] * np.sqrt(np.arange(calibrated + 1, horizon + 1) / calibrated)
+    return np.concatenate([q, extra])
+
+
+def parse_levels(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as e:
+        raise ConfigError(f"--levels '{text}': expected whole percentages such as 80,95") from e
+    if any(not 0 < level < 100 for level in levels):
+        raise ConfigError(f"--levels '{text}': each level must be between 1 and 99")
+    return levels

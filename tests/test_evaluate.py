@@ -1,0 +1,121 @@
+import io
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from forecast_cli.cli import app
+from forecast_cli.config import ESNConfig
+from forecast_cli.data import read_series
+from forecast_cli.evaluate import (
+    backtest,
+    conformal_quantiles,
+    mae,
+    mase,
+    rmse,
+    smape,
+    summarize_scores,
+    truncate,
+)
+from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
+
+runner = CliRunner()
+
+
+def test_metrics_by_hand():
+    y, f = np.array([1.0, 2, 3]), np.array([2.0, 2, 5])
+    assert mae(y, f) == 1.0
+    assert rmse(y, f) == pytest.approx(math.sqrt(5 / 3))
+    assert smape(y, f) == pytest.approx(100 * (2 / 3 + 0 + 4 / 8) / 3)
+    assert mase(y, f, np.array([1.0, 3, 2, 4]), season=1) == pytest.approx(1 / (5 / 3))
+    assert mase(y, f, np.array([1.0, 3, 2, 4]), season=2) == pytest.approx(1 / 1)  # |2-1|, |4-3|
+    assert smape(np.zeros(2), np.zeros(2)) == 0.0
+
+
+def test_metrics_match_utilsforecast():
+    losses = pytest.importorskip("utilsforecast.losses")
+    rng = np.random.default_rng(0)
+    insample = rng.normal(10, 2, 40)
+    y, f = rng.normal(10, 2, 6), rng.normal(10, 2, 6)
+    df = pd.DataFrame({"unique_id": "a", "ds": np.arange(6), "y": y, "m": f})
+    train = pd.DataFrame({"unique_id": "a", "ds": np.arange(-40, 0), "y": insample})
+    assert mae(y, f) == pytest.approx(losses.mae(df, ["m"])["m"].iloc[0])
+    assert rmse(y, f) == pytest.approx(losses.rmse(df, ["m"])["m"].iloc[0])
+    assert smape(y, f) == pytest.approx(200 * losses.smape(df, ["m"])["m"].iloc[0])  # theirs is in [0, 1]
+    assert mase(y, f, insample, 4) == pytest.approx(losses.mase(df, ["m"], 4, train)["m"].iloc[0])
+
+
+def linear_csv(write_csv):
+    frame = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2024-01-01", periods=20), "y": np.arange(1.0, 21)})
+    return write_csv(frame.to_csv(index=False))
+
+
+def test_backtest_of_the_baselines_by_hand(write_csv):
+    panel = read_series(linear_csv(write_csv))
+    scores, forecasts = backtest(panel, [], horizon=2, folds=2, step=2)
+    table = summarize_scores(scores).set_index("model")
+    # fold 1 trains on 1..16 and forecasts 17, 18; fold 2 trains on 1..18 and forecasts 19, 20
+    assert table.loc["naive", "mae"] == pytest.approx(1.5)  # 16, 16 vs 17, 18 and 18, 18 vs 19, 20
+    assert table.loc["snaive", "mae"] == pytest.approx(7.0)  # daily: the week before, 10, 11 vs 17, 18
+    assert table.loc["snaive", "mase"] == pytest.approx(1.0)  # in-sample weekly differences are all 7
+    assert table.loc["naive", "mase"] == pytest.approx(1.5 / 7)
+    assert sorted(forecasts["fold"].unique()) == [0, 1]
+    assert len(forecasts) == 2 * 2 * 2
+
+
+def test_truncate_drops_the_end_of_every_series(write_csv):
+    panel = read_series(write_csv("unique_id,ds,y\n" + "".join(
+        f"{s},2024-01-{d:02d},{d}\n" for s in "ab" for d in range(1, 6 if s == "a" else 3))))
+    short = truncate(panel, 2)
+    assert short.ids.tolist() == ["a"]  # b had only 2 rows
+    assert short.values[:, 0].tolist() == [1, 2, 3]
+
+
+def test_conformal_quantile_rank():
+    errors = np.arange(1.0, 11)[:, None]  # 10 windows
+    assert conformal_quantiles(errors, 0.8)[0] == 9.0  # ceil(11 * 0.8) = 9th smallest
+    assert conformal_quantiles(errors, 0.95)[0] == 10.0  # rank capped at n
+
+
+def test_interval_coverage_on_a_known_process(seasonal_csv):
+    """Sine plus Gaussian noise: held-out coverage of 80% and 95% intervals is close to nominal."""
+    panel = read_series(seasonal_csv(n_series=80, length=260, noise=1.0))
+    past = truncate(panel, 7)
+    artifact = train_artifact(past, TrainSpec(kind="esn", horizon=7, lookback=21, esn=ESNConfig(units=80)))
+    frame = predict_frame(artifact, levels=[80, 95]).frame
+    actual = panel.frame.merge(frame, on=["unique_id", "ds"])
+    assert len(actual) == 80 * 7
+    for level, tolerance in ((80, 0.06), (95, 0.04)):
+        inside = (actual["y"] >= actual[f"y_hat_lo_{level}"]) & (actual["y"] <= actual[f"y_hat_hi_{level}"])
+        assert abs(inside.mean() - level / 100) < tolerance
+    widths = (frame["y_hat_hi_95"] - frame["y_hat_lo_95"]).to_numpy().reshape(80, 7)
+    assert (widths > (frame["y_hat_hi_80"] - frame["y_hat_lo_80"]).to_numpy().reshape(80, 7)).all()
+
+
+def test_evaluate_cli_json_and_csv(seasonal_csv):
+    path = str(seasonal_csv(n_series=2, length=80))
+    result = runner.invoke(app, ["evaluate", path, "-m", "esn", "--horizon", "5", "--folds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["model"] for r in report["rows"]] == ["esn", "naive", "snaive"]
+    assert set(report["rows"][0]) == {"model", "mae", "rmse", "smape", "mase"}
+    result = runner.invoke(app, ["evaluate", path, "-m", "snaive", "--horizon", "5", "--csv", "--per-series"])
+    table = pd.read_csv(io.StringIO(result.stdout))
+    assert list(table.columns) == ["model", "unique_id", "mae", "rmse", "smape", "mase"]
+    assert len(table) == 2 * 2  # snaive and naive, two series
+
+
+def test_predict_levels_cli(seasonal_csv):
+    path = str(seasonal_csv(n_series=2, length=80))
+    assert runner.invoke(app, ["train", path, "-m", "esn", "--units", "40", "--horizon", "4", "-q"]).exit_code == 0
+    result = runner.invoke(app, ["predict", "--levels", "95,80"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    assert list(frame.columns) == ["unique_id", "ds", "y_hat", "y_hat_lo_80", "y_hat_hi_80", "y_hat_lo_95",
+                                   "y_hat_hi_95"]
+    assert (frame["y_hat_lo_95"] <= frame["y_hat_lo_80"]).all() and (frame["y_hat_lo_80"] <= frame["y_hat"]).all()
+    bad = runner.invoke(app, ["predict", "--levels", "80,150"])
+    assert bad.exit_code == 2 and "between 1 and 99" in bad.stderr
