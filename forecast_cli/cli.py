@@ -498,6 +498,59 @@ def print_scores(table, panel, folds: int, per_series: bool) -> None:
     out.print(view)
 
 
+@app.command()
+def plot(
+    data: Annotated[str | None, typer.Argument(help="CSV to forecast from [default: the end of the training "
+                                               "data].", show_default=False)] = None,
+    model_dir: ModelDir = None,
+    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Series to draw (repeatable) "
+                                                     "[default: the first 12].")] = None,
+    levels: Levels = "80,95",
+    horizon: Horizon = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="PNG file to write.")] = "forecast.png",
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Draw recent history, the forecast and its intervals, one panel per series, to a PNG.
+
+    Example: forecast plot --levels 80,95 -o forecast.png
+    """
+    with user_errors(verbose):
+        from forecast_cli.errors import ConfigError
+        from forecast_cli.evaluate import parse_levels
+        from forecast_cli.persistence import load_artifact
+
+        interval_levels = parse_levels(levels)
+        artifact = load_artifact(model_dir_path(model_dir))
+        m = artifact.manifest
+        panel = None
+        if data is not None:
+            from forecast_cli.config import DataConfig
+            from forecast_cli.data import read_series
+
+            panel = read_series(data, DataConfig.from_dict({**m["data"], "freq": m["freq"]}))
+        setup_jax(None)
+        from forecast_cli.pipeline import predict_frame, recent_history
+        from forecast_cli.plots import pick_series, plot_forecast
+
+        result = predict_frame(artifact, panel, horizon, interval_levels)
+        ids = list(dict.fromkeys(result.frame["unique_id"]))
+        unknown = [s for s in series or [] if s not in ids]
+        if unknown:
+            raise ConfigError(f"--series {unknown[0]}: no such series; the model knows {', '.join(ids[:5])}"
+                              + (" …" if len(ids) > 5 else ""))
+        chosen, note = pick_series(ids, series)
+        if note and not quiet:
+            warn(note)
+        steps = int(result.frame.groupby("unique_id").size().iloc[0])
+        history = recent_history(artifact, panel, max(3 * steps, m["window"]["lookback"]))
+        frame = result.frame[result.frame["unique_id"].isin(chosen)]
+        plot_forecast(history[history["unique_id"].isin(chosen)], frame, interval_levels, output,
+                      m["columns"].get("target") or "y")
+        if not quiet:
+            err.print(f"forecast plot written to {output}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - entry point for `python -m forecast_cli`
     app()
 

@@ -291,3 +291,17 @@ def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, traine
         X = np.concatenate([X, new.astype(np.float32)], axis=1)[:, -L:]
     scaled = np.concatenate(steps, axis=1)[:, :horizon]
     return scaled * scaler.scale[:, :1] + scaler.loc[:, :1]
+
+
+def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.DataFrame:
+    """The last `rows` observations of each series (unique_id, ds, y): from `panel` when given, else the
+    window kept in the model directory (at most the lookback)."""
+    if panel is not None:
+        position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
+        return panel.frame.loc[position_from_end <= rows, ["unique_id", "ds", "y"]]
+    m, a = artifact.manifest, artifact.arrays
+    values = a["history/values"][:, :, 0]
+    past, _ = stamps_around(a["history/last_ds"], m["freq"], values.shape[1], 0)
+    frame = pd.DataFrame({"unique_id": np.repeat(np.asarray(m["series"], dtype=str), values.shape[1]),
+                          "ds": past.reshape(-1), "y": values.reshape(-1)})
+    return frame.dropna(subset=["y"])

@@ -119,3 +119,17 @@ def test_predict_levels_cli(seasonal_csv):
     assert (frame["y_hat_lo_95"] <= frame["y_hat_lo_80"]).all() and (frame["y_hat_lo_80"] <= frame["y_hat"]).all()
     bad = runner.invoke(app, ["predict", "--levels", "80,150"])
     assert bad.exit_code == 2 and "between 1 and 99" in bad.stderr
+
+
+def test_plot_and_backtest_plot_write_pngs(seasonal_csv, tmp_path):
+    path = str(seasonal_csv(n_series=3, length=80))
+    assert runner.invoke(app, ["train", path, "-m", "snaive", "-q"]).exit_code == 0
+    result = runner.invoke(app, ["plot", "-o", "f.png", "--series", "s1", "--series", "s2"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = runner.invoke(app, ["plot", "--series", "nope"])
+    assert bad.exit_code == 2 and "--series nope: no such series" in bad.stderr
+    result = runner.invoke(app, ["evaluate", path, "-m", "naive", "--folds", "2", "--plot", "b.png", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b.png").stat().st_size > 10_000
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary files left
