@@ -284,7 +284,8 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed and data, same model.")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", help="Most passes over the training windows.")] = 100,
     patience: Annotated[int, typer.Option("--patience", help="Early stopping patience in epochs; 0 is off.")] = 10,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per training step.")] = 256,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Windows per training step [default: a "
+                                                   "tenth of the windows, 16 to 256].")] = None,
     hidden: Annotated[int, typer.Option("--hidden", help="Recurrent units per layer.")] = 64,
     layers: Annotated[int, typer.Option("--layers", help="Stacked recurrent layers.")] = 1,
     dropout: Annotated[float, typer.Option("--dropout", help="Dropout on the last hidden state.")] = 0.0,
@@ -312,7 +313,7 @@ def train(
 
         if model not in MODEL_KINDS:
             raise ConfigError(f"Unknown --model '{model}'; choose one of {', '.join(MODEL_KINDS)}")
-        if epochs < 1 or batch_size < 1 or hidden < 1 or layers < 1 or patience < 0 or units < 1:
+        if epochs < 1 or (batch_size or 1) < 1 or hidden < 1 or layers < 1 or patience < 0 or units < 1:
             raise ConfigError("--epochs, --batch-size, --hidden, --layers and --units must be at least 1, "
                               "--patience at least 0")
         config = data_config(id_col, time_col, target, covariates, freq, fill, layout)

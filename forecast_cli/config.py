@@ -83,7 +83,8 @@ class TrainConfig:
 
     epochs: int = 100  # passes over the training windows at most
     patience: int = 10  # epochs without a better validation loss before stopping; 0 turns it off
-    batch_size: int = 256  # windows per step (the last batch is padded, so the step compiles once)
+    batch_size: int | None = None  # windows per step; None: a tenth of the training windows, within 16..256
+    # (small data still gets enough steps); the last batch is padded, so the step compiles once
     learning_rate: float = 3e-3  # AdamW peak learning rate, after a short warm-up, cosine-decayed
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     clip_norm: float = 1.0  # gradients are clipped to this global norm

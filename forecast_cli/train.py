@@ -43,9 +43,15 @@ def gather(inputs: Array, begin: Array, lookback: int, horizon: int) -> tuple[Ar
     return X, Y
 
 
-def batches(n: int, batch_size: int) -> tuple[int, int]:
+def auto_batch_size(n: int) -> int:
+    """A tenth of the windows, within 16..256: enough optimizer steps per epoch on small data, and the
+    throughput sweet spot of a CPU on large data."""
+    return int(np.clip(n // 10, 16, 256))
+
+
+def batches(n: int, batch_size: int | None) -> tuple[int, int]:
     """(batch size actually used, number of batches): a batch never exceeds the number of windows."""
-    size = max(1, min(batch_size, n))
+    size = max(1, min(batch_size or auto_batch_size(n), n))
     return size, math.ceil(n / size)
 
 

