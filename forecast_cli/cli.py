@@ -40,6 +40,25 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+LOG_FILE: list[str] = []  # set by --log-file: every message also goes there, timestamped
+
+
+def say(message: str, markup: str | None = None) -> None:
+    """A message for the person running the command: stderr (never stdout), and the log file if one is set.
+
+    `markup` is the same text with rich markup for the terminal; the log gets the plain text."""
+    err.print(markup if markup is not None else escape(message), highlight=False)
+    for path in LOG_FILE:
+        from datetime import datetime
+
+        try:
+            with open(path, "a") as log:
+                for line in message.splitlines():
+                    log.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {line}\n")
+        except OSError:
+            pass  # a broken log file must not break the run
+
+
 def _show_version(value: bool) -> None:
     if value:
         from forecast_cli import __version__
@@ -53,11 +72,15 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version.")
     ] = False,
+    log_file: Annotated[
+        str | None, typer.Option("--log-file", help="Also append every message, timestamped, to this file.")
+    ] = None,
 ):
     """Forecast time series from CSV with JIT-compiled recurrent models (JAX).
 
     Example: forecast inspect sample_data/sales.csv
     """
+    LOG_FILE[:] = [log_file] if log_file else []
 
 
 @contextmanager
@@ -70,10 +93,10 @@ def user_errors(verbose: bool = False, interrupted: str = "Interrupted."):
     except ForecastError as e:
         if verbose:
             err.print_exception(show_locals=False)
-        err.print(f"[red]Error:[/red] {escape(str(e))}", highlight=False)
+        say(f"Error: {e}", f"[red]Error:[/red] {escape(str(e))}")
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        err.print(interrupted)
+        say(interrupted)
         raise typer.Exit(130) from None
 
 
@@ -86,7 +109,7 @@ def data_config(id_col, time_col, target, covariates, freq, fill, layout):
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]Note:[/yellow] {escape(message)}", highlight=False)
+    say(f"Note: {message}", f"[yellow]Note:[/yellow] {escape(message)}")
 
 
 def report_filled(panel) -> None:
@@ -269,8 +292,8 @@ class EpochReporter:
             self.progress.update(self.task, completed=epoch, train=metrics["train_loss"], val=metrics["val_loss"],
                                  best=metrics["best_val_loss"])
         elif not self.quiet:
-            err.print(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
-                      f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})", highlight=False)
+            say(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
+                f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})")
 
 
 @app.command()
@@ -323,7 +346,7 @@ def train(
         if not quiet:
             report_filled(panel)
         where = setup_jax(device)
-        from forecast_cli.persistence import save_artifact
+        from forecast_cli.persistence import model_lock, save_artifact
         from forecast_cli.pipeline import TrainSpec, train_artifact
 
         spec = TrainSpec(
@@ -335,14 +358,13 @@ def train(
                               learning_rate=learning_rate, seed=seed),
         )
         if not quiet:
-            err.print(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}",
-                      highlight=False)
-        with EpochReporter(epochs if model in ("gru", "lstm", "elman") else 1, quiet or model not in (
-                "gru", "lstm", "elman")) as reporter:
+            say(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}")
+        neural = model in ("gru", "lstm", "elman")
+        with model_lock(model_dir_path(model_dir)), EpochReporter(epochs, quiet or not neural) as reporter:
             artifact = train_artifact(panel, spec, on_epoch=reporter)
-        target_dir = save_artifact(model_dir_path(model_dir), artifact)
+            target_dir = save_artifact(model_dir_path(model_dir), artifact)
         if not quiet:
-            err.print(train_summary(artifact.manifest, target_dir), highlight=False)
+            say(train_summary(artifact.manifest, target_dir))
 
 
 def train_summary(m: dict, target_dir) -> str:
@@ -464,8 +486,7 @@ def evaluate(
         specs = [TrainSpec(kind=k, lookback=lookback, data=config, train=TrainConfig(epochs=epochs, seed=seed))
                  for k in dict.fromkeys(kinds)]
         if not quiet:
-            err.print(f"backtesting {', '.join(dict.fromkeys(kinds))} on {len(panel.ids)} series, {folds} folds",
-                      highlight=False)
+            say(f"backtesting {', '.join(dict.fromkeys(kinds))} on {len(panel.ids)} series, {folds} folds")
         scores, forecasts = backtest(panel, specs, horizon, folds, step, refit)
         table = summarize_scores(scores, per_series)
         if as_json:
@@ -481,7 +502,7 @@ def evaluate(
 
             plot_backtest(panel, forecasts, plot)
             if not quiet:
-                err.print(f"backtest plot written to {plot}", highlight=False)
+                say(f"backtest plot written to {plot}")
 
 
 def print_scores(table, panel, folds: int, per_series: bool) -> None:
@@ -549,7 +570,7 @@ def plot(
         plot_forecast(history[history["unique_id"].isin(chosen)], frame, interval_levels, output,
                       m["columns"].get("target") or "y")
         if not quiet:
-            err.print(f"forecast plot written to {output}", highlight=False)
+            say(f"forecast plot written to {output}")
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m forecast_cli`

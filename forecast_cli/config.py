@@ -61,7 +61,8 @@ class RecurrentConfig:
 
 @dataclass(frozen=True)
 class ESNConfig:
-    """Echo-state network: a fixed random leaky reservoir and a ridge-regression readout."""
+    """Echo-state network: a fixed random leaky reservoir and a ridge-regression readout. The reservoir runs
+    over each input window from a zero state, so the lookback is its washout."""
 
     units: int = 500  # reservoir size
     spectral_radius: float = 0.9  # largest |eigenvalue| of the reservoir matrix
@@ -69,8 +70,7 @@ class ESNConfig:
     bias_scaling: float = 0.1  # bias is uniform in [-bias_scaling, bias_scaling]
     sparsity: float = 0.9  # fraction of reservoir weights that are zero
     leak_rate: float = 0.5  # s' = (1 - leak_rate) s + leak_rate tanh(W s + W_in x + b)
-    washout: int = 10  # steps at the start of each series whose states are not used for fitting
-    ridges: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # ridge grid, relative to the
+    ridges: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # ridge grid, relative to the
     # mean diagonal of the normal equations; the best on the validation windows wins
 
     def to_dict(self) -> dict:

@@ -7,11 +7,13 @@ leaves the previous model whole.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +52,52 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_artifact(directory: str | Path, artifact: Artifact) -> Path:
-    """Write the artifact to `directory` atomically (replacing what was there only once all is written)."""
+@contextmanager
+def model_lock(directory: str | Path):
+    """Hold an exclusive lock on a model directory (a `.NAME.lock` file beside it) for one training run.
+
+    A second writer fails at once with ArtifactError rather than waiting (cron runs should not pile up). The
+    lock is an flock, so a killed process releases it.
+    """
     target = Path(directory).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.lock"
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ArtifactError(
+                f"{target}: another `forecast train` ({holder}) is writing this model directory; try again "
+                "when it has finished, or use another --model-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _leftovers(target: Path) -> list[Path]:
+    """Temporary and retired directories that an interrupted save may have left beside `target`."""
+    return sorted(target.parent.glob(f".{target.name}.tmp-*")) + sorted(target.parent.glob(f".{target.name}.old-*"))
+
+
+def save_artifact(directory: str | Path, artifact: Artifact) -> Path:
+    """Write the artifact to `directory` atomically (replacing what was there only once all is written).
+
+    Call it under model_lock. Leftovers of an earlier interrupted save are cleared first; if that save died
+    between retiring the old model and renaming the new one into place, the retired model is put back.
+    """
+    target = Path(directory).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         arrays_path = staging / ARRAYS
@@ -76,6 +120,20 @@ def save_artifact(directory: str | Path, artifact: Artifact) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _recover(target: Path) -> None:
+    retired = _retired_model(target)
+    if retired is not None and not target.exists():
+        os.replace(retired, target)
+    for leftover in _leftovers(target):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _retired_model(target: Path) -> Path | None:
+    """The newest complete model that an interrupted swap moved aside, if any."""
+    found = [p / "model" for p in target.parent.glob(f".{target.name}.old-*") if (p / "model" / MANIFEST).exists()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
@@ -117,6 +175,9 @@ def _json_default(value):
 def load_artifact(directory: str | Path) -> Artifact:
     """Read and verify a model directory. Raises ArtifactError saying what is wrong."""
     path = Path(directory)
+    if not path.exists():
+        # a save killed between retiring the old model and renaming the new one leaves the old one aside
+        path = _retired_model(path.absolute()) or path
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
         what = "no model directory" if not path.exists() else "not a model directory (no manifest.json)"

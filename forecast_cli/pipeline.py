@@ -110,7 +110,7 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
         "fingerprint": fingerprint(panel),
         "device": str(jax.devices()[0].platform),
     }
-    params, fit_info = _fit(spec, inputs, starts, cut, train_idx, val_idx, window, key, on_epoch)
+    params, fit_info = _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch)
     manifest["model"] = fit_info.pop("model_config")
     manifest["fit"] = fit_info
     predictor = make_predictor(spec.kind, manifest, params)
@@ -124,7 +124,7 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     return Artifact(manifest, arrays)
 
 
-def _fit(spec, inputs, starts, cut, train_idx, val_idx, window, key, on_epoch):
+def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
     """Fit the model; returns (flat params, info including "model_config")."""
     L, H = window.lookback, window.horizon
     if spec.kind in RECURRENT_KINDS:
@@ -150,7 +150,7 @@ def _fit(spec, inputs, starts, cut, train_idx, val_idx, window, key, on_epoch):
         config = spec.esn
         reservoir = esn.init_reservoir(inputs.shape[1], config, key)
         try:
-            readout, info = esn.fit(reservoir, inputs, starts, cut, H, config)
+            readout, info = esn.fit(reservoir, inputs, train_idx, val_idx, L, H, config)
         except ValueError as e:
             raise DataError(f"cannot fit the ESN readout: {e}; use longer series or a smaller --horizon") from e
         if on_epoch:

@@ -132,4 +132,5 @@ def test_plot_and_backtest_plot_write_pngs(seasonal_csv, tmp_path):
     result = runner.invoke(app, ["evaluate", path, "-m", "naive", "--folds", "2", "--plot", "b.png", "-q"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "b.png").stat().st_size > 10_000
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary files left
+    hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert hidden == [".forecast-model.lock"]  # the lock file stays (empty); no temporary files are left

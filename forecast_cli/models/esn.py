@@ -47,23 +47,17 @@ def spectral_radius(W: np.ndarray, iterations: int = 200) -> float:
     return float(np.exp(log_growth / iterations))
 
 
-def run_reservoir(reservoir: dict, inputs: Array, leak_rate: float, mask: Array | None = None) -> Array:
-    """States for `inputs: (time, batch, n_features)` from a zero state -> (time, batch, units).
-
-    Where `mask: (time, batch)` is False (left padding of shorter series) the state stays as it was.
-    """
+def run_reservoir(reservoir: dict, inputs: Array, leak_rate: float) -> Array:
+    """States for `inputs: (time, batch, n_features)` from a zero state -> (time, batch, units)."""
     W, W_in, b = (jnp.asarray(reservoir[k]) for k in ("W", "W_in", "b"))
     drive = inputs @ W_in.T + b  # (time, batch, units): the input part of every step at once
-    mask = jnp.ones(inputs.shape[:2], bool) if mask is None else mask
 
-    def step(state, xs):
-        u, m = xs
-        new = (1 - leak_rate) * state + leak_rate * jnp.tanh(state @ W.T + u)
-        new = jnp.where(m[:, None], new, state)
-        return new, new
+    def step(state, u):
+        state = (1 - leak_rate) * state + leak_rate * jnp.tanh(state @ W.T + u)
+        return state, state
 
     state0 = jnp.zeros((inputs.shape[1], W.shape[0]), inputs.dtype)
-    return jax.lax.scan(step, state0, (drive, mask))[1]
+    return jax.lax.scan(step, state0, drive)[1]
 
 
 def design(states: Array, inputs: Array) -> Array:
@@ -93,61 +87,57 @@ def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float) -> Arra
     return design(states[-1], X[:, -1]) @ readout + X[:, -1, :1]
 
 
-def fit(reservoir: dict, inputs: np.ndarray, starts: np.ndarray, cut: np.ndarray, horizon: int,
-        config: ESNConfig) -> tuple[np.ndarray, dict]:
-    """Ridge readout for the series of `inputs: (n_rows, n_features)` (column 0 the scaled target).
+def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, lookback: int,
+        horizon: int, config: ESNConfig) -> tuple[np.ndarray, dict]:
+    """Ridge readout from windows of `inputs: (n_rows, n_features)` (column 0 the scaled target).
 
-    Each series is run from a zero state; the state at step t (after its first `washout` steps) is paired with
-    the target's next `horizon` values. Pairs whose targets lie before `cut[i]` fit the readout; pairs whose
-    targets lie at or after it choose the ridge strength from `config.ridges`; then the readout is refitted on
-    both with that strength. Series are processed in chunks and only the normal equations are kept, so
-    memory does not grow with the number of rows. Returns (readout: (p, horizon), info).
+    Each window runs the reservoir from a zero state over its `lookback` inputs (they are its washout), exactly
+    as a forecast does; its final state is paired with the change of the target over the next `horizon` steps.
+    Training windows fit the readout for every ridge strength in `config.ridges`, validation windows pick the
+    best, then the readout is refitted on both with it. Windows go through in chunks and only the normal
+    equations are kept, so memory does not grow with the data. Returns (readout: (p, horizon), info).
     """
-    lengths = np.diff(starts)
-    T = int(lengths.max())
-    chunk = int(np.clip(4e7 // (T * config.units), 1, 256))
+    if not len(train_idx):
+        raise ValueError("no training windows")
     device_inputs = jnp.asarray(inputs, jnp.float32)
-    sums = None
-    for first in range(0, len(lengths), chunk):
-        pick = np.arange(first, first + chunk)
-        real = pick < len(lengths)
-        pick = np.where(real, pick, 0)
-        part = _normal_equations(
-            reservoir, device_inputs, jnp.asarray(starts[pick]), jnp.asarray(np.where(real, lengths[pick], 0)),
-            jnp.asarray(cut[pick]), T=T, horizon=horizon, washout=config.washout, leak_rate=config.leak_rate,
-        )
-        part = [np.asarray(p, np.float64) for p in part]
-        sums = part if sums is None else [a + b for a, b in zip(sums, part, strict=True)]
-    gram_t, cross_t, gram_v, cross_v, yy_v, n_t, n_v = sums
-    if n_t == 0:
-        raise ValueError("no training rows for the readout")
+    chunk = int(np.clip(2e7 // (lookback * config.units), 64, 8192))
+
+    def accumulate(idx):
+        sums = None
+        for first in range(0, len(idx), chunk):
+            part = idx[first : first + chunk]
+            begin = np.concatenate([part, np.full(chunk - len(part), part[0])])
+            weight = np.arange(chunk) < len(part)
+            out = _window_equations(reservoir, device_inputs, jnp.asarray(begin), jnp.asarray(weight, jnp.float32),
+                                    lookback=lookback, horizon=horizon, leak_rate=config.leak_rate)
+            out = [np.asarray(o, np.float64) for o in out]
+            sums = out if sums is None else [a + b for a, b in zip(sums, out, strict=True)]
+        return sums
+
+    gram_t, cross_t, _, n_t = accumulate(train_idx)
     errors = {}
-    for ridge in config.ridges:
-        readout = solve_ridge(gram_t, cross_t, ridge)
-        errors[ridge] = squared_error(readout, gram_v, cross_v, float(yy_v)) / max(n_v * horizon, 1)
-    best = min(errors, key=errors.get) if n_v else config.ridges[len(config.ridges) // 2]
-    readout = solve_ridge(gram_t + gram_v, cross_t + cross_v, best)
-    info = {"ridge": best, "val_loss": errors[best] if n_v else None, "train_rows": int(n_t),
-            "val_rows": int(n_v), "val_loss_by_ridge": {str(k): v for k, v in errors.items()}}
+    if len(val_idx):
+        gram_v, cross_v, yy_v, n_v = accumulate(val_idx)
+        for ridge in config.ridges:
+            readout = solve_ridge(gram_t, cross_t, ridge)
+            errors[ridge] = squared_error(readout, gram_v, cross_v, float(yy_v)) / (n_v * horizon)
+        best = min(errors, key=errors.get)
+        readout = solve_ridge(gram_t + gram_v, cross_t + cross_v, best)
+    else:
+        best = config.ridges[len(config.ridges) // 2]
+        readout = solve_ridge(gram_t, cross_t, best)
+    info = {"ridge": best, "val_loss": errors.get(best), "train_windows": int(n_t), "val_windows": len(val_idx),
+            "val_loss_by_ridge": {str(k): v for k, v in errors.items()}}
     return readout.astype(np.float32), info
 
 
-@jax.jit(static_argnames=("T", "horizon", "washout", "leak_rate"))
-def _normal_equations(reservoir, inputs, begin, length, cut, *, T, horizon, washout, leak_rate):
-    """Normal equations of one chunk of series, each right-aligned in a (T, chunk) grid."""
-    local = jnp.arange(T)[:, None] - (T - length)[None, :]  # (T, chunk) step within the series; < 0 is padding
-    valid = local >= 0
-    rows = jnp.clip(begin[None, :] + local, 0, inputs.shape[0] - 1)
-    x = jnp.where(valid[..., None], inputs[rows], 0.0)
-    Z = design(run_reservoir(reservoir, x, leak_rate, valid), x)
-    Y = inputs[jnp.clip(rows[..., None] + 1 + jnp.arange(horizon), 0, inputs.shape[0] - 1), 0] - x[..., :1]
-    train = valid & (local >= washout - 1) & (local + horizon <= cut[None, :] - 1)
-    val = valid & (local + 1 >= cut[None, :]) & (local + horizon <= length[None, :] - 1)
-    Z, Y = Z.reshape(-1, Z.shape[-1]), Y.reshape(-1, horizon)
-    wt, wv = train.reshape(-1, 1).astype(Z.dtype), val.reshape(-1, 1).astype(Z.dtype)
+@jax.jit(static_argnames=("lookback", "horizon", "leak_rate"))
+def _window_equations(reservoir, inputs, begin, weight, *, lookback, horizon, leak_rate):
+    """Normal equations (ZᵀWZ, ZᵀWY, ΣwY², Σw) of the windows starting at rows `begin`, weighted by `weight`."""
+    X = inputs[begin[:, None] + jnp.arange(lookback)]
+    Y = inputs[begin[:, None] + lookback + jnp.arange(horizon), 0] - X[:, -1, :1]
+    Z = design(run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)[-1], X[:, -1])
+    w = weight[:, None]
     hi = jax.lax.Precision.HIGHEST
-    return (
-        jnp.matmul((Z * wt).T, Z, precision=hi), jnp.matmul((Z * wt).T, Y, precision=hi),
-        jnp.matmul((Z * wv).T, Z, precision=hi), jnp.matmul((Z * wv).T, Y, precision=hi),
-        jnp.sum(wv * Y**2), jnp.sum(wt), jnp.sum(wv),
-    )
+    return (jnp.matmul((Z * w).T, Z, precision=hi), jnp.matmul((Z * w).T, Y, precision=hi),
+            jnp.sum(w * Y**2), jnp.sum(weight))
