@@ -24,10 +24,13 @@ test: $(VENV)/.installed-test  ## the whole fast suite (what CI runs)
 test-all: $(VENV)/.installed-test  ## including tests marked slow
 	$(BIN)/python -m pytest -q
 
+RIVER := sample_data/river.csv --target discharge --covariates rain,temp
+
 demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
 	$(BIN)/forecast inspect sample_data/sales.csv
-	$(BIN)/forecast inspect sample_data/river.csv --target discharge --covariates rain
-	$(BIN)/forecast inspect sample_data/weather.csv
+	$(BIN)/forecast inspect $(RIVER)
+	$(BIN)/forecast train $(RIVER) --model gru --model-dir $(MODEL_DIR)
+	$(BIN)/forecast predict --model-dir $(MODEL_DIR) --horizon 7 --levels 80,95
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check forecast_cli tests benchmarks

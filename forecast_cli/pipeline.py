@@ -107,6 +107,7 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
         "n_features": int(inputs.shape[1]),
         "calendar": list(timeindex.calendar_feature_names(panel.freq)),
         "series": panel.ids.tolist(),
+        "nonnegative": bool(panel.values[:, 0].min() >= 0),  # forecasts and intervals are clipped at 0
         "fingerprint": fingerprint(panel),
         "device": str(jax.devices()[0].platform),
     }
@@ -231,10 +232,11 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         raw = history.values[short, :, 0]
         y_hat[short] = [seasonal_naive(r[~np.isnan(r)][None], horizon, m["season"])[0] for r in raw]
     _, future = stamps_around(history.last_ds, m["freq"], 1, horizon)
+    floor = 0.0 if m.get("nonnegative") else -np.inf
     frame = pd.DataFrame({
         "unique_id": np.repeat(history.ids, horizon),
         "ds": future.reshape(-1),
-        "y_hat": y_hat.reshape(-1),
+        "y_hat": np.maximum(y_hat, floor).reshape(-1),
     })
     abs_errors = artifact.arrays.get("calibration/abs_errors")
     for level in levels:
@@ -242,8 +244,8 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
             raise ConfigError("this model kept no validation errors to calibrate intervals (its series were too "
                               "short for a validation window); retrain on longer series or drop --levels")
         radius = interval_radius(abs_errors, level / 100, horizon)[None, :] * scaler.scale[:, :1]
-        frame[f"y_hat_lo_{level}"] = (y_hat - radius).reshape(-1)
-        frame[f"y_hat_hi_{level}"] = (y_hat + radius).reshape(-1)
+        frame[f"y_hat_lo_{level}"] = np.maximum(y_hat - radius, floor).reshape(-1)
+        frame[f"y_hat_hi_{level}"] = np.maximum(y_hat + radius, floor).reshape(-1)
     return Forecast(frame, history.ids[short].tolist(), horizon > trained_h)
 
 

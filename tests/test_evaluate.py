@@ -117,6 +117,7 @@ def test_predict_levels_cli(seasonal_csv):
     assert list(frame.columns) == ["unique_id", "ds", "y_hat", "y_hat_lo_80", "y_hat_hi_80", "y_hat_lo_95",
                                    "y_hat_hi_95"]
     assert (frame["y_hat_lo_95"] <= frame["y_hat_lo_80"]).all() and (frame["y_hat_lo_80"] <= frame["y_hat"]).all()
+    assert (frame["y_hat_lo_95"] >= 0).all()  # the training data were never negative
     bad = runner.invoke(app, ["predict", "--levels", "80,150"])
     assert bad.exit_code == 2 and "between 1 and 99" in bad.stderr
 
