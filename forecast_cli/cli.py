@@ -93,7 +93,8 @@ def user_errors(verbose: bool = False, interrupted: str = "Interrupted."):
     except ForecastError as e:
         if verbose:
             err.print_exception(show_locals=False)
-        say(f"Error: {e}", f"[red]Error:[/red] {escape(str(e))}")
+        message = " ".join(str(e).split())  # one line, whatever the message holds
+        say(f"Error: {message}", f"[red]Error:[/red] {escape(message)}")
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         say(interrupted)

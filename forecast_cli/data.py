@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -127,18 +128,32 @@ def _read_text(source: str | Path) -> tuple[str, str]:
 
 
 def _parse_csv(name: str, text: str) -> pd.DataFrame:
-    """All columns as read by pandas; the index is the 0-based data row, so line = index + 2."""
-    header = [h.strip() for h in next(csv.reader(io.StringIO(text.split("\n", 1)[0])))]
+    """All columns as read by pandas; the index is shifted so that line = index + 2 (line 1 is the header)."""
+    body = text.lstrip("\r\n")
+    skipped = text[: len(text) - len(body)].count("\n")  # blank lines above the header
+    header = [h.strip() for h in next(csv.reader(io.StringIO(body.split("\n", 1)[0])), [])]
     id_like = [h for h in header if h.lower() in ID_NAMES]
     try:
-        table = pd.read_csv(io.StringIO(text), skip_blank_lines=False, dtype={h: str for h in id_like})
-    except pd.errors.ParserError as e:
-        raise DataError(f"{name}: not a valid CSV table: {str(e).strip()}") from e
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
+            table = pd.read_csv(io.StringIO(body), skip_blank_lines=False, index_col=False,
+                                dtype={h: str for h in id_like})
+    except pd.errors.ParserWarning as e:
+        raise DataError(f"{name}: line 2 has more fields than the header ({len(header)} columns)") from e
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise DataError(f"{name}: not a valid CSV table: {_clip(str(e), 120)}") from e
+    table.index += skipped
     table.columns = [str(c).strip() for c in table.columns]
     table = table.dropna(how="all")  # blank lines
     if table.empty:
         raise DataError(f"{name}: has a header but no data rows")
     return table
+
+
+def _clip(value, limit: int = 40) -> str:
+    """A value as it can be shown inside a one-line message: control characters escaped, long ones cut."""
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _find(columns: list[str], candidates: tuple[str, ...]) -> str | None:
@@ -213,12 +228,12 @@ def _numbers(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
     bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
     if bad.any():
         row = bad.idxmax()
-        raise DataError(f"{name}: column '{column}', line {row + 2}: '{raw[row]}' is not a number")
+        raise DataError(f"{name}: column '{column}', line {row + 2}: '{_clip(raw[row])}' is not a number")
     values = values.to_numpy(np.float64)
     infinite = np.isinf(values)
     if infinite.any():
         row = table.index[int(np.argmax(infinite))]
-        raise DataError(f"{name}: column '{column}', line {row + 2}: infinite value '{raw[row]}'")
+        raise DataError(f"{name}: column '{column}', line {row + 2}: infinite value '{_clip(raw[row])}'")
     return values
 
 
@@ -233,7 +248,7 @@ def _times(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
     if parsed.isna().any():
         row = parsed.isna().idxmax()
         raise DataError(
-            f"{name}: column '{column}', line {row + 2}: '{raw[row]}' is not a date or time "
+            f"{name}: column '{column}', line {row + 2}: '{_clip(raw[row])}' is not a date or time "
             "(expected ISO 8601 such as 2024-01-31 or 2024-01-31T13:00, or an integer period such as 1990)"
         )
     return parsed.dt.tz_convert(None).to_numpy().astype("datetime64[ns]")

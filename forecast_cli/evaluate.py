@@ -90,7 +90,7 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
     scores, forecasts = [], []
     for spec in specs:
         window = resolve_window(first, horizon, spec.lookback)  # one window for all folds
-        spec = dataclasses.replace(spec, horizon=horizon, lookback=window.lookback)
+        spec = dataclasses.replace(spec, horizon=horizon, lookback=window.lookback)  # val_size follows each fold
         artifact = None
         for fold, drop in enumerate(drops):
             past = truncate(panel, drop)

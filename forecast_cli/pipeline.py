@@ -53,24 +53,29 @@ def default_lookback(horizon: int, season: int) -> int:
 
 
 def resolve_window(panel: Panel, horizon: int | None, lookback: int | None) -> WindowConfig:
-    """The window sizes for this panel; DataError when no series is long enough for them."""
+    """The window sizes for this panel; DataError when no series is long enough for them.
+
+    When no series is long enough to hold back a validation part as well, the model is trained on every
+    window without one (val_size 0: no early stopping, no interval calibration)."""
     season = timeindex.season_length(panel.freq)
     horizon = horizon or timeindex.default_horizon(panel.freq)
     if horizon < 1 or (lookback is not None and lookback < 1):
         raise ConfigError("--horizon and --lookback must be at least 1")
     lengths = panel.lengths
     room = lengths - default_val_size(lengths, horizon) - horizon  # the longest lookback each series allows
+    val_size = None
+    if room.max() < (lookback or 1):
+        room, val_size = lengths - horizon, 0
     if lookback is None:
         typical = int(np.median(room))
         lookback = max(1, min(default_lookback(horizon, season), typical if typical >= 1 else int(room.max())))
     if room.max() < lookback:
         longest = int(lengths.max())
         raise DataError(
-            f"{panel.source}: every series is too short for lookback={lookback} + horizon={horizon} plus "
-            f"validation: the longest, '{panel.ids[int(lengths.argmax())]}', has {longest} rows. "
-            "Use a smaller --lookback or --horizon"
+            f"{panel.source}: every series is too short for lookback={lookback} + horizon={horizon}: the longest, "
+            f"'{panel.ids[int(lengths.argmax())]}', has {longest} rows. Use a smaller --lookback or --horizon"
         )
-    return WindowConfig(lookback=lookback, horizon=horizon)
+    return WindowConfig(lookback=lookback, horizon=horizon, val_size=val_size)
 
 
 def fingerprint(panel: Panel) -> str:
@@ -89,7 +94,7 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     window = resolve_window(panel, spec.horizon, spec.lookback)
     L, H = window.lookback, window.horizon
     starts, lengths = panel.starts, panel.lengths
-    val_size = default_val_size(lengths, H)
+    val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
     cut = lengths - val_size
     scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling)
     inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
