@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_DIR ?= forecast-model
 
-.PHONY: test test-all demo lint fmt bench clean
+.PHONY: test test-all fuzz demo lint fmt bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test-all: $(VENV)/.installed-test  ## including tests marked slow
 	$(BIN)/python -m pytest -q
 
 RIVER := sample_data/river.csv --target discharge --covariates rain,temp
+
+fuzz: $(VENV)/.installed-test  ## the long hostile-input and kill-test profile
+	FUZZ_EXAMPLES=3000 KILL_TRIALS=50 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py \
+		tests/test_reliability.py -k "survive or sigkill" -s
 
 demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
 	$(BIN)/forecast inspect sample_data/sales.csv
