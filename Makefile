@@ -30,6 +30,16 @@ fuzz: $(VENV)/.installed-test  ## the long hostile-input and kill-test profile
 	FUZZ_EXAMPLES=3000 KILL_TRIALS=50 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py \
 		tests/test_reliability.py -k "survive or sigkill" -s
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@ $(VENV)/.installed
+
+bench: $(VENV)/.installed-bench  ## speed benchmarks against the peers (docs/benchmarks.md)
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/esn.py
+	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/compilations.py
+
 demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
 	$(BIN)/forecast inspect sample_data/sales.csv
 	$(BIN)/forecast inspect $(RIVER)
