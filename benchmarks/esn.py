@@ -10,7 +10,6 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
-
 from common import header, median_time, table  # noqa: E402
 
 STEPS, WASHOUT, TEST = 10_000, 100, 1_000

@@ -15,7 +15,6 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
-
 from common import header, median_time, table  # noqa: E402
 
 HIDDEN, LOOKBACK, HORIZON, BATCH, N_WINDOWS = 64, 48, 12, 256, 256 * 40

@@ -62,6 +62,8 @@ def resolve_window(panel: Panel, horizon: int | None, lookback: int | None) -> W
     if horizon < 1 or (lookback is not None and lookback < 1):
         raise ConfigError("--horizon and --lookback must be at least 1")
     lengths = panel.lengths
+    if not len(lengths):
+        raise DataError(f"{panel.source}: no series left to train on")
     room = lengths - default_val_size(lengths, horizon) - horizon  # the longest lookback each series allows
     val_size = None
     if room.max() < (lookback or 1):

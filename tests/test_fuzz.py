@@ -90,3 +90,22 @@ def test_train_and_predict_survive_hard_series(tmp_path_factory, content, model)
         plain = runner.invoke(app, ["predict", "--model-dir", model_dir])
         assert plain.exit_code == 0, plain.output
         assert "nan" not in plain.stdout.lower() and "inf" not in plain.stdout.lower()
+
+
+def test_thousands_of_columns(tmp_path):
+    rows = ["date," + ",".join(f"c{i}" for i in range(3000))]
+    rows += [f"2024-01-{d:02d}," + ",".join(str((i * d) % 7) for i in range(3000)) for d in range(1, 21)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(rows))
+    result = runner.invoke(app, ["inspect", str(path), "--json"])
+    check(result)
+    assert '"n_series": 3000' in result.stdout
+    check(runner.invoke(app, ["train", str(path), "--model", "snaive", "--model-dir", str(tmp_path / "m"), "-q"]))
+
+
+def test_one_row_and_one_column(tmp_path):
+    for content in ("ds,y\n2024-01-01,1\n", "y\n1\n2\n3\n", "unique_id,ds,y\nA,2024-01-01,5\n"):
+        path = tmp_path / "data.csv"
+        path.write_text(content)
+        check(runner.invoke(app, ["inspect", str(path)]))
+        check(runner.invoke(app, ["train", str(path), "--model", "naive", "--model-dir", str(tmp_path / "m"), "-q"]))

@@ -82,3 +82,18 @@ def test_baselines():
     assert naive(history, 3).tolist() == [[6, 6, 6]]
     assert seasonal_naive(history, 5, 4).tolist() == [[3, 4, 5, 6, 3]]
     assert seasonal_naive(history[:, :2], 3, 4).tolist() == [[2, 2, 2]]  # shorter than a season: naive
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "elman"])
+def test_plain_jax_forward_matches_the_flax_module(cell):
+    from flax import nnx
+
+    from forecast_cli.models import flatten_params
+    from forecast_cli.models.forward import recurrent_forward
+
+    config = RecurrentConfig(cell=cell, hidden=8, layers=2)
+    model = recurrent.build(3, 5, config, jax.random.key(1))
+    X = jax.random.normal(jax.random.key(2), (4, 12, 3))
+    params = flatten_params(nnx.to_pure_dict(nnx.state(model)))
+    expected = np.asarray(model(X))
+    np.testing.assert_allclose(np.asarray(recurrent_forward(params, X, cell, 2, 8)), expected, rtol=1e-5, atol=1e-5)

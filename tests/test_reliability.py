@@ -13,14 +13,13 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import seasonal_frame
 from typer.testing import CliRunner
 
 from forecast_cli.cli import app
 from forecast_cli.errors import ArtifactError
 from forecast_cli.persistence import load_artifact, model_lock, sha256
 from forecast_cli.pipeline import predict_frame
-
-from conftest import seasonal_frame
 
 runner = CliRunner()
 KILL_TRIALS = int(os.environ.get("KILL_TRIALS", "8"))

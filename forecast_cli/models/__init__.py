@@ -70,17 +70,12 @@ def _batched(fn, X: np.ndarray, batch: int = 4096) -> np.ndarray:
 
 def _recurrent_predictor(manifest: dict, params: dict[str, np.ndarray]) -> Predictor:
     import jax
-    from flax import nnx
 
-    from forecast_cli.models import recurrent
+    from forecast_cli.models.forward import recurrent_forward
 
     config = RecurrentConfig(**manifest["model"])
-    model = recurrent.abstract(manifest["n_features"], manifest["window"]["horizon"], config)
-    graphdef, state = nnx.split(model)
-    pure = unflatten_params(nnx.to_pure_dict(state), params)
-    nnx.replace_by_pure_dict(state, pure)
-    forward = jax.jit(lambda state, X: nnx.merge(graphdef, state)(X))
-    return lambda X: _batched(lambda chunk: forward(state, chunk), X)
+    forward = jax.jit(lambda params, X: recurrent_forward(params, X, config.cell, config.layers, config.hidden))
+    return lambda X: _batched(lambda chunk: forward(params, chunk), X)
 
 
 def _esn_predictor(manifest: dict, params: dict[str, np.ndarray]) -> Predictor:

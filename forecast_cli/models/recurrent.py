@@ -46,9 +46,3 @@ class RecurrentForecaster(nnx.Module):
 
 def build(n_features: int, horizon: int, config: RecurrentConfig, key: jax.Array) -> RecurrentForecaster:
     return RecurrentForecaster(n_features, horizon, config, rngs=nnx.Rngs(params=key))
-
-
-def abstract(n_features: int, horizon: int, config: RecurrentConfig) -> RecurrentForecaster:
-    """The model's structure without computing initial weights (cheap: for loading saved weights)."""
-    return nnx.eval_shape(lambda: build(n_features, horizon, config, jax.random.key(0)))
-
