@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_DIR ?= forecast-model
 
-.PHONY: test test-all fuzz demo lint fmt bench clean
+.PHONY: test test-all fuzz demo lint fmt bench bench-accuracy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ bench: $(VENV)/.installed-bench  ## speed benchmarks against the peers (docs/ben
 	$(BIN)/python benchmarks/esn.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/compilations.py
+
+.venv-peers/bin/python:  # statsforecast needs pandas < 3: its own environment
+	$(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install -q statsforecast
+
+bench-accuracy: $(VENV)/.installed .venv-peers/bin/python  ## M1 accuracy against AutoETS/AutoTheta (docs/accuracy.md)
+	$(BIN)/python benchmarks/accuracy.py
 
 demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
 	$(BIN)/forecast inspect sample_data/sales.csv

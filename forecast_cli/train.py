@@ -26,7 +26,7 @@ Array = jax.Array
 
 
 @dataclass
-class History:
+class TrainHistory:
     """Per-epoch losses (mean squared error on scaled values) and where training stopped."""
 
     train_loss: list[float] = field(default_factory=list)
@@ -136,7 +136,7 @@ def fit(
     key: Array,
     dropout: bool = False,
     on_epoch: Callable[[int, dict], None] | None = None,
-) -> tuple[nnx.Module, History]:
+) -> tuple[nnx.Module, TrainHistory]:
     """Train `model` on windows of `inputs: (n_rows, n_features)` starting at `train_idx`; stop early on
     the loss at `val_idx` and return the model with the best validation weights restored."""
     if len(train_idx) == 0:
@@ -152,7 +152,7 @@ def fit(
     train_idx = jnp.asarray(train_idx, jnp.int32)
     monitor = val_idx if len(val_idx) else np.asarray(train_idx)
     val_begin, val_weight = (jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024))
-    history = History()
+    history = TrainHistory()
     best, best_loss, waited = params, math.inf, 0
     for epoch in range(1, config.epochs + 1):
         key, epoch_key = jax.random.split(key)
