@@ -14,7 +14,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from common import header, table  # noqa: E402
 
 DATA = os.environ.get("M1_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench-data"))
@@ -48,7 +47,8 @@ def statsforecast_models(train_path: str, freq: str, horizon: int, season: int):
     import subprocess
     import tempfile
 
-    python = os.environ.get("PEER_PYTHON", os.path.join(os.path.dirname(__file__), "..", ".venv-peers", "bin", "python"))
+    default = os.path.join(os.path.dirname(__file__), "..", ".venv-peers", "bin", "python")
+    python = os.environ.get("PEER_PYTHON", default)
     if not os.path.exists(python):
         print(f"(statsforecast peers skipped: no {python}; `make bench-accuracy` builds it)")
         return []

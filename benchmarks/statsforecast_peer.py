@@ -18,7 +18,8 @@ from statsforecast.models import AutoETS, AutoTheta
 train_path, freq, horizon, season, prefix = sys.argv[1:6]
 train = pd.read_csv(train_path, parse_dates=["ds"])
 seconds = {}
-for name, model in (("AutoETS", AutoETS(season_length=int(season))), ("AutoTheta", AutoTheta(season_length=int(season)))):
+models = (("AutoETS", AutoETS(season_length=int(season))), ("AutoTheta", AutoTheta(season_length=int(season))))
+for name, model in models:
     start = time.perf_counter()
     forecast = StatsForecast(models=[model], freq=freq, n_jobs=1).forecast(df=train, h=int(horizon))
     seconds[name] = time.perf_counter() - start
