@@ -317,6 +317,8 @@ def train(
     units: Annotated[int, typer.Option("--units", help="ESN reservoir size.")] = 500,
     device: Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu [default: what JAX finds].")
                       ] = None,
+    devices: Annotated[int | None, typer.Option("--devices", help="Split each batch over this many local devices "
+                                                "[default: all].")] = None,
     id_col: IdCol = None,
     time_col: TimeCol = None,
     target: Target = None,
@@ -356,7 +358,7 @@ def train(
                                       layers=layers, dropout=dropout),
             esn=ESNConfig(units=units),
             train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size,
-                              learning_rate=learning_rate, seed=seed),
+                              learning_rate=learning_rate, seed=seed, devices=devices),
         )
         if not quiet:
             say(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}")

@@ -89,6 +89,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     clip_norm: float = 1.0  # gradients are clipped to this global norm
     seed: int = 0  # everything random (initial weights, reservoir, batch order) derives from it
+    devices: int | None = None  # local devices to split each batch over (data parallel); None: all of them
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

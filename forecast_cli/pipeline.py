@@ -153,12 +153,14 @@ def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
                 "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
         return flatten_params(nnx.to_pure_dict(nnx.state(model))), {**info, "model_config": config.to_dict()}
     if spec.kind == "esn":
+        from forecast_cli import sharding
         from forecast_cli.models import esn
 
         config = spec.esn
         reservoir = esn.init_reservoir(inputs.shape[1], config, key)
         try:
-            readout, info = esn.fit(reservoir, inputs, train_idx, val_idx, L, H, config)
+            mesh = sharding.data_mesh(spec.train.devices)
+            readout, info = esn.fit(reservoir, inputs, train_idx, val_idx, L, H, config, mesh)
         except ValueError as e:
             raise DataError(f"cannot fit the ESN readout: {e}; use longer series or a smaller --horizon") from e
         if on_epoch:

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from forecast_cli import sharding
 from forecast_cli.config import TrainConfig
 from forecast_cli.errors import TrainingError
 
@@ -49,9 +50,11 @@ def auto_batch_size(n: int) -> int:
     return int(np.clip(n // 10, 16, 256))
 
 
-def batches(n: int, batch_size: int | None) -> tuple[int, int]:
-    """(batch size actually used, number of batches): a batch never exceeds the number of windows."""
+def batches(n: int, batch_size: int | None, multiple: int = 1) -> tuple[int, int]:
+    """(batch size actually used, number of batches): a batch never exceeds the number of windows (rounded up
+    to a multiple of the device count, so it splits evenly over the devices)."""
     size = max(1, min(batch_size or auto_batch_size(n), n))
+    size = -(-size // multiple) * multiple
     return size, math.ceil(n / size)
 
 
@@ -69,7 +72,8 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
     )
 
 
-def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool):
+def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool,
+               mesh=None):
     """The compiled epoch and evaluation functions for one run (shapes fixed, so each compiles once)."""
 
     def loss_fn(params, inputs, begin, weight, key):
@@ -85,6 +89,7 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
         pad = batch_size * n_batches - order.shape[0]
         begin = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_batches, batch_size)
         weight = jnp.concatenate([jnp.ones(order.shape[0]), jnp.zeros(pad)]).reshape(n_batches, batch_size)
+        begin, weight = sharding.split_batch(mesh, begin, 1), sharding.split_batch(mesh, weight, 1)
         keys = jax.random.split(dropout_key, n_batches)
 
         def step(carry, batch):
@@ -99,10 +104,11 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
     return train_epoch
 
 
-def make_evaluate(graphdef, lookback: int, horizon: int):
+def make_evaluate(graphdef, lookback: int, horizon: int, mesh=None):
     @jax.jit
     def evaluate(params, inputs, begin, weight):
         """Mean squared error over windows `begin: (n_batches, batch)` with weights (0 for padding)."""
+        begin, weight = sharding.split_batch(mesh, begin, 1), sharding.split_batch(mesh, weight, 1)
 
         def one(params, batch):  # params ride in the carry: a closed-over State cannot merge in a nested trace
             b, w = batch
@@ -116,9 +122,9 @@ def make_evaluate(graphdef, lookback: int, horizon: int):
     return evaluate
 
 
-def pad_to_batches(idx: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def pad_to_batches(idx: np.ndarray, batch_size: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """idx: (n,) -> (n_batches, batch) indices and weights, padded with zero-weight copies of idx[0]."""
-    size, n_batches = batches(len(idx), batch_size)
+    size, n_batches = batches(len(idx), batch_size, multiple)
     pad = size * n_batches - len(idx)
     begin = np.concatenate([idx, np.full(pad, idx[0] if len(idx) else 0)]).reshape(n_batches, size)
     weight = np.concatenate([np.ones(len(idx)), np.zeros(pad)]).reshape(n_batches, size)
@@ -142,16 +148,20 @@ def fit(
     if len(train_idx) == 0:
         raise TrainingError("no training windows: the series are too short for this lookback and horizon")
     start = time.perf_counter()
+    mesh = sharding.data_mesh(config.devices)
+    devices = sharding.device_count(mesh)
     graphdef, params = nnx.split(model)
-    size, n_batches = batches(len(train_idx), config.batch_size)
+    size, n_batches = batches(len(train_idx), config.batch_size, devices)
     tx = make_optimizer(config, config.epochs * n_batches)
-    opt_state = tx.init(params)
-    train_epoch = make_steps(graphdef, tx, lookback, horizon, size, n_batches, dropout)
-    evaluate = make_evaluate(graphdef, lookback, horizon)
-    inputs = jnp.asarray(inputs, jnp.float32)
-    train_idx = jnp.asarray(train_idx, jnp.int32)
+    params = sharding.replicated(mesh, params)
+    opt_state = sharding.replicated(mesh, tx.init(params))
+    train_epoch = make_steps(graphdef, tx, lookback, horizon, size, n_batches, dropout, mesh)
+    evaluate = make_evaluate(graphdef, lookback, horizon, mesh)
+    inputs = sharding.replicated(mesh, jnp.asarray(inputs, jnp.float32))
+    train_idx = sharding.replicated(mesh, jnp.asarray(train_idx, jnp.int32))
     monitor = val_idx if len(val_idx) else np.asarray(train_idx)
-    val_begin, val_weight = (jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024))
+    val_begin, val_weight = sharding.replicated(mesh, tuple(
+        jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024, devices)))
     history = TrainHistory()
     best, best_loss, waited = params, math.inf, 0
     for epoch in range(1, config.epochs + 1):

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from forecast_cli import sharding
 from forecast_cli.config import ESNConfig
 
 Array = jax.Array
@@ -88,19 +89,22 @@ def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float) -> Arra
 
 
 def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, lookback: int,
-        horizon: int, config: ESNConfig) -> tuple[np.ndarray, dict]:
+        horizon: int, config: ESNConfig, mesh=None) -> tuple[np.ndarray, dict]:
     """Ridge readout from windows of `inputs: (n_rows, n_features)` (column 0 the scaled target).
 
     Each window runs the reservoir from a zero state over its `lookback` inputs (they are its washout), exactly
     as a forecast does; its final state is paired with the change of the target over the next `horizon` steps.
     Training windows fit the readout for every ridge strength in `config.ridges`, validation windows pick the
     best, then the readout is refitted on both with it. Windows go through in chunks and only the normal
-    equations are kept, so memory does not grow with the data. Returns (readout: (p, horizon), info).
+    equations are kept, so memory does not grow with the data. With a device `mesh`, each chunk's windows are
+    split over the devices and XLA sums their normal equations. Returns (readout: (p, horizon), info).
     """
     if not len(train_idx):
         raise ValueError("no training windows")
-    device_inputs = jnp.asarray(inputs, jnp.float32)
-    chunk = int(np.clip(2e7 // (lookback * config.units), 64, 8192))
+    devices = sharding.device_count(mesh)
+    device_inputs = sharding.replicated(mesh, jnp.asarray(inputs, jnp.float32))
+    reservoir = sharding.replicated(mesh, {k: jnp.asarray(v) for k, v in reservoir.items()})
+    chunk = -(-int(np.clip(2e7 // (lookback * config.units), 64, 8192)) // devices) * devices
 
     def accumulate(idx):
         sums = None
@@ -108,7 +112,8 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
             part = idx[first : first + chunk]
             begin = np.concatenate([part, np.full(chunk - len(part), part[0])])
             weight = np.arange(chunk) < len(part)
-            out = _window_equations(reservoir, device_inputs, jnp.asarray(begin), jnp.asarray(weight, jnp.float32),
+            out = _window_equations(reservoir, device_inputs, sharding.put_batch(mesh, jnp.asarray(begin)),
+                                    sharding.put_batch(mesh, jnp.asarray(weight, jnp.float32)),
                                     lookback=lookback, horizon=horizon, leak_rate=config.leak_rate)
             out = [np.asarray(o, np.float64) for o in out]
             sums = out if sums is None else [a + b for a, b in zip(sums, out, strict=True)]

@@ -1,0 +1,65 @@
+"""Data-parallel training on 4 forced CPU devices gives the same model as on one device.
+
+The device count must be set before JAX starts, so the check runs in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent("""
+    import json
+    import jax
+    import numpy as np
+    from flax import nnx
+    from forecast_cli import train
+    from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig
+    from forecast_cli.models import esn, flatten_params, recurrent
+
+    t = np.arange(600)
+    inputs = np.stack([np.sin(2 * np.pi * t / 12), np.cos(2 * np.pi * t / 7)], axis=1).astype(np.float32)
+    train_idx, val_idx = np.arange(0, 480), np.arange(480, 560)
+
+    def gru(devices):
+        model = recurrent.build(2, 4, RecurrentConfig(hidden=16), jax.random.key(0))
+        config = TrainConfig(epochs=3, patience=0, batch_size=64, learning_rate=1e-2, devices=devices)
+        model, history = train.fit(model, inputs, train_idx, val_idx, 24, 4, config, jax.random.key(1))
+        params = flatten_params(nnx.to_pure_dict(nnx.state(model)))
+        placed = len(next(iter(nnx.state(model).flat_state()))[1].get_value().sharding.device_set)
+        return params, history.train_loss, placed
+
+    def ridge(devices):
+        from forecast_cli import sharding
+        reservoir = esn.init_reservoir(2, ESNConfig(units=60), jax.random.key(2))
+        readout, info = esn.fit(reservoir, inputs, train_idx, val_idx, 24, 4, ESNConfig(units=60),
+                                sharding.data_mesh(devices))
+        X = np.stack([inputs[i : i + 24] for i in val_idx])
+        return np.asarray(esn.predict(reservoir, readout, X, 0.5)), info["ridge"]
+
+    one, one_loss, one_placed = gru(1)
+    four, four_loss, four_placed = gru(4)
+    print(json.dumps({
+        "devices": jax.device_count(),
+        "placed": [one_placed, four_placed],
+        "loss_one": one_loss, "loss_four": four_loss,
+        "param_diff": max(float(np.max(np.abs(one[k] - four[k]))) for k in one),
+        "param_scale": max(float(np.max(np.abs(one[k]))) for k in one),
+        "esn": [ridge(1)[1], ridge(4)[1]],
+        "esn_forecast_diff": float(np.max(np.abs(ridge(1)[0] - ridge(4)[0]))),
+    }))
+""")
+
+
+def test_four_devices_match_one():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["devices"] == 4
+    assert report["placed"] == [1, 4]  # the sharded run really spread over the four devices
+    for a, b in zip(report["loss_one"], report["loss_four"], strict=True):
+        assert abs(a - b) <= 1e-4 * max(abs(a), 1e-3)
+    assert report["param_diff"] <= 1e-4 * report["param_scale"]
+    assert report["esn"][0] == report["esn"][1]  # the same ridge strength chosen
+    assert report["esn_forecast_diff"] <= 1e-3  # the series are sines of amplitude 1
