@@ -35,6 +35,7 @@ class TrainHistory:
     best_epoch: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    first_epoch_seconds: float = 0.0  # includes compiling the epoch
 
 
 def gather(inputs: Array, begin: Array, lookback: int, horizon: int) -> tuple[Array, Array]:
@@ -169,6 +170,8 @@ def fit(
         params, opt_state, train_loss = train_epoch(params, opt_state, inputs, train_idx, epoch_key)
         val_loss = float(evaluate(params, inputs, val_begin, val_weight))
         train_loss = float(train_loss)
+        if epoch == 1:
+            history.first_epoch_seconds = time.perf_counter() - start
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise TrainingError(
                 f"training diverged at epoch {epoch} (loss {train_loss}); nothing was saved. "
