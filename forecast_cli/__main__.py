@@ -1,3 +1,3 @@
-from forecast_cli.cli import app
+from forecast_cli.cli import main
 
-app()
+main()
