@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Annotated
 
 import typer
@@ -232,8 +232,8 @@ def model_dir_path(model_dir: str | None) -> str:
     return model_dir or os.environ.get("FORECAST_MODEL_DIR") or "forecast-model"
 
 
-def setup_jax(device: str | None) -> str:
-    """Choose the device and turn on JAX's persistent compilation cache; returns the device description."""
+def setup_platform(device: str | None) -> None:
+    """Point JAX at the requested platform (before anything touches a device)."""
     import os
 
     from forecast_cli.errors import ConfigError
@@ -243,10 +243,20 @@ def setup_jax(device: str | None) -> str:
         raise ConfigError(f"Unknown --device '{device}'; choose cpu, gpu or tpu")
     if device:
         os.environ["JAX_PLATFORMS"] = platforms[device]
+        import jax
+
+        jax.config.update("jax_platforms", platforms[device])
+
+
+def setup_jax(device: str | None) -> str:
+    """Choose the device and turn on JAX's persistent compilation cache; returns the device description."""
+    import os
+
+    from forecast_cli.errors import ConfigError
+
+    setup_platform(device)
     import jax
 
-    if device:
-        jax.config.update("jax_platforms", platforms[device])
     cache = os.environ.get("FORECAST_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forecast", "jax")
     try:
@@ -319,6 +329,11 @@ def train(
                       ] = None,
     devices: Annotated[int | None, typer.Option("--devices", help="Split each batch over this many local devices "
                                                 "[default: all].")] = None,
+    coordinator: Annotated[str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train "
+                                                    "across several processes (jax.distributed).")] = None,
+    num_processes: Annotated[int | None, typer.Option("--num-processes", help="Processes in the run.")] = None,
+    process_id: Annotated[int | None, typer.Option("--process-id", help="This process's rank, 0 writes the "
+                                                   "model.")] = None,
     id_col: IdCol = None,
     time_col: TimeCol = None,
     target: Target = None,
@@ -348,7 +363,14 @@ def train(
         panel = read_series(data, config)
         if not quiet:
             report_filled(panel)
+        from forecast_cli import distributed
+
+        if coordinator or (num_processes or 1) > 1:
+            setup_platform(device)
+            distributed.initialize(coordinator, num_processes, process_id)
+            panel = distributed.shard_panel(panel)
         where = setup_jax(device)
+        writer = distributed.process_index() == 0
         from forecast_cli.persistence import model_lock, save_artifact
         from forecast_cli.pipeline import TrainSpec, train_artifact
 
@@ -363,8 +385,11 @@ def train(
         if not quiet:
             say(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}")
         neural = model in ("gru", "lstm", "elman")
-        with model_lock(model_dir_path(model_dir)), EpochReporter(epochs, quiet or not neural) as reporter:
+        lock = model_lock(model_dir_path(model_dir)) if writer else nullcontext()
+        with lock, EpochReporter(epochs, quiet or not neural or not writer) as reporter:
             artifact = train_artifact(panel, spec, on_epoch=reporter)
+            if not writer:
+                return  # process 0 writes the model of a distributed run
             target_dir = save_artifact(model_dir_path(model_dir), artifact)
         if not quiet:
             say(train_summary(artifact.manifest, target_dir))

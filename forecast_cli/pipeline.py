@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecast_cli import timeindex
+from forecast_cli import distributed, timeindex
 from forecast_cli.config import (
     RECURRENT_KINDS,
     DataConfig,
@@ -61,7 +61,7 @@ def resolve_window(panel: Panel, horizon: int | None, lookback: int | None) -> W
     horizon = horizon or timeindex.default_horizon(panel.freq)
     if horizon < 1 or (lookback is not None and lookback < 1):
         raise ConfigError("--horizon and --lookback must be at least 1")
-    lengths = panel.lengths
+    lengths = distributed.gather_rows(panel.lengths) if distributed.process_count() > 1 else panel.lengths
     if not len(lengths):
         raise DataError(f"{panel.source}: no series left to train on")
     room = lengths - default_val_size(lengths, horizon) - horizon  # the longest lookback each series allows
@@ -74,8 +74,8 @@ def resolve_window(panel: Panel, horizon: int | None, lookback: int | None) -> W
     if room.max() < lookback:
         longest = int(lengths.max())
         raise DataError(
-            f"{panel.source}: every series is too short for lookback={lookback} + horizon={horizon}: the longest, "
-            f"'{panel.ids[int(lengths.argmax())]}', has {longest} rows. Use a smaller --lookback or --horizon"
+            f"{panel.source}: every series is too short for lookback={lookback} + horizon={horizon}: the longest "
+            f"has {longest} rows. Use a smaller --lookback or --horizon"
         )
     return WindowConfig(lookback=lookback, horizon=horizon, val_size=val_size)
 
@@ -124,12 +124,34 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     predictor = make_predictor(spec.kind, manifest, params)
     manifest["validation"], abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window, manifest["season"])
     history = last_windows(panel.ids, panel.values, panel.ds, starts, L)
-    manifest["training_seconds"] = round(time.perf_counter() - start, 3)
     arrays = {f"params/{k}": v for k, v in params.items()}
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
                    "history/last_ds": history.last_ds, "history/length": history.length,
                    "calibration/abs_errors": abs_errors})
+    if distributed.process_count() > 1:
+        _gather_across_processes(manifest, arrays)
+    manifest["training_seconds"] = round(time.perf_counter() - start, 3)
     return Artifact(manifest, arrays)
+
+
+def _gather_across_processes(manifest: dict, arrays: dict) -> None:
+    """Put every process's series into the artifact (in process order); the weights are already shared."""
+    for name in ("scaler/loc", "scaler/scale", "history/values", "history/length", "calibration/abs_errors"):
+        arrays[name] = distributed.gather_rows(arrays[name])
+    last = arrays["history/last_ds"]
+    arrays["history/last_ds"] = distributed.gather_rows(last.view(np.int64)).view(last.dtype)
+    manifest["series"] = distributed.gather_strings(np.asarray(manifest["series"])).tolist()
+    manifest["nonnegative"] = bool(distributed.allsum(np.array(not manifest["nonnegative"])) == 0)
+    fingerprints = distributed.gather_strings(np.array([manifest["fingerprint"]]))
+    manifest["fingerprint"] = hashlib.sha256(",".join(fingerprints).encode()).hexdigest()[:16]
+    v = manifest["validation"]
+    names = ("model_mae", "naive_mae", "snaive_mae")
+    local = np.array([v["windows"]] + [v.get(n, 0.0) * v["windows"] for n in names], np.float64)
+    total = distributed.allsum(local)
+    manifest["validation"] = {"windows": int(total[0])}
+    if total[0]:
+        manifest["validation"].update({n: float(t / total[0]) for n, t in zip(names, total[1:], strict=True)})
+    manifest["processes"] = distributed.process_count()
 
 
 def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
@@ -141,13 +163,17 @@ def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
         from forecast_cli import train
         from forecast_cli.models import recurrent
 
-        if not len(train_idx):
+        if not len(train_idx) and distributed.process_count() == 1:
             raise DataError("no series is long enough to give a training window; use a smaller --lookback")
         config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": spec.kind})
         model_key, train_key = jax_split(key)
         model = recurrent.build(inputs.shape[1], H, config, model_key)
-        model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key,
-                                   dropout=config.dropout > 0, on_epoch=on_epoch)
+        if distributed.process_count() > 1:
+            model, history = train.fit_across_processes(model, inputs, train_idx, val_idx, L, H, spec.train,
+                                                        on_epoch=on_epoch)
+        else:
+            model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key,
+                                       dropout=config.dropout > 0, on_epoch=on_epoch)
         info = {"epochs": len(history.train_loss), "best_epoch": history.best_epoch,
                 "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
                 "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +23,7 @@ from flax import nnx
 from forecast_cli import sharding
 from forecast_cli.config import TrainConfig
 from forecast_cli.errors import TrainingError
+from forecast_cli.windows import gather_windows
 
 Array = jax.Array
 
@@ -190,3 +192,100 @@ def fit(
             break
     history.seconds = time.perf_counter() - start
     return nnx.merge(graphdef, best), history
+
+
+def fit_across_processes(
+    model: nnx.Module,
+    inputs: np.ndarray,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    lookback: int,
+    horizon: int,
+    config: TrainConfig,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> tuple[nnx.Module, TrainHistory]:
+    """fit() when several processes each hold a shard of the series (jax.distributed is running).
+
+    Every step's global batch is assembled from each process's own windows (gathered on its host, then
+    `jax.make_array_from_process_local_data` over a mesh of every device of every process); parameters are
+    replicated, XLA all-reduces the gradients, and early stopping uses the global validation loss, so all
+    processes take the same decisions and end with the same weights. Dropout is not used here.
+    """
+    from jax.experimental import multihost_utils
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from forecast_cli import distributed
+
+    start = time.perf_counter()
+    processes = jax.process_count()
+    mesh = Mesh(np.array(jax.devices()), (sharding.AXIS,))
+    split = NamedSharding(mesh, PartitionSpec(sharding.AXIS))
+    counts = distributed.allgather(np.array([len(train_idx), len(val_idx)]))
+    size, _ = batches(int(counts[:, 0].sum()), config.batch_size, jax.device_count())
+    local = size // processes  # windows each process contributes to a global batch
+    n_batches = max(1, math.ceil(counts[:, 0].max() / local))
+    n_val_batches = max(1, math.ceil(counts[:, 1].max() / local)) if counts[:, 1].sum() else 0
+    graphdef, params = nnx.split(model)  # the same initial weights everywhere: the same seed
+    tx = make_optimizer(config, config.epochs * n_batches)
+    to_global = partial(multihost_utils.host_local_array_to_global_array, global_mesh=mesh, pspecs=PartitionSpec())
+    params = to_global(params)
+    opt_state = jax.jit(tx.init)(params)
+
+    def loss_sums(params, X, Y, w):
+        pred = nnx.merge(graphdef, params)(X)
+        return jnp.sum(jnp.mean((pred - Y) ** 2, axis=1) * w), jnp.sum(w)
+
+    @jax.jit
+    def step(params, opt_state, X, Y, w):
+        def loss_fn(params):
+            total, weight = loss_sums(params, X, Y, w)
+            return total / jnp.maximum(weight, 1.0), (total, weight)
+
+        (_, (total, weight)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, total, weight
+
+    sums = jax.jit(loss_sums)
+
+    def global_batch(idx, first):
+        part = idx[first : first + local]
+        begin = np.concatenate([part, np.zeros(local - len(part), np.int64)]).astype(np.int64)
+        X, Y = gather_windows(inputs, begin, lookback, horizon)
+        w = (np.arange(local) < len(part)).astype(np.float32)
+        return tuple(jax.make_array_from_process_local_data(split, a) for a in (X, Y, w))
+
+    def scalar(x) -> float:
+        return float(np.asarray(x.addressable_data(0)))
+
+    history = TrainHistory()
+    best, best_loss, waited = params, math.inf, 0
+    rng = np.random.default_rng([config.seed, jax.process_index()])
+    monitor = val_idx if n_val_batches else train_idx
+    for epoch in range(1, config.epochs + 1):
+        order = rng.permutation(train_idx)
+        total = weight = 0.0
+        for b in range(n_batches):
+            params, opt_state, t, w = step(params, opt_state, *global_batch(order, b * local))
+            total, weight = total + scalar(t), weight + scalar(w)
+        train_loss = total / max(weight, 1.0)
+        val_total = val_weight = 0.0
+        for b in range(n_val_batches or n_batches):
+            t, w = sums(params, *global_batch(monitor, b * local))
+            val_total, val_weight = val_total + scalar(t), val_weight + scalar(w)
+        val_loss = val_total / max(val_weight, 1.0)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise TrainingError(f"training diverged at epoch {epoch} (loss {train_loss}); nothing was saved")
+        history.train_loss.append(train_loss)
+        history.val_loss.append(val_loss)
+        if val_loss < best_loss:
+            best, best_loss, waited, history.best_epoch = params, val_loss, 0, epoch
+        else:
+            waited += 1
+        if on_epoch:
+            on_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss, "best_val_loss": best_loss})
+        if config.patience and waited >= config.patience:
+            history.stopped_early = True
+            break
+    history.seconds = time.perf_counter() - start
+    host = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), best)
+    return nnx.merge(graphdef, host), history

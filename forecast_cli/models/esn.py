@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from forecast_cli import sharding
+from forecast_cli import distributed, sharding
 from forecast_cli.config import ESNConfig
 
 Array = jax.Array
@@ -99,15 +99,15 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
     equations are kept, so memory does not grow with the data. With a device `mesh`, each chunk's windows are
     split over the devices and XLA sums their normal equations. Returns (readout: (p, horizon), info).
     """
-    if not len(train_idx):
-        raise ValueError("no training windows")
     devices = sharding.device_count(mesh)
     device_inputs = sharding.replicated(mesh, jnp.asarray(inputs, jnp.float32))
     reservoir = sharding.replicated(mesh, {k: jnp.asarray(v) for k, v in reservoir.items()})
     chunk = -(-int(np.clip(2e7 // (lookback * config.units), 64, 8192)) // devices) * devices
+    p = config.units + inputs.shape[1] + 1
 
     def accumulate(idx):
-        sums = None
+        """[ZᵀWZ, ZᵀWY, ΣwY², Σw] over windows `idx`, summed over every process."""
+        sums = [np.zeros((p, p)), np.zeros((p, horizon)), np.zeros(()), np.zeros(())]
         for first in range(0, len(idx), chunk):
             part = idx[first : first + chunk]
             begin = np.concatenate([part, np.full(chunk - len(part), part[0])])
@@ -115,14 +115,15 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
             out = _window_equations(reservoir, device_inputs, sharding.put_batch(mesh, jnp.asarray(begin)),
                                     sharding.put_batch(mesh, jnp.asarray(weight, jnp.float32)),
                                     lookback=lookback, horizon=horizon, leak_rate=config.leak_rate)
-            out = [np.asarray(o, np.float64) for o in out]
-            sums = out if sums is None else [a + b for a, b in zip(sums, out, strict=True)]
-        return sums
+            sums = [a + np.asarray(o, np.float64) for a, o in zip(sums, out, strict=True)]
+        return [distributed.allsum(x) for x in sums] if distributed.process_count() > 1 else sums
 
     gram_t, cross_t, _, n_t = accumulate(train_idx)
+    if n_t == 0:
+        raise ValueError("no training windows")
     errors = {}
-    if len(val_idx):
-        gram_v, cross_v, yy_v, n_v = accumulate(val_idx)
+    gram_v, cross_v, yy_v, n_v = accumulate(val_idx)
+    if n_v:
         for ridge in config.ridges:
             readout = solve_ridge(gram_t, cross_t, ridge)
             errors[ridge] = squared_error(readout, gram_v, cross_v, float(yy_v)) / (n_v * horizon)
@@ -131,7 +132,7 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
     else:
         best = config.ridges[len(config.ridges) // 2]
         readout = solve_ridge(gram_t, cross_t, best)
-    info = {"ridge": best, "val_loss": errors.get(best), "train_windows": int(n_t), "val_windows": len(val_idx),
+    info = {"ridge": best, "val_loss": errors.get(best), "train_windows": int(n_t), "val_windows": int(n_v),
             "val_loss_by_ridge": {str(k): v for k, v in errors.items()}}
     return readout.astype(np.float32), info
 

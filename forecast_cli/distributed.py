@@ -1,0 +1,96 @@
+"""Several processes (hosts) on JAX's own distributed runtime.
+
+Each process keeps its own shard of the series (a stable hash of `unique_id`), trains on global batches
+assembled from every process's windows, and process 0 alone writes the model directory after gathering what
+the others hold. With one process every function here is the identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+
+from forecast_cli.errors import ConfigError
+
+
+def initialize(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
+    """Start jax.distributed (before anything touches a device). CPU collectives go through gloo."""
+    import jax
+
+    if num_processes is not None and num_processes < 1 or (process_id is not None and process_id < 0):
+        raise ConfigError("--num-processes must be at least 1 and --process-id at least 0")
+    if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id, initialization_timeout=120)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"cannot join the distributed run at {coordinator}: {str(e).splitlines()[0]}") from e
+
+
+def process_count() -> int:
+    import jax
+
+    return jax.process_count()
+
+
+def process_index() -> int:
+    import jax
+
+    return jax.process_index()
+
+
+def owner(series_id: str, count: int) -> int:
+    """The process that holds a series: crc32 of its id modulo the process count (stable across runs)."""
+    return zlib.crc32(str(series_id).encode()) % count
+
+
+def shard_panel(panel):
+    """This process's series of a panel (all of them with one process)."""
+    count = process_count()
+    if count == 1:
+        return panel
+    mine = np.array([owner(s, count) == process_index() for s in panel.ids])
+    if not mine.any():
+        raise ConfigError(f"process {process_index()} of {count} holds no series: use fewer processes")
+    keep = np.repeat(mine, panel.lengths)
+    frame = panel.frame[keep].reset_index(drop=True)
+    return dataclasses.replace(panel, frame=frame, missing_timestamps=panel.missing_timestamps[mine],
+                               missing_values=panel.missing_values[mine])
+
+
+def allgather(x: np.ndarray) -> np.ndarray:
+    """Stack equal-shaped arrays from every process: (n_processes, *x.shape), bit for bit.
+
+    The data travels as raw bytes: JAX without x64 would turn float64 and int64 into 32-bit numbers."""
+    from jax.experimental import multihost_utils
+
+    x = np.asarray(x)  # (ascontiguousarray would make a scalar 1-d)
+    raw = np.frombuffer(x.tobytes(), np.uint8)
+    gathered = np.asarray(multihost_utils.process_allgather(raw))
+    return np.ascontiguousarray(gathered).view(x.dtype).reshape((len(gathered),) + x.shape)
+
+
+def allsum(x) -> np.ndarray:
+    return allgather(np.asarray(x)).sum(axis=0)
+
+
+def gather_rows(x: np.ndarray) -> np.ndarray:
+    """Concatenate along axis 0 arrays whose first dimension differs between processes (in process order)."""
+    counts = allgather(np.array(len(x)))
+    padded = np.zeros((int(counts.max()),) + x.shape[1:], x.dtype)
+    padded[: len(x)] = x
+    stacked = allgather(padded)
+    return np.concatenate([stacked[i, : counts[i]] for i in range(len(counts))])
+
+
+def gather_strings(values: np.ndarray) -> np.ndarray:
+    """gather_rows for an array of strings (sent as fixed-width UTF-8 bytes)."""
+    encoded = [s.encode() for s in values.astype(str)]
+    width = int(allgather(np.array(max((len(e) for e in encoded), default=1))).max())
+    codes = np.zeros((len(encoded), width), np.uint8)
+    for i, e in enumerate(encoded):
+        codes[i, : len(e)] = np.frombuffer(e, np.uint8)
+    return np.array([bytes(row).rstrip(b"\0").decode() for row in gather_rows(codes)])

@@ -1,0 +1,63 @@
+"""Two `forecast train` processes on loopback, joined by jax.distributed (gloo), each holding half the series:
+process 0 writes a model whose forecasts match a model trained by one process on all the data."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import seasonal_frame
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def forecast(*args, cwd, timeout=240):
+    return subprocess.run([sys.executable, "-m", "forecast_cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+
+
+def train_two_processes(tmp_path, args):
+    port = free_port()
+    common = ["train", "data.csv", *args, "--model-dir", "two", "--coordinator", f"127.0.0.1:{port}",
+              "--num-processes", "2", "-q"]
+    other = subprocess.Popen([sys.executable, "-m", "forecast_cli", *common, "--process-id", "1"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = forecast(*common, "--process-id", "0", cwd=tmp_path)
+        _, other_err = other.communicate(timeout=240)
+    finally:
+        other.kill()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert other.returncode == 0, other_err[-2000:]
+
+
+def predictions(tmp_path, model_dir):
+    result = forecast("predict", "--model-dir", model_dir, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return pd.read_csv(io.StringIO(result.stdout))
+
+
+@pytest.mark.parametrize("model, args, tolerance", [
+    ("esn", ["--units", "60"], 1e-3),  # the normal equations are summed exactly: the same readout
+    ("gru", ["--epochs", "4", "--hidden", "16", "--batch-size", "64"], 0.05),  # batches composed differently
+])
+def test_two_processes_match_one(tmp_path, model, args, tolerance):
+    seasonal_frame(n_series=8, length=120, noise=0.3).to_csv(tmp_path / "data.csv", index=False)
+    train_two_processes(tmp_path, ["--model", model, *args])
+    single = forecast("train", "data.csv", "--model", model, *args, "--model-dir", "one", "-q", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    two, one = predictions(tmp_path, "two"), predictions(tmp_path, "one")
+    assert sorted(two["unique_id"].unique()) == [f"s{i}" for i in range(8)]  # every series, from both halves
+    merged = two.merge(one, on=["unique_id", "ds"])
+    assert len(merged) == len(one) == 8 * 7
+    relative = ((merged["y_hat_x"] - merged["y_hat_y"]).abs() / merged["y_hat_y"].abs()).max()
+    assert relative < tolerance
+    assert not (tmp_path / ".two.lock").read_text()  # only process 0 took the lock, and released it
