@@ -395,6 +395,16 @@ def train(
             say(train_summary(artifact.manifest, target_dir))
 
 
+def prediction_shard(num_processes: int | None, process_id: int | None) -> tuple[int, int] | None:
+    from forecast_cli.errors import ConfigError
+
+    if num_processes is None and process_id is None:
+        return None
+    if num_processes is None or process_id is None or not 0 <= process_id < num_processes:
+        raise ConfigError("--num-processes N and --process-id I go together, with 0 <= I < N")
+    return num_processes, process_id
+
+
 def train_summary(m: dict, target_dir) -> str:
     w, v = m["window"], m["validation"]
     line = (f"trained {m['kind']} (horizon {w['horizon']}, lookback {w['lookback']}) in "
@@ -416,11 +426,16 @@ def predict(
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
                                                "instead of stdout.")] = None,
     levels: Levels = None,
+    num_processes: Annotated[int | None, typer.Option("--num-processes", help="Split the series into this many "
+                                                      "parts (by a stable hash of their id)...")] = None,
+    process_id: Annotated[int | None, typer.Option("--process-id", help="...and forecast only part number "
+                                                   "this (0-based).")] = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
     """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat (and interval bounds
-    y_hat_lo_80, y_hat_hi_80, ... with --levels).
+    y_hat_lo_80, y_hat_hi_80, ... with --levels). With --num-processes N --process-id I, only the series of
+    part I (the same split as distributed training); concatenating the N parts gives the whole forecast.
 
     Example: forecast predict --horizon 7 --levels 80,95 -o forecast.csv
     """
@@ -429,6 +444,7 @@ def predict(
         from forecast_cli.persistence import load_artifact
 
         interval_levels = parse_levels(levels)
+        shard = prediction_shard(num_processes, process_id)
         artifact = load_artifact(model_dir_path(model_dir))
         m = artifact.manifest
         panel = None
@@ -443,7 +459,7 @@ def predict(
         setup_jax(None)
         from forecast_cli.pipeline import predict_frame
 
-        result = predict_frame(artifact, panel, horizon, interval_levels)
+        result = predict_frame(artifact, panel, horizon, interval_levels, shard)
         if not quiet:
             if result.rolled:
                 warn(f"horizon {horizon} is longer than the trained {m['window']['horizon']}: forecasts are fed "

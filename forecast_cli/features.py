@@ -50,6 +50,8 @@ def stamps_around(last_ds: np.ndarray, freq: str, before: int, after: int) -> tu
 
     Returns (past: (n_series, before), future: (n_series, after)). Computed once per distinct last stamp.
     """
+    if not len(last_ds):
+        return np.zeros((0, before), last_ds.dtype), np.zeros((0, after), last_ds.dtype)
     unique, inverse = np.unique(last_ds, return_inverse=True)
     past, future = [], []
     for last in unique:

@@ -239,11 +239,12 @@ class Forecast:
 
 
 def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
-                  levels: list[int] | tuple[int, ...] = ()) -> Forecast:
+                  levels: list[int] | tuple[int, ...] = (), shard: tuple[int, int] | None = None) -> Forecast:
     """Forecast `horizon` steps after the end of every series: of `panel` when given (known series keep their
     training scaling; new ones are scaled by their own history), else of the data the model was trained on.
 
-    `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>."""
+    `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>. `shard` = (N, I)
+    keeps the series that distributed.owner assigns to part I of N."""
     m = artifact.manifest
     L, trained_h = m["window"]["lookback"], m["window"]["horizon"]
     horizon = horizon or trained_h
@@ -257,6 +258,9 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         scaler = stored
     else:
         history, scaler = _history_from_panel(panel, m, stored)
+    if shard is not None:
+        mine = np.array([distributed.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
+        history, scaler = _select(history, mine), Scaler(scaler.loc[mine], scaler.scale[mine])
     predictor = make_predictor(m["kind"], m, artifact.params())
     y_hat = np.empty((len(history.ids), horizon))
     short = history.length < L

@@ -113,3 +113,24 @@ def test_predict_without_a_model_exits_1(tmp_path):
     result = runner.invoke(app, ["predict", "--model-dir", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "no model directory" in result.stderr
+
+
+def test_predict_parts_make_up_the_whole(seasonal_csv):
+    path = seasonal_csv(n_series=6, length=60)
+    assert runner.invoke(app, ["train", str(path), "--model", "snaive", "-q"]).exit_code == 0
+    whole = read(runner.invoke(app, ["predict"]).stdout)
+    parts = [read(runner.invoke(app, ["predict", "--num-processes", "3", "--process-id", str(i)]).stdout)
+             for i in range(3)]
+    joined = pd.concat(parts).sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(joined, whole.sort_values(["unique_id", "ds"]).reset_index(drop=True))
+    assert all(set(a.unique_id).isdisjoint(b.unique_id) for i, a in enumerate(parts) for b in parts[i + 1:])
+    bad = runner.invoke(app, ["predict", "--num-processes", "3", "--process-id", "3"])
+    assert bad.exit_code == 2 and "--process-id" in bad.stderr
+
+
+def test_an_empty_part_is_just_a_header(seasonal_csv):
+    path = seasonal_csv(n_series=1, length=60)
+    assert runner.invoke(app, ["train", str(path), "--model", "naive", "-q"]).exit_code == 0
+    outputs = [runner.invoke(app, ["predict", "--num-processes", "2", "--process-id", str(i)]) for i in range(2)]
+    assert all(r.exit_code == 0 for r in outputs)
+    assert sorted(len(r.stdout.splitlines()) for r in outputs) == [1, 8]  # header only; header + 7 rows
