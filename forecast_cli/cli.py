@@ -334,6 +334,9 @@ def train(
     num_processes: Annotated[int | None, typer.Option("--num-processes", help="Processes in the run.")] = None,
     process_id: Annotated[int | None, typer.Option("--process-id", help="This process's rank, 0 writes the "
                                                    "model.")] = None,
+    local_data: Annotated[bool, typer.Option("--local-data", help="With --num-processes: DATA holds only this "
+                                             "process's series (else each keeps its hash share of DATA).")
+                          ] = False,
     id_col: IdCol = None,
     time_col: TimeCol = None,
     target: Target = None,
@@ -368,7 +371,8 @@ def train(
         if coordinator or (num_processes or 1) > 1:
             setup_platform(device)
             distributed.initialize(coordinator, num_processes, process_id)
-            panel = distributed.shard_panel(panel)
+            if not local_data:
+                panel = distributed.shard_panel(panel)
         where = setup_jax(device)
         writer = distributed.process_index() == 0
         from forecast_cli.persistence import model_lock, save_artifact

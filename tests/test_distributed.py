@@ -23,14 +23,13 @@ def forecast(*args, cwd, timeout=240):
                           timeout=timeout, env={**os.environ, "JAX_PLATFORMS": "cpu"})
 
 
-def train_two_processes(tmp_path, args):
+def train_two_processes(tmp_path, args, files=("data.csv", "data.csv")):
     port = free_port()
-    common = ["train", "data.csv", *args, "--model-dir", "two", "--coordinator", f"127.0.0.1:{port}",
-              "--num-processes", "2", "-q"]
-    other = subprocess.Popen([sys.executable, "-m", "forecast_cli", *common, "--process-id", "1"], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    common = [*args, "--model-dir", "two", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "-q"]
+    other = subprocess.Popen([sys.executable, "-m", "forecast_cli", "train", files[1], *common, "--process-id", "1"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first = forecast(*common, "--process-id", "0", cwd=tmp_path)
+        first = forecast("train", files[0], *common, "--process-id", "0", cwd=tmp_path)
         _, other_err = other.communicate(timeout=240)
     finally:
         other.kill()
@@ -60,3 +59,17 @@ def test_two_processes_match_one(tmp_path, model, args, tolerance):
     relative = ((merged["y_hat_x"] - merged["y_hat_y"]).abs() / merged["y_hat_y"].abs()).max()
     assert relative < tolerance
     assert not (tmp_path / ".two.lock").read_text()  # only process 0 took the lock, and released it
+
+
+def test_each_process_can_read_only_its_own_file(tmp_path):
+    """--local-data: host I is given a file with only its series (here: the first and last four)."""
+    frame = seasonal_frame(n_series=8, length=120, noise=0.3)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    frame[frame.unique_id < "s4"].to_csv(tmp_path / "part0.csv", index=False)
+    frame[frame.unique_id >= "s4"].to_csv(tmp_path / "part1.csv", index=False)
+    args = ["--model", "esn", "--units", "60"]
+    train_two_processes(tmp_path, [*args, "--local-data"], files=("part0.csv", "part1.csv"))
+    assert forecast("train", "data.csv", *args, "--model-dir", "one", "-q", cwd=tmp_path).returncode == 0
+    merged = predictions(tmp_path, "two").merge(predictions(tmp_path, "one"), on=["unique_id", "ds"])
+    assert len(merged) == 8 * 7
+    assert ((merged["y_hat_x"] - merged["y_hat_y"]).abs() / merged["y_hat_y"].abs()).max() < 1e-3
