@@ -325,6 +325,8 @@ def train(
     dropout: Annotated[float, typer.Option("--dropout", help="Dropout on the last hidden state.")] = 0.0,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak AdamW learning rate.")] = 3e-3,
     units: Annotated[int, typer.Option("--units", help="ESN reservoir size.")] = 500,
+    scaling: Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
+                                         "(median/IQR).")] = "standard",
     device: Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu [default: what JAX finds].")
                       ] = None,
     devices: Annotated[int | None, typer.Option("--devices", help="Split each batch over this many local devices "
@@ -357,6 +359,8 @@ def train(
 
         if model not in MODEL_KINDS:
             raise ConfigError(f"Unknown --model '{model}'; choose one of {', '.join(MODEL_KINDS)}")
+        if scaling not in ("standard", "robust"):
+            raise ConfigError(f"Unknown --scaling '{scaling}'; choose standard or robust")
         if epochs < 1 or (batch_size or 1) < 1 or hidden < 1 or layers < 1 or patience < 0 or units < 1:
             raise ConfigError("--epochs, --batch-size, --hidden, --layers and --units must be at least 1, "
                               "--patience at least 0")
@@ -379,7 +383,7 @@ def train(
         from forecast_cli.pipeline import TrainSpec, train_artifact
 
         spec = TrainSpec(
-            kind=model, horizon=horizon, lookback=lookback, data=config,
+            kind=model, horizon=horizon, lookback=lookback, data=config, scaling=scaling,
             recurrent=RecurrentConfig(cell=model if model in ("gru", "lstm", "elman") else "gru", hidden=hidden,
                                       layers=layers, dropout=dropout),
             esn=ESNConfig(units=units),

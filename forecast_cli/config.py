@@ -36,7 +36,6 @@ class WindowConfig:
     lookback: int  # input steps per window
     horizon: int  # target steps per window
     val_size: int | None = None  # steps at the end of each series kept for validation; auto when None
-    scaling: str = "standard"  # per-series scaling: "standard" (mean/std) or "robust" (median/IQR)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

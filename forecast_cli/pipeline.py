@@ -166,7 +166,9 @@ def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
         if not len(train_idx) and distributed.process_count() == 1:
             raise DataError("no series is long enough to give a training window; use a smaller --lookback")
         config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": spec.kind})
-        model_key, train_key = jax_split(key)
+        import jax
+
+        model_key, train_key = jax.random.split(key)
         model = recurrent.build(inputs.shape[1], H, config, model_key)
         if distributed.process_count() > 1:
             model, history = train.fit_across_processes(model, inputs, train_idx, val_idx, L, H, spec.train,
@@ -196,12 +198,6 @@ def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
     if spec.kind in ("naive", "snaive"):
         return {}, {"model_config": {}}
     raise ConfigError(f"Unknown --model '{spec.kind}'")
-
-
-def jax_split(key):
-    import jax
-
-    return jax.random.split(key)
 
 
 MAX_CALIBRATION_WINDOWS = 20_000

@@ -97,11 +97,6 @@ def window_starts(starts: np.ndarray, lookback: int, horizon: int, val_size: np.
     )
 
 
-def last_window_starts(starts: np.ndarray, lookback: int) -> np.ndarray:
-    """Row index where the final `lookback` steps of each series begin (the input for a forecast)."""
-    return starts[1:] - lookback
-
-
 def _ragged_range(begin: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Concatenation of arange(begin[i], begin[i] + count[i]) over i."""
     total = int(count.sum())

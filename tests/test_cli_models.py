@@ -134,3 +134,13 @@ def test_an_empty_part_is_just_a_header(seasonal_csv):
     outputs = [runner.invoke(app, ["predict", "--num-processes", "2", "--process-id", str(i)]) for i in range(2)]
     assert all(r.exit_code == 0 for r in outputs)
     assert sorted(len(r.stdout.splitlines()) for r in outputs) == [1, 8]  # header only; header + 7 rows
+
+
+def test_robust_scaling_is_stored_and_used(seasonal_csv, tmp_path):
+    import json
+
+    path = seasonal_csv(n_series=2, length=80)
+    assert runner.invoke(app, ["train", str(path), "--scaling", "robust", *FAST]).exit_code == 0
+    assert json.loads((tmp_path / "forecast-model" / "manifest.json").read_text())["window"]["scaling"] == "robust"
+    assert runner.invoke(app, ["predict"]).exit_code == 0
+    assert runner.invoke(app, ["train", str(path), "--scaling", "minmax"]).exit_code == 2
