@@ -39,6 +39,9 @@ bench: $(VENV)/.installed-bench  ## speed benchmarks against the peers (docs/ben
 	$(BIN)/python benchmarks/esn.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/compilations.py
+	$(BIN)/python benchmarks/scale.py 1000 3000 10000
+	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/coverage.py
 
 .venv-peers/bin/python:  # statsforecast needs pandas < 3: its own environment
 	$(PYTHON) -m venv .venv-peers

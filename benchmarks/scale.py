@@ -1,0 +1,76 @@
+"""Scale: synthetic panels of many series x 500 daily steps. Wall time and peak memory (max RSS) of `inspect`,
+one epoch of `train` and `predict` on the file, each in a fresh process, and the fitted exponent of time
+against rows (1.0 is linear). Sizes are arguments: `python benchmarks/scale.py 1000 3000 10000`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from common import header, table  # noqa: E402
+
+STEPS = 500
+TRAIN_LIMIT = int(os.environ.get("SCALE_TRAIN_LIMIT", "3000"))  # one GRU epoch beyond this takes too long here
+
+
+def write_panel(path: str, n_series: int) -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(STEPS)
+    y = (10 + np.sin(2 * np.pi * t / 7)[None, :] + rng.standard_normal((n_series, STEPS))).round(3)
+    frame = pd.DataFrame({
+        "unique_id": np.repeat([f"s{i}" for i in range(n_series)], STEPS),
+        "ds": np.tile(pd.date_range("2020-01-01", periods=STEPS).strftime("%Y-%m-%d"), n_series),
+        "y": y.reshape(-1),
+    })
+    frame.to_csv(path, index=False)
+
+
+def measure(command: list[str], cwd: str) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of a command, from GNU time."""
+    start = time.perf_counter()
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", *command], cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return seconds, int(out.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main(sizes: list[int]):
+    header("Scale: synthetic panels x 500 daily steps", "jax", "pandas")
+    forecast = [sys.executable, "-m", "forecast_cli"]
+    rows, times = [], {"inspect": [], "train": [], "predict": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = os.path.join(tmp, f"panel{n}.csv")
+            write_panel(path, n)
+            inspect = measure(forecast + ["inspect", path, "--json"], tmp)
+            if n <= TRAIN_LIMIT:
+                train = measure(forecast + ["train", path, "--epochs", "1", "--model-dir", f"m{n}", "-q"], tmp)
+            else:
+                train = (float("nan"), float("nan"))
+                subprocess.run(forecast + ["train", path, "--model", "snaive", "--model-dir", f"m{n}", "-q"],
+                               cwd=tmp, check=True)
+            predict = measure(forecast + ["predict", path, "--model-dir", f"m{n}", "-o", "out.csv"], tmp)
+            for name, value in (("inspect", inspect), ("train", train), ("predict", predict)):
+                times[name].append(value[0])
+            rows.append([f"{n:,}", f"{n * STEPS:,}", *(f"{s:.1f} s / {m:,.0f} MiB" for s, m in (inspect, train,
+                                                                                                 predict))])
+    print(table(["series", "rows", "inspect (time / peak RSS)", "train, 1 GRU epoch", "predict from the file"],
+                rows))
+    for name, values in times.items():
+        pairs = [(n, v) for n, v in zip(sizes, values, strict=True) if np.isfinite(v)]
+        if len(pairs) >= 2:
+            slope = np.polyfit(np.log([p[0] for p in pairs]), np.log([p[1] for p in pairs]), 1)[0]
+            print(f"\n{name}: time ~ rows^{slope:.2f} over {len(pairs)} sizes")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [1000, 3000, 10000])
