@@ -14,7 +14,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from common import header, table  # noqa: E402
 
 STEPS = 500
