@@ -5,6 +5,13 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("FORECAST_CACHE_DIR", os.path.join(tempfile.gettempdir(), "forecast-test-cache"))
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# `make test` is reproducible: hypothesis explores the same cases every run. `make fuzz` (FUZZ_EXAMPLES set)
+# draws new ones.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("explore" if os.environ.get("FUZZ_EXAMPLES") else "repeatable")
 
 
 @pytest.fixture
