@@ -41,7 +41,7 @@ class WindowConfig:
         return dataclasses.asdict(self)
 
 
-MODEL_KINDS = ("gru", "lstm", "elman", "esn", "naive", "snaive")
+MODEL_KINDS = ("auto", "gru", "lstm", "elman", "esn", "naive", "snaive")  # auto: GRU blended with Theta
 RECURRENT_KINDS = ("gru", "lstm", "elman")
 
 
@@ -84,6 +84,10 @@ class TrainConfig:
     patience: int = 10  # epochs without a better validation loss before stopping; 0 turns it off
     batch_size: int | None = None  # windows per step; None: a tenth of the training windows, within 16..256
     # (small data still gets enough steps); the last batch is padded, so the step compiles once
+    loss: str = "mase"  # "mse", "mae" or "mase": mean absolute error in units of each series' in-sample
+    # seasonal-naive error, the competition metric (every series counts alike, whatever its noise)
+    refit: bool = True  # after early stopping, train again on every window (validation ones too) for the
+    # epochs that early stopping chose, so the forecast uses the latest data
     learning_rate: float = 3e-3  # AdamW peak learning rate, after a short warm-up, cosine-decayed
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     clip_norm: float = 1.0  # gradients are clipped to this global norm

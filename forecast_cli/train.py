@@ -75,18 +75,27 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
     )
 
 
-def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool,
-               mesh=None):
-    """The compiled epoch and evaluation functions for one run (shapes fixed, so each compiles once)."""
+LOSSES = ("mse", "mae")
 
-    def loss_fn(params, inputs, begin, weight, key):
+
+def window_loss(pred: Array, Y: Array, loss: str) -> Array:
+    """(batch, horizon) forecasts and targets -> (batch,) loss of each window."""
+    error = pred - Y
+    return jnp.mean(error**2 if loss == "mse" else jnp.abs(error), axis=1)
+
+
+def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool,
+               mesh=None, loss: str = "mse"):
+    """The compiled epoch function for one run (shapes fixed, so it compiles once). `row_weight: (n_rows,)`
+    weighs each window by the row it starts at (a series' weight in the loss)."""
+
+    def loss_fn(params, inputs, row_weight, begin, weight, key):
         X, Y = gather(inputs, begin, lookback, horizon)
         pred = nnx.merge(graphdef, params)(X, dropout_key=key if dropout else None)
-        per_window = jnp.mean((pred - Y) ** 2, axis=1)
-        return jnp.sum(per_window * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+        return jnp.sum(window_loss(pred, Y, loss) * weight * row_weight[begin]) / jnp.maximum(jnp.sum(weight), 1.0)
 
     @jax.jit
-    def train_epoch(params, opt_state, inputs, train_idx, key):
+    def train_epoch(params, opt_state, inputs, row_weight, train_idx, key):
         order_key, dropout_key = jax.random.split(key)
         order = jax.random.permutation(order_key, train_idx)
         pad = batch_size * n_batches - order.shape[0]
@@ -97,7 +106,7 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
 
         def step(carry, batch):
             params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, inputs, *batch)
+            loss, grads = jax.value_and_grad(loss_fn)(params, inputs, row_weight, *batch)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(batch[1])
 
@@ -107,17 +116,17 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
     return train_epoch
 
 
-def make_evaluate(graphdef, lookback: int, horizon: int, mesh=None):
+def make_evaluate(graphdef, lookback: int, horizon: int, mesh=None, loss: str = "mse"):
     @jax.jit
-    def evaluate(params, inputs, begin, weight):
-        """Mean squared error over windows `begin: (n_batches, batch)` with weights (0 for padding)."""
+    def evaluate(params, inputs, row_weight, begin, weight):
+        """Mean loss over windows `begin: (n_batches, batch)` with weights (0 for padding)."""
         begin, weight = sharding.split_batch(mesh, begin, 1), sharding.split_batch(mesh, weight, 1)
 
         def one(params, batch):  # params ride in the carry: a closed-over State cannot merge in a nested trace
             b, w = batch
             X, Y = gather(inputs, b, lookback, horizon)
             pred = nnx.merge(graphdef, params)(X)
-            return params, jnp.sum(jnp.mean((pred - Y) ** 2, axis=1) * w)
+            return params, jnp.sum(window_loss(pred, Y, loss) * w * row_weight[b])
 
         _, sums = jax.lax.scan(one, params, (begin, weight))
         return jnp.sum(sums) / jnp.maximum(jnp.sum(weight), 1.0)
@@ -145,9 +154,12 @@ def fit(
     key: Array,
     dropout: bool = False,
     on_epoch: Callable[[int, dict], None] | None = None,
+    row_weight: np.ndarray | None = None,
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train `model` on windows of `inputs: (n_rows, n_features)` starting at `train_idx`; stop early on
-    the loss at `val_idx` and return the model with the best validation weights restored."""
+    the loss at `val_idx` and return the model with the best validation weights restored (with no `val_idx`,
+    the training windows are monitored instead). A window's loss is multiplied by
+    `row_weight[start row]` (default 1)."""
     if len(train_idx) == 0:
         raise TrainingError("no training windows: the series are too short for this lookback and horizon")
     start = time.perf_counter()
@@ -158,9 +170,11 @@ def fit(
     tx = make_optimizer(config, config.epochs * n_batches)
     params = sharding.replicated(mesh, params)
     opt_state = sharding.replicated(mesh, tx.init(params))
-    train_epoch = make_steps(graphdef, tx, lookback, horizon, size, n_batches, dropout, mesh)
-    evaluate = make_evaluate(graphdef, lookback, horizon, mesh)
+    train_epoch = make_steps(graphdef, tx, lookback, horizon, size, n_batches, dropout, mesh, config.loss)
+    evaluate = make_evaluate(graphdef, lookback, horizon, mesh, config.loss)
     inputs = sharding.replicated(mesh, jnp.asarray(inputs, jnp.float32))
+    row_weight = sharding.replicated(mesh, jnp.asarray(np.ones(len(inputs)) if row_weight is None else row_weight,
+                                                       jnp.float32))
     train_idx = sharding.replicated(mesh, jnp.asarray(train_idx, jnp.int32))
     monitor = val_idx if len(val_idx) else np.asarray(train_idx)
     val_begin, val_weight = sharding.replicated(mesh, tuple(
@@ -169,8 +183,8 @@ def fit(
     best, best_loss, waited = params, math.inf, 0
     for epoch in range(1, config.epochs + 1):
         key, epoch_key = jax.random.split(key)
-        params, opt_state, train_loss = train_epoch(params, opt_state, inputs, train_idx, epoch_key)
-        val_loss = float(evaluate(params, inputs, val_begin, val_weight))
+        params, opt_state, train_loss = train_epoch(params, opt_state, inputs, row_weight, train_idx, epoch_key)
+        val_loss = float(evaluate(params, inputs, row_weight, val_begin, val_weight))
         train_loss = float(train_loss)
         if epoch == 1:
             history.first_epoch_seconds = time.perf_counter() - start
