@@ -18,7 +18,8 @@ from common import header, table  # noqa: E402
 
 DATA = os.environ.get("M1_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench-data"))
 SETS = [("yearly", 6, 1), ("quarterly", 8, 4), ("monthly", 18, 12)]
-OURS = [("gru (default)", "gru"), ("esn", "esn"), ("naive", "naive"), ("seasonal naive", "snaive")]
+OURS = [("auto (default: GRU + Theta)", "auto"), ("gru", "gru"), ("esn", "esn"), ("naive", "naive"),
+        ("seasonal naive", "snaive")]
 
 
 def score(forecast: pd.DataFrame, test: pd.DataFrame, history: dict, season: int) -> tuple[float, float]:
@@ -38,6 +39,21 @@ def ours(panel, kind: str, horizon: int) -> tuple[pd.DataFrame, float]:
     start = time.perf_counter()
     artifact = train_artifact(panel, TrainSpec(kind=kind, horizon=horizon))
     frame = predict_frame(artifact, None, horizon).frame
+    return frame, time.perf_counter() - start
+
+
+def theta_alone(panel, horizon: int, season: int) -> tuple[pd.DataFrame, float]:
+    """forecast's own Theta, the statistical half of `auto`, on the whole history (an ablation, not a model
+    kind of its own)."""
+    from forecast_cli.features import last_windows, stamps_around
+    from forecast_cli.models.theta import theta
+
+    start = time.perf_counter()
+    context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts, int(panel.lengths.max()))
+    y_hat = theta(context.values[:, :, 0], horizon, season)
+    _, future = stamps_around(context.last_ds, panel.freq, 1, horizon)
+    frame = pd.DataFrame({"unique_id": np.repeat(context.ids, horizon), "ds": future.reshape(-1),
+                          "y_hat": y_hat.reshape(-1)})
     return frame, time.perf_counter() - start
 
 
@@ -79,6 +95,7 @@ def main(only: str | None = None):
         for label, kind in OURS:
             frame, seconds = ours(panel, kind, horizon)
             results.append((label, frame, seconds))
+        results.append(("theta (auto's half, alone)", *theta_alone(panel, horizon, season)))
         results += statsforecast_models(train_path, panel.freq, horizon, season)
         snaive_mase = None
         for label, frame, seconds in results:

@@ -310,7 +310,8 @@ class EpochReporter:
 @app.command()
 def train(
     data: DataArg,
-    model: Annotated[str, typer.Option("--model", "-m", help="gru, lstm, elman, esn, naive or snaive.")] = "gru",
+    model: Annotated[str, typer.Option("--model", "-m", help="auto (the GRU blended with Theta, weighted by "
+                                       "validation), gru, lstm, elman, esn, naive or snaive.")] = "auto",
     horizon: Horizon = None,
     lookback: Annotated[int | None, typer.Option("--lookback", help="Input steps per window [default: a few "
                                                   "seasons, capped by the data].")] = None,
@@ -392,7 +393,7 @@ def train(
         )
         if not quiet:
             say(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}")
-        neural = model in ("gru", "lstm", "elman")
+        neural = model in ("auto", "gru", "lstm", "elman")
         lock = model_lock(model_dir_path(model_dir)) if writer else nullcontext()
         with lock, EpochReporter(epochs, quiet or not neural or not writer) as reporter:
             artifact = train_artifact(panel, spec, on_epoch=reporter)
@@ -417,6 +418,8 @@ def train_summary(m: dict, target_dir) -> str:
     w, v = m["window"], m["validation"]
     line = (f"trained {m['kind']} (horizon {w['horizon']}, lookback {w['lookback']}) in "
             f"{m['training_seconds']:.1f}s; saved to {target_dir}")
+    if "blend" in m:
+        line += f"\nblend: {100 * m['blend']['weight']:.0f}% GRU, {100 * (1 - m['blend']['weight']):.0f}% Theta"
     if v.get("windows"):
         gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
         line += (f"\nvalidation MAE over {v['windows']} windows: {v['model_mae']:.4g} "
@@ -475,7 +478,7 @@ def predict(
             if result.fallback:
                 names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
                 warn(f"{len(result.fallback)} series shorter than the lookback ({m['window']['lookback']}) "
-                     f"forecast by seasonal naive: {names}")
+                     f"forecast by {'Theta' if m['kind'] == 'auto' else 'seasonal naive'}: {names}")
         text = result.frame.to_csv(index=False, float_format="%.8g")
         if output:
             from forecast_cli.persistence import write_text_atomic
@@ -523,7 +526,7 @@ def evaluate(
         from forecast_cli.data import read_series
         from forecast_cli.errors import ConfigError
 
-        kinds = model or ["gru"]
+        kinds = model or ["auto"]
         for kind in kinds:
             if kind not in MODEL_KINDS:
                 raise ConfigError(f"Unknown --model '{kind}'; choose one of {', '.join(MODEL_KINDS)}")

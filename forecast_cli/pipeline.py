@@ -6,6 +6,7 @@ through an optional callback.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecast_cli import distributed, timeindex
+from forecast_cli import blend, distributed, timeindex
 from forecast_cli.config import (
     RECURRENT_KINDS,
     DataConfig,
@@ -29,6 +30,7 @@ from forecast_cli.evaluate import interval_radius
 from forecast_cli.features import History, last_windows, model_inputs, stamps_around, window_inputs
 from forecast_cli.models import flatten_params, make_predictor
 from forecast_cli.models.baselines import naive, seasonal_naive
+from forecast_cli.models.theta import theta
 from forecast_cli.persistence import Artifact
 from forecast_cli.windows import Scaler, default_val_size, fit_scaler, gather_windows, window_starts
 
@@ -37,7 +39,7 @@ from forecast_cli.windows import Scaler, default_val_size, fit_scaler, gather_wi
 class TrainSpec:
     """Everything `forecast train` decides besides the data."""
 
-    kind: str = "gru"
+    kind: str = "auto"
     horizon: int | None = None  # default: about one season of the frequency (timeindex.default_horizon)
     lookback: int | None = None  # default: default_lookback(), capped by the data
     scaling: str = "standard"
@@ -118,20 +120,64 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
         "fingerprint": fingerprint(panel),
         "device": str(jax.devices()[0].platform),
     }
-    params, fit_info = _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch)
+    row_weight = loss_weights(inputs[:, 0], starts, cut, manifest["season"])
+    network = dataclasses.replace(spec, kind="gru") if spec.kind == "auto" else spec
+    params, fit_info, validated = _fit(network, inputs, train_idx, val_idx, window, key, on_epoch,
+                                       row_weight if spec.train.loss == "mase" else None)
     manifest["model"] = fit_info.pop("model_config")
     manifest["fit"] = fit_info
-    predictor = make_predictor(spec.kind, manifest, params)
-    manifest["validation"], abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window, manifest["season"])
+    predictor = make_predictor(spec.kind, manifest, validated)
+    blended = None
+    if spec.kind == "auto":
+        val_idx = val_idx[np.linspace(0, len(val_idx) - 1, blend.MAX_WINDOWS).astype(int)] \
+            if len(val_idx) > blend.MAX_WINDOWS else val_idx
+        manifest["blend"], blended = _choose_blend(predictor, inputs, panel, scaler, val_idx, window,
+                                                   manifest["season"], row_weight)
+    manifest["validation"], abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window,
+                                                  manifest["season"], blended)
     history = last_windows(panel.ids, panel.values, panel.ds, starts, L)
     arrays = {f"params/{k}": v for k, v in params.items()}
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
                    "history/last_ds": history.last_ds, "history/length": history.length,
                    "calibration/abs_errors": abs_errors})
+    if spec.kind == "auto":
+        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, starts, blend.context_rows(lengths, L))
+        arrays["context/values"] = context.values[:, :, 0]
     if distributed.process_count() > 1:
         _gather_across_processes(manifest, arrays)
     manifest["training_seconds"] = round(time.perf_counter() - start, 3)
     return Artifact(manifest, arrays)
+
+
+def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, row_weight
+                  ) -> tuple[dict, np.ndarray | None]:
+    """The network's weight in `auto` and the blended validation forecasts (scaled units), or weight 1 (Theta
+    left out) when there are no validation windows to judge by."""
+    if distributed.process_count() > 1:
+        raise ConfigError("--model auto is not supported across several processes yet; use --model gru or esn")
+    if not len(val_idx):
+        return {"weight": 1.0, "errors": {}}, None
+    L, H = window.lookback, window.horizon
+    X, Y = gather_windows(inputs, val_idx, L, H)
+    series = np.searchsorted(panel.starts, val_idx, side="right") - 1
+    network = np.asarray(predictor(X), np.float64)
+    by_theta = blend.to_scaled(blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season),
+                               scaler, series)
+    weight, errors = blend.choose_weight(network, by_theta, Y, row_weight[val_idx])
+    return ({"weight": weight, "errors": {str(w): round(e, 6) for w, e in errors.items()}},
+            weight * network + (1 - weight) * by_theta)
+
+
+def loss_weights(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray, season: int) -> np.ndarray:
+    """(n_rows,) each row's weight for the "mase" loss: 1 / the in-sample seasonal-naive MAE of its series'
+    scaled target over the first fit_lengths rows (lag 1 when that part is not longer than a season)."""
+    weights = np.ones(len(target))
+    for i, (a, n) in enumerate(zip(starts[:-1], fit_lengths, strict=True)):
+        part = target[a : a + n]
+        lag = season if n > season else 1
+        scale = np.mean(np.abs(part[lag:] - part[:-lag])) if n > lag else 0.0
+        weights[a : starts[i + 1]] = 1.0 / scale if scale > 1e-6 else 1.0
+    return weights
 
 
 def _gather_across_processes(manifest: dict, arrays: dict) -> None:
@@ -154,10 +200,12 @@ def _gather_across_processes(manifest: dict, arrays: dict) -> None:
     manifest["processes"] = distributed.process_count()
 
 
-def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
-    """Fit the model; returns (flat params, info including "model_config")."""
+def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch, row_weight=None):
+    """Fit the model; returns (flat params, info including "model_config", the flat params to validate with:
+    the same unless the model was refitted on the validation windows too)."""
     L, H = window.lookback, window.horizon
     if spec.kind in RECURRENT_KINDS:
+        import jax
         from flax import nnx
 
         from forecast_cli import train
@@ -166,20 +214,31 @@ def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
         if not len(train_idx) and distributed.process_count() == 1:
             raise DataError("no series is long enough to give a training window; use a smaller --lookback")
         config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": spec.kind})
-        import jax
-
         model_key, train_key = jax.random.split(key)
+
+        def flat(model):
+            return flatten_params(nnx.to_pure_dict(nnx.state(model)))
+
         model = recurrent.build(inputs.shape[1], H, config, model_key)
         if distributed.process_count() > 1:
             model, history = train.fit_across_processes(model, inputs, train_idx, val_idx, L, H, spec.train,
                                                         on_epoch=on_epoch)
         else:
             model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key,
-                                       dropout=config.dropout > 0, on_epoch=on_epoch)
+                                       dropout=config.dropout > 0, on_epoch=on_epoch, row_weight=row_weight)
         info = {"epochs": len(history.train_loss), "best_epoch": history.best_epoch,
                 "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
                 "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
-        return flatten_params(nnx.to_pure_dict(nnx.state(model))), {**info, "model_config": config.to_dict()}
+        validated = params = flat(model)
+        if spec.train.refit and len(val_idx) and distributed.process_count() == 1:
+            every = np.union1d(train_idx, val_idx)
+            again = dataclasses.replace(spec.train, epochs=history.best_epoch, patience=0)
+            model, _ = train.fit(recurrent.build(inputs.shape[1], H, config, model_key), inputs, every,
+                                 np.zeros(0, np.int64), L, H, again, train_key, dropout=config.dropout > 0,
+                                 row_weight=row_weight)
+            params = flat(model)
+            info["refit_windows"] = int(len(every))
+        return params, {**info, "model_config": config.to_dict()}, validated
     if spec.kind == "esn":
         from forecast_cli import sharding
         from forecast_cli.models import esn
@@ -194,24 +253,27 @@ def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch):
         if on_epoch:
             on_epoch(1, {"train_loss": float("nan"), "val_loss": info["val_loss"] or float("nan"),
                          "best_val_loss": info["val_loss"] or float("nan")})
-        return {**reservoir, "readout": readout}, {**info, "model_config": config.to_dict()}
+        params = {**reservoir, "readout": readout}
+        return params, {**info, "model_config": config.to_dict()}, params
     if spec.kind in ("naive", "snaive"):
-        return {}, {"model_config": {}}
+        return {}, {"model_config": {}}, {}
     raise ConfigError(f"Unknown --model '{spec.kind}'")
 
 
 MAX_CALIBRATION_WINDOWS = 20_000
 
 
-def validate(predictor, inputs, panel, scaler, val_idx, window, season) -> tuple[dict, np.ndarray]:
+def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np.ndarray | None = None
+             ) -> tuple[dict, np.ndarray]:
     """On the validation windows: MAE in original units of the model and of the naive baselines, and the
-    model's absolute errors in scaled units, (n_windows, horizon), which calibrate the prediction intervals."""
+    model's absolute errors in scaled units, (n_windows, horizon), which calibrate the prediction intervals.
+    `pred`: the model's forecasts of those windows when already known (scaled), else predictor(X)."""
     L, H = window.lookback, window.horizon
     if not len(val_idx):
         return {"windows": 0}, np.zeros((0, H), np.float32)
     X, Y = gather_windows(inputs, val_idx, L, H)
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
-    pred = np.asarray(predictor(X), np.float64)
+    pred = np.asarray(predictor(X) if pred is None else pred, np.float64)
     truth = scaler.inverse_target(Y, series)
     raw_history = scaler.inverse_target(X[:, :, 0], series)
     forecasts = {
@@ -230,7 +292,7 @@ def validate(predictor, inputs, panel, scaler, val_idx, window, season) -> tuple
 @dataclass
 class Forecast:
     frame: pd.DataFrame  # unique_id, ds, y_hat
-    fallback: list[str]  # series forecast by seasonal naive because their history is shorter than the lookback
+    fallback: list[str]  # series shorter than the lookback: forecast by seasonal naive (by Theta in `auto`)
     rolled: bool  # horizon longer than trained: recursive roll-forward was used
 
 
@@ -247,23 +309,32 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
     if horizon < 1:
         raise ConfigError("--horizon must be at least 1")
     stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"])
+    auto = m["kind"] == "auto"
     if panel is None:
         a = artifact.arrays
         history = History(np.asarray(m["series"], dtype=str), a["history/values"], a["history/last_ds"],
                           a["history/length"])
         scaler = stored
+        context = a["context/values"] if auto else None
     else:
         history, scaler = _history_from_panel(panel, m, stored)
+        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts,
+                               blend.context_rows(panel.lengths, L)).values[:, :, 0] if auto else None
     if shard is not None:
         mine = np.array([distributed.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
         history, scaler = _select(history, mine), Scaler(scaler.loc[mine], scaler.scale[mine])
+        context = context[mine] if auto else None
     predictor = make_predictor(m["kind"], m, artifact.params())
     y_hat = np.empty((len(history.ids), horizon))
     short = history.length < L
     if (~short).any():
         y_hat[~short] = _roll_forward(predictor, _select(history, ~short), Scaler(scaler.loc[~short],
                                       scaler.scale[~short]), m["freq"], trained_h, horizon)
-    if short.any():
+    if auto:  # the network's share blended with Theta; series too short for the network get Theta alone
+        by_theta = theta(context, horizon, m["season"])
+        weight = np.where(short, 0.0, m["blend"]["weight"])[:, None]
+        y_hat = weight * np.where(short[:, None], 0.0, y_hat) + (1 - weight) * by_theta
+    elif short.any():
         raw = history.values[short, :, 0]
         y_hat[short] = [seasonal_naive(r[~np.isnan(r)][None], horizon, m["season"])[0] for r in raw]
     _, future = stamps_around(history.last_ds, m["freq"], 1, horizon)

@@ -19,7 +19,7 @@ def read(text: str) -> pd.DataFrame:
 @pytest.fixture
 def trained(seasonal_csv):
     path = seasonal_csv(n_series=2, length=100)
-    result = runner.invoke(app, ["train", str(path), "--horizon", "5", "--lookback", "14", *FAST])
+    result = runner.invoke(app, ["train", str(path), "--model", "gru", "--horizon", "5", "--lookback", "14", *FAST])
     assert result.exit_code == 0, result.output
     return path
 
@@ -38,7 +38,7 @@ def test_train_reports_validation_against_seasonal_naive(seasonal_csv):
     path = seasonal_csv(n_series=2, length=100)
     result = runner.invoke(app, ["train", str(path), "--epochs", "2", "--hidden", "8", "--model-dir", "m"])
     assert result.exit_code == 0, result.output
-    assert "training gru on 2 series" in result.stderr
+    assert "training auto on 2 series" in result.stderr
     assert "epoch 2/2" in result.stderr  # plain lines when stderr is not a terminal
     assert "seasonal naive)" in result.stderr
     assert result.stdout == ""
@@ -59,6 +59,18 @@ def test_predict_to_a_file_and_with_fresh_data(trained, write_csv, tmp_path):
     assert "forecast by seasonal naive: short" in result.stderr
     last = fresh[fresh.unique_id == "s0"]["y"].iloc[-1]
     assert frame[frame.unique_id == "short"]["y_hat"].round(4).tolist() == [last] * 5  # naive: under a season
+
+
+def test_auto_forecasts_short_series_by_theta(seasonal_csv, write_csv):
+    path = seasonal_csv(n_series=2, length=100)
+    assert runner.invoke(app, ["train", str(path), "--horizon", "5", "--lookback", "14", *FAST]).exit_code == 0
+    fresh = pd.read_csv(path)
+    short = fresh[fresh.unique_id == "s0"].tail(5).assign(unique_id="short")
+    result = runner.invoke(app, ["predict", str(write_csv(pd.concat([fresh, short]).to_csv(index=False), "f.csv"))])
+    assert result.exit_code == 0, result.output
+    assert "1 series shorter than the lookback (14) forecast by Theta: short" in result.stderr
+    frame = read(result.stdout)
+    assert len(frame) == 15 and frame["y_hat"].notna().all()
 
 
 def test_longer_horizon_rolls_forward(trained):

@@ -31,7 +31,8 @@ def test_gru_beats_seasonal_naive_on_a_noisy_seasonal_series(seasonal_csv):
 def test_lstm_and_elman_train(seasonal_csv, cell):
     panel = read_series(seasonal_csv(n_series=2, length=120))
     spec = TrainSpec(kind=cell, horizon=7, lookback=14, recurrent=RecurrentConfig(hidden=8),
-                     train=TrainConfig(epochs=15, patience=0, batch_size=32, learning_rate=1e-2))
+                     train=TrainConfig(epochs=15, patience=0, batch_size=32, learning_rate=1e-2, loss="mse",
+                                       refit=False))
     fit = train_artifact(panel, spec).manifest["fit"]
     assert fit["epochs"] == 15
     assert np.isfinite(fit["val_loss"])

@@ -41,7 +41,7 @@ def unflatten_params(like: dict, flat: dict[str, np.ndarray], prefix: str = "") 
 def make_predictor(kind: str, manifest: dict, params: dict[str, np.ndarray]) -> Predictor:
     """The forecast function of a trained model of `kind` (see the module docstring)."""
     horizon = manifest["window"]["horizon"]
-    if kind in RECURRENT_KINDS:
+    if kind in RECURRENT_KINDS or kind == "auto":  # auto's network is a GRU; blend.py adds Theta
         return _recurrent_predictor(manifest, params)
     if kind == "esn":
         return _esn_predictor(manifest, params)

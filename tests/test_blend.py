@@ -1,0 +1,123 @@
+"""Theta, the `auto` blend (GRU + Theta weighted on validation windows) and the "mase" loss weights."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import seasonal_frame
+
+from forecast_cli import blend
+from forecast_cli.config import RecurrentConfig, TrainConfig
+from forecast_cli.data import read_series
+from forecast_cli.models.theta import seasonal_index, theta, theta_one
+from forecast_cli.persistence import Artifact, load_artifact, save_artifact
+from forecast_cli.pipeline import TrainSpec, loss_weights, predict_frame, train_artifact
+
+
+def test_theta_extrapolates_half_the_trend_of_a_straight_line():
+    y = 5.0 + 2.0 * np.arange(20)
+    # SES follows a line best with alpha = 1 (level = last value); Theta adds half the OLS slope per step
+    np.testing.assert_allclose(theta_one(y, 4, 1), y[-1] + 0.5 * 2.0 * np.arange(1, 5), rtol=1e-9)
+
+
+def test_theta_repeats_an_exact_multiplicative_season():
+    pattern = np.array([1.0, 1.2, 0.9, 0.7, 1.1, 1.3, 1.0, 0.8, 0.9, 1.1, 1.0, 1.0])
+    pattern /= pattern.mean()
+    y = 10 * np.tile(pattern, 6)
+    np.testing.assert_allclose(seasonal_index(y, 12), pattern, rtol=1e-9)
+    np.testing.assert_allclose(theta_one(y, 18, 12), 10 * np.tile(pattern, 2)[:18], rtol=1e-6)
+
+
+def test_theta_leaves_out_the_season_when_it_is_not_significant_or_not_positive():
+    rng = np.random.default_rng(0)
+    assert seasonal_index(10 + rng.standard_normal(60), 12) is None  # white noise
+    assert seasonal_index(np.sin(np.arange(60) * 2 * np.pi / 12), 12) is None  # not positive
+    assert seasonal_index(np.arange(1.0, 20.0), 12) is None  # under three seasons
+
+
+def test_theta_rows_ignore_the_left_padding():
+    rows = np.full((2, 30), np.nan)
+    rows[0, 10:] = np.linspace(1, 3, 20)
+    rows[1] = np.cos(np.arange(30)) + 5
+    out = theta(rows, 5, 4)
+    np.testing.assert_allclose(out[0], theta_one(rows[0, 10:], 5, 4))
+    np.testing.assert_allclose(out[1], theta_one(rows[1], 5, 4))
+    assert np.isfinite(theta(np.array([[np.nan, 2.0]]), 3, 1)).all()  # one point: its value
+
+
+def test_theta_on_windows_sees_its_own_series_up_to_the_origin_only():
+    target = np.concatenate([np.arange(40.0), 100 + np.arange(30.0) ** 1.5])
+    starts = np.array([0, 40, 70])
+    begin = np.array([5, 45])  # lookback 8: origins at rows 13 and 53
+    out = blend.theta_on_windows(target, starts, begin, 8, 3, 1)
+    np.testing.assert_allclose(out[0], theta_one(target[0:13], 3, 1))
+    np.testing.assert_allclose(out[1], theta_one(target[40:53], 3, 1))
+
+
+def test_choose_weight_prefers_whichever_is_right():
+    truth = np.random.default_rng(1).standard_normal((50, 4))
+    noise = np.random.default_rng(2).standard_normal((50, 4))
+    ones = np.ones(50)
+    assert blend.choose_weight(truth, truth + noise, truth, ones)[0] == 1.0
+    assert blend.choose_weight(truth + noise, truth, truth, ones)[0] == 0.0
+    weight, errors = blend.choose_weight(truth + noise, truth - noise, truth, ones)  # errors cancel at 0.5
+    assert weight == 0.5 and errors[0.5] < 1e-12
+
+
+def test_loss_weights_are_the_inverse_seasonal_naive_error_of_the_fitted_part():
+    target = np.concatenate([np.array([0.0, 1, 3, 6, 10, 99]), np.array([2.0, 2, 2, 5])])
+    starts = np.array([0, 6, 10])
+    weights = loss_weights(target, starts, np.array([5, 4]), season=1)
+    np.testing.assert_allclose(weights[:6], 1 / 2.5)  # |diffs| of the first 5 rows: 1, 2, 3, 4
+    np.testing.assert_allclose(weights[6:], 1 / 1.0)  # 0, 0, 3
+
+
+def _panel(tmp_path, n_series=3, length=80, short=None):
+    """A panel of noisy weekly-seasonal daily series, plus a series "tiny" of `short` rows when given."""
+    frame = seasonal_frame(n_series=n_series, length=length, period=7)
+    if short:
+        extra = frame[frame.unique_id == "s0"].head(short).assign(unique_id="tiny")
+        frame = pd.concat([frame, extra], ignore_index=True)
+    frame.to_csv(tmp_path / "panel.csv", index=False)
+    return read_series(tmp_path / "panel.csv")
+
+
+TINY = TrainSpec(kind="auto", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
+                 train=TrainConfig(epochs=3, batch_size=32))
+
+
+def test_auto_blends_by_validation_and_round_trips(tmp_path):
+    panel = _panel(tmp_path, short=10)
+    artifact = train_artifact(panel, TINY)
+    m = artifact.manifest
+    assert m["kind"] == "auto" and m["blend"]["weight"] in blend.WEIGHTS
+    errors = {float(w): e for w, e in m["blend"]["errors"].items()}
+    assert errors[m["blend"]["weight"]] == min(errors.values())
+    assert m["fit"]["refit_windows"] > 0  # refitted on training + validation windows
+    first = predict_frame(artifact, None, 5).frame
+    save_artifact(tmp_path / "model", artifact)
+    again = predict_frame(load_artifact(tmp_path / "model"), None, 5).frame
+    np.testing.assert_allclose(first["y_hat"], again["y_hat"])
+    # the series shorter than the lookback is forecast by Theta alone
+    tiny = first[first.unique_id == "tiny"]["y_hat"].to_numpy()
+    history = panel.values[panel.starts[-2] : panel.starts[-1], 0]
+    np.testing.assert_allclose(tiny, theta_one(history, 5, 7), rtol=1e-6)
+
+
+def test_auto_forecasts_are_the_weighted_blend_of_its_two_halves(tmp_path):
+    panel = _panel(tmp_path)
+    artifact = train_artifact(panel, TINY)
+    weight = artifact.manifest["blend"]["weight"]
+    got = predict_frame(artifact, None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
+    gru_only = dict(artifact.manifest, kind="gru")
+    network = predict_frame(Artifact(gru_only, artifact.arrays), None, 5).frame["y_hat"].to_numpy()
+    context = artifact.arrays["context/values"]
+    expected = weight * network.reshape(3, 5) + (1 - weight) * theta(context, 5, 7)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "mase"])
+def test_every_loss_trains(loss, tmp_path):
+    spec = TrainSpec(kind="gru", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
+                     train=TrainConfig(epochs=2, batch_size=32, loss=loss, refit=False))
+    fit = train_artifact(_panel(tmp_path, n_series=2), spec).manifest["fit"]
+    assert np.isfinite(fit["train_loss"]) and "refit_windows" not in fit
