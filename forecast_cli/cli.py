@@ -325,6 +325,10 @@ def train(
     layers: Annotated[int, typer.Option("--layers", help="Stacked recurrent layers.")] = 1,
     dropout: Annotated[float, typer.Option("--dropout", help="Dropout on the last hidden state.")] = 0.0,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak AdamW learning rate.")] = 3e-3,
+    loss: Annotated[str, typer.Option("--loss", help="mase (absolute error in units of each series' seasonal-"
+                                      "naive error), mae or mse.")] = "mase",
+    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
+                                        "window, validation ones too.")] = True,
     units: Annotated[int, typer.Option("--units", help="ESN reservoir size.")] = 500,
     scaling: Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
                                          "(median/IQR).")] = "standard",
@@ -360,6 +364,8 @@ def train(
 
         if model not in MODEL_KINDS:
             raise ConfigError(f"Unknown --model '{model}'; choose one of {', '.join(MODEL_KINDS)}")
+        if loss not in ("mase", "mae", "mse"):
+            raise ConfigError(f"Unknown --loss '{loss}'; choose mase, mae or mse")
         if scaling not in ("standard", "robust"):
             raise ConfigError(f"Unknown --scaling '{scaling}'; choose standard or robust")
         if epochs < 1 or (batch_size or 1) < 1 or hidden < 1 or layers < 1 or patience < 0 or units < 1:
@@ -388,7 +394,7 @@ def train(
             recurrent=RecurrentConfig(cell=model if model in ("gru", "lstm", "elman") else "gru", hidden=hidden,
                                       layers=layers, dropout=dropout),
             esn=ESNConfig(units=units),
-            train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size,
+            train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, loss=loss, refit=refit,
                               learning_rate=learning_rate, seed=seed, devices=devices),
         )
         if not quiet:
