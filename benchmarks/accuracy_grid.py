@@ -1,0 +1,88 @@
+"""Defaults by evidence: one training configuration on one M1 set, scored on a holdout inside the training file
+(the last horizon of each series held back: this is what chooses) and on the test file (this only confirms).
+
+Usage: python benchmarks/accuracy_grid.py yearly|quarterly|monthly TAG JSON
+JSON holds TrainConfig fields plus "seeds", "lookback", "hidden" and "kind" (default gru); prints one JSON line
+with sMAPE and MASE of the network (averaged over seeds), of Theta alone and of their even blend. Results are in
+docs/accuracy.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+DATA = os.environ.get("M1_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench-data"))
+SETS = {"yearly": (6, 1), "quarterly": (8, 4), "monthly": (18, 12)}
+
+
+def series_of(panel) -> list[np.ndarray]:
+    return [panel.values[a:b, 0] for a, b in zip(panel.starts[:-1], panel.starts[1:], strict=True)]
+
+
+def scores(forecast: np.ndarray, truth: np.ndarray, history: list[np.ndarray], season: int) -> list[float]:
+    from forecast_cli.evaluate import mase, smape
+
+    rows = range(len(truth))
+    return [round(float(np.mean([smape(truth[i], forecast[i]) for i in rows])), 2),
+            round(float(np.nanmean([mase(truth[i], forecast[i], history[i], season) for i in rows])), 3)]
+
+
+def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
+    """(n_series, horizon) forecasts of the configured model, averaged over seeds, and its last manifest."""
+    from forecast_cli.config import RecurrentConfig, TrainConfig
+    from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
+
+    config = dict(config)
+    seeds, lookback = config.pop("seeds", 1), config.pop("lookback", None)
+    hidden, kind = config.pop("hidden", 64), config.pop("kind", "gru")
+    runs = []
+    for seed in range(seeds):
+        spec = TrainSpec(kind=kind, horizon=horizon, lookback=lookback, recurrent=RecurrentConfig(hidden=hidden),
+                         train=TrainConfig(**config, seed=seed))
+        artifact = train_artifact(panel, spec)
+        frame = predict_frame(artifact, None, horizon).frame
+        runs.append(frame["y_hat"].to_numpy().reshape(len(panel.ids), horizon))  # series in panel order
+    return np.mean(runs, axis=0), artifact.manifest
+
+
+def main(name: str, tag: str, config: dict) -> None:
+    from forecast_cli.data import read_series
+    from forecast_cli.evaluate import truncate
+    from forecast_cli.features import last_windows
+    from forecast_cli.models.theta import theta
+
+    horizon, season = SETS[name]
+    full = read_series(os.path.join(DATA, f"m1_{name}_train.csv"))
+    test = pd.read_csv(os.path.join(DATA, f"m1_{name}_test.csv"))
+    test["unique_id"] = test["unique_id"].astype(str)
+    future = test.sort_values(["unique_id", "ds"]).groupby("unique_id")["y"].apply(np.array)
+    result = {"set": name, "tag": tag}
+    for part in ("holdout", "test"):
+        panel = truncate(full, horizon) if part == "holdout" else full
+        if part == "holdout":
+            truth = np.stack([y[-horizon:] for y in series_of(full)])
+        else:
+            truth = np.stack([future[sid][:horizon] for sid in panel.ids])
+        start = time.perf_counter()
+        nn, manifest = network(panel, horizon, config)
+        seconds = time.perf_counter() - start
+        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts, int(panel.lengths.max()))
+        by_theta = theta(context.values[:, :, 0], horizon, season)
+        history = series_of(panel)
+        result[part] = {"network": scores(nn, truth, history, season),
+                        "theta": scores(by_theta, truth, history, season),
+                        "even blend": scores((nn + by_theta) / 2, truth, history, season),
+                        "seconds": round(seconds, 1), "lookback": manifest["window"]["lookback"]}
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
