@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from forecast_cli.models.theta import theta
-from forecast_cli.windows import Scaler
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the network's share of the forecast; Theta has the rest
 CONTEXT = 256  # most recent steps of each series that Theta sees (and the model directory keeps)
@@ -40,16 +39,12 @@ def choose_weight(network: np.ndarray, theta_forecast: np.ndarray, truth: np.nda
                   ) -> tuple[float, dict[float, float]]:
     """The network weight of WEIGHTS with the least weighted mean absolute error on the validation windows.
 
-    All arrays (n_windows, horizon) in scaled units but `window_weight: (n_windows,)`. Returns (weight, the
-    error of each weight); ties go to the larger network share."""
+    All arrays (n_windows, horizon) in the same units, `window_weight: (n_windows,)` each window's weight (the
+    inverse of its series' error scale). Returns (weight, the error of each weight); ties go to the larger
+    network share."""
     errors = {}
     for w in WEIGHTS:
         blend = w * network + (1 - w) * theta_forecast
         errors[w] = float(np.sum(np.mean(np.abs(blend - truth), axis=1) * window_weight) / np.sum(window_weight))
     best = min(errors.values())
     return max(w for w, e in errors.items() if e <= best), errors
-
-
-def to_scaled(raw: np.ndarray, scaler: Scaler, series: np.ndarray) -> np.ndarray:
-    """raw target values (n, horizon) of series `series: (n,)` -> scaled units."""
-    return (raw - scaler.loc[series, :1]) / scaler.scale[series, :1]

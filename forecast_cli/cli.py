@@ -332,6 +332,8 @@ def train(
     units: Annotated[int, typer.Option("--units", help="ESN reservoir size.")] = 500,
     scaling: Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
                                          "(median/IQR).")] = "standard",
+    log: Annotated[bool | None, typer.Option("--log/--no-log", help="Model the log of the target [default: when "
+                                             "every value is above 0].", show_default=False)] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu [default: what JAX finds].")
                       ] = None,
     devices: Annotated[int | None, typer.Option("--devices", help="Split each batch over this many local devices "
@@ -390,7 +392,7 @@ def train(
         from forecast_cli.pipeline import TrainSpec, train_artifact
 
         spec = TrainSpec(
-            kind=model, horizon=horizon, lookback=lookback, data=config, scaling=scaling,
+            kind=model, horizon=horizon, lookback=lookback, data=config, scaling=scaling, log=log,
             recurrent=RecurrentConfig(cell=model if model in ("gru", "lstm", "elman") else "gru", hidden=hidden,
                                       layers=layers, dropout=dropout),
             esn=ESNConfig(units=units),

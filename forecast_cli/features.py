@@ -68,7 +68,7 @@ def stamps_around(last_ds: np.ndarray, freq: str, before: int, after: int) -> tu
 def window_inputs(history: History, scaler: Scaler, freq: str) -> np.ndarray:
     """Model input windows for a forecast: (n_series, lookback, n_features), NaN where history is missing."""
     n, lookback, n_columns = history.values.shape
-    scaled = (history.values - scaler.loc[:, None, :]) / scaler.scale[:, None, :]
+    scaled = scaler.transform_windows(history.values)
     past, _ = stamps_around(history.last_ds, freq, lookback, 0)
     calendar = timeindex.calendar_features(past.reshape(-1), freq)
     calendar = calendar.reshape(n, lookback, calendar.shape[1])

@@ -43,6 +43,7 @@ class TrainSpec:
     horizon: int | None = None  # default: about one season of the frequency (timeindex.default_horizon)
     lookback: int | None = None  # default: default_lookback(), capped by the data
     scaling: str = "standard"
+    log: bool | None = None  # model the log of the target; None: when every target value is above 0
     recurrent: RecurrentConfig = RecurrentConfig()
     esn: ESNConfig = ESNConfig()
     train: TrainConfig = TrainConfig()
@@ -100,13 +101,14 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     starts, lengths = panel.starts, panel.lengths
     val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
     cut = lengths - val_size
-    scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling)
+    log = use_log(panel, spec.log)
+    scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling, log)
     inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
     train_idx, val_idx = window_starts(starts, L, H, val_size)
     key = jax.random.key(spec.train.seed)
     manifest = {
         "kind": spec.kind,
-        "window": {**window.to_dict(), "scaling": spec.scaling},
+        "window": {**window.to_dict(), "scaling": spec.scaling, "log": log},
         "train": spec.train.to_dict(),
         "data": spec.data.to_dict(),
         "freq": panel.freq,
@@ -132,7 +134,7 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
         val_idx = val_idx[np.linspace(0, len(val_idx) - 1, blend.MAX_WINDOWS).astype(int)] \
             if len(val_idx) > blend.MAX_WINDOWS else val_idx
         manifest["blend"], blended = _choose_blend(predictor, inputs, panel, scaler, val_idx, window,
-                                                   manifest["season"], row_weight)
+                                                   manifest["season"], cut)
     manifest["validation"], abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window,
                                                   manifest["season"], blended)
     history = last_windows(panel.ids, panel.values, panel.ds, starts, L)
@@ -149,10 +151,34 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     return Artifact(manifest, arrays)
 
 
-def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, row_weight
+def first_not_positive(panel: Panel) -> str | None:
+    """Where the panel's target first is 0 or below, in words for a message ("series 'A' has -1 on 2024-01-05
+    in column 'y'"), or None when every value is above 0."""
+    bad = panel.values[:, 0] <= 0
+    if not bad.any():
+        return None
+    row = panel.frame.iloc[int(np.argmax(bad))]
+    column = panel.columns.get("target") or row["unique_id"]
+    return f"series '{row['unique_id']}' has {row['y']:g} on {row['ds']} in column '{column}'"
+
+
+def use_log(panel: Panel, wanted: bool | None) -> bool:
+    """Whether to model the log of the target: as asked, else when every target value (of every process) is
+    above 0. DataError when asked for but a value is not."""
+    where = first_not_positive(panel)
+    if distributed.process_count() > 1:  # every process must decide alike
+        anywhere = distributed.allsum(np.array(float(where is not None))) > 0
+        where = where or ("another process's series has one at or below 0" if anywhere else None)
+    if wanted and where:
+        raise DataError(f"{panel.source}: --log needs target values above 0, but {where}; use --no-log")
+    return where is None if wanted is None else bool(wanted)
+
+
+def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, cut
                   ) -> tuple[dict, np.ndarray | None]:
     """The network's weight in `auto` and the blended validation forecasts (scaled units), or weight 1 (Theta
-    left out) when there are no validation windows to judge by."""
+    left out) when there are no validation windows to judge by. The weight is chosen on the MASE of the blend in
+    original units (each window's error divided by its series' in-sample seasonal-naive error)."""
     if distributed.process_count() > 1:
         raise ConfigError("--model auto is not supported across several processes yet; use --model gru or esn")
     if not len(val_idx):
@@ -160,12 +186,13 @@ def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, row
     L, H = window.lookback, window.horizon
     X, Y = gather_windows(inputs, val_idx, L, H)
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
-    network = np.asarray(predictor(X), np.float64)
-    by_theta = blend.to_scaled(blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season),
-                               scaler, series)
-    weight, errors = blend.choose_weight(network, by_theta, Y, row_weight[val_idx])
+    network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
+    by_theta = blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
+    mase_weight = loss_weights(panel.values[:, 0], panel.starts, cut, season)[val_idx]
+    weight, errors = blend.choose_weight(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
+    blended = weight * network + (1 - weight) * by_theta
     return ({"weight": weight, "errors": {str(w): round(e, 6) for w, e in errors.items()}},
-            weight * network + (1 - weight) * by_theta)
+            scaler.target_to_scaled(blended, series))
 
 
 def loss_weights(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray, season: int) -> np.ndarray:
@@ -308,7 +335,7 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
     horizon = horizon or trained_h
     if horizon < 1:
         raise ConfigError("--horizon must be at least 1")
-    stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"])
+    stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"], m["window"].get("log", False))
     auto = m["kind"] == "auto"
     if panel is None:
         a = artifact.arrays
@@ -322,14 +349,14 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
                                blend.context_rows(panel.lengths, L)).values[:, :, 0] if auto else None
     if shard is not None:
         mine = np.array([distributed.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
-        history, scaler = _select(history, mine), Scaler(scaler.loc[mine], scaler.scale[mine])
+        history, scaler = _select(history, mine), scaler.select(mine)
         context = context[mine] if auto else None
     predictor = make_predictor(m["kind"], m, artifact.params())
     y_hat = np.empty((len(history.ids), horizon))
     short = history.length < L
     if (~short).any():
-        y_hat[~short] = _roll_forward(predictor, _select(history, ~short), Scaler(scaler.loc[~short],
-                                      scaler.scale[~short]), m["freq"], trained_h, horizon)
+        y_hat[~short] = _roll_forward(predictor, _select(history, ~short), scaler.select(~short), m["freq"],
+                                      trained_h, horizon)
     if auto:  # the network's share blended with Theta; series too short for the network get Theta alone
         by_theta = theta(context, horizon, m["season"])
         weight = np.where(short, 0.0, m["blend"]["weight"])[:, None]
@@ -349,9 +376,11 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         if abs_errors is None or not len(abs_errors):
             raise ConfigError("this model kept no validation errors to calibrate intervals (its series were too "
                               "short for a validation window); retrain on longer series or drop --levels")
-        radius = interval_radius(abs_errors, level / 100, horizon)[None, :] * scaler.scale[:, :1]
-        frame[f"y_hat_lo_{level}"] = np.maximum(y_hat - radius, floor).reshape(-1)
-        frame[f"y_hat_hi_{level}"] = np.maximum(y_hat + radius, floor).reshape(-1)
+        radius = interval_radius(abs_errors, level / 100, horizon)[None, :]
+        everyone = np.arange(len(y_hat))
+        scaled = scaler.target_to_scaled(y_hat, everyone)
+        frame[f"y_hat_lo_{level}"] = np.maximum(scaler.inverse_target(scaled - radius, everyone), floor).reshape(-1)
+        frame[f"y_hat_hi_{level}"] = np.maximum(scaler.inverse_target(scaled + radius, everyone), floor).reshape(-1)
     return Forecast(frame, history.ids[short].tolist(), horizon > trained_h)
 
 
@@ -365,13 +394,18 @@ def _history_from_panel(panel: Panel, m: dict, stored: Scaler) -> tuple[History,
                         f"model was trained on {timeindex.describe(m['freq'])} ({m['freq']}) data")
     L = m["window"]["lookback"]
     history = last_windows(panel.ids, panel.values, panel.ds, panel.starts, L)
-    own = fit_scaler(panel.values, panel.starts, method=m["window"]["scaling"])
+    log = m["window"].get("log", False)
+    where = first_not_positive(panel) if log else None
+    if where:
+        raise DataError(f"{panel.source}: the model forecasts the log of the target, which needs values above 0, "
+                        f"but {where}; retrain it with --no-log")
+    own = fit_scaler(panel.values, panel.starts, method=m["window"]["scaling"], log=log)
     known = {sid: i for i, sid in enumerate(m["series"])}
     index = np.array([known.get(sid, -1) for sid in history.ids])
     seen = index >= 0
     loc, scale = own.loc.copy(), own.scale.copy()
     loc[seen], scale[seen] = stored.loc[index[seen]], stored.scale[index[seen]]
-    return history, Scaler(loc, scale)
+    return history, Scaler(loc, scale, log)
 
 
 def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, trained_h: int, horizon: int
@@ -398,7 +432,7 @@ def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, traine
             new[:, :, n_columns:] = calendar.reshape(n, pred.shape[1], X.shape[2] - n_columns)
         X = np.concatenate([X, new.astype(np.float32)], axis=1)[:, -L:]
     scaled = np.concatenate(steps, axis=1)[:, :horizon]
-    return scaled * scaler.scale[:, :1] + scaler.loc[:, :1]
+    return scaler.inverse_target(scaled, np.arange(n))
 
 
 def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.DataFrame:

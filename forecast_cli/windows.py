@@ -15,37 +15,58 @@ SCALINGS = ("standard", "robust")
 
 @dataclass(frozen=True)
 class Scaler:
-    """Per-series, per-feature affine map: scaled = (x - loc) / scale. loc, scale: (n_series, n_features)."""
+    """Per-series, per-feature affine map: scaled = (x - loc) / scale. loc, scale: (n_series, n_features).
+
+    With `log`, the target (feature 0) is replaced by its natural log before the affine map, and forecasts are
+    exponentiated on the way back: a multiplicative trend or season becomes an additive one."""
 
     loc: np.ndarray
     scale: np.ndarray
+    log: bool = False
 
     def transform(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """values: (n_rows, n_features) laid out by `starts` -> scaled copy, same shape."""
         rows = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
-        return (values - self.loc[rows]) / self.scale[rows]
+        return (self._log(values) - self.loc[rows]) / self.scale[rows]
+
+    def transform_windows(self, values: np.ndarray) -> np.ndarray:
+        """values: (n_series, length, n_features), one window per series -> scaled copy."""
+        return (self._log(values) - self.loc[:, None, :]) / self.scale[:, None, :]
+
+    def target_to_scaled(self, y: np.ndarray, series: np.ndarray) -> np.ndarray:
+        """y: (n, horizon) target values in original units of series `series: (n,)` -> scaled. With `log`,
+        values at or below 0 are taken as the smallest positive float."""
+        y = np.log(np.maximum(y, np.finfo(np.float64).tiny)) if self.log else y
+        return (y - self.loc[series, :1]) / self.scale[series, :1]
 
     def inverse_target(self, y: np.ndarray, series: np.ndarray) -> np.ndarray:
         """y: (n, horizon) scaled target values of series `series: (n,)` -> original units."""
-        return y * self.scale[series, :1] + self.loc[series, :1]
+        y = y * self.scale[series, :1] + self.loc[series, :1]
+        return np.exp(y) if self.log else y
 
-    def to_dict(self) -> dict:
-        return {"loc": self.loc.tolist(), "scale": self.scale.tolist()}
+    def select(self, mask: np.ndarray) -> Scaler:
+        """The scaler of the series where `mask: (n_series,)` is true (or of the indices it lists)."""
+        return Scaler(self.loc[mask], self.scale[mask], self.log)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> Scaler:
-        return cls(np.asarray(d["loc"], dtype=np.float64), np.asarray(d["scale"], dtype=np.float64))
+    def _log(self, values: np.ndarray) -> np.ndarray:
+        if not self.log:
+            return values
+        values = values.copy()
+        values[..., 0] = np.log(values[..., 0])
+        return values
 
 
 def fit_scaler(values: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray | None = None,
-               method: str = "standard") -> Scaler:
+               method: str = "standard", log: bool = False) -> Scaler:
     """Statistics of the first `fit_lengths[i]` rows of each series (all rows when None).
 
     "standard" uses mean and standard deviation, "robust" median and interquartile range / 1.349. A scale
-    that is zero (a constant series) or negligible becomes 1, so nothing divides by zero.
+    that is zero (a constant series) or negligible becomes 1, so nothing divides by zero. With `log` the
+    statistics of the target are those of its log (every target value must be positive).
     """
     if method not in SCALINGS:
         raise ValueError(f"unknown scaling {method!r}")
+    values = Scaler(np.zeros(0), np.zeros(0), log)._log(values)
     lengths = np.diff(starts) if fit_lengths is None else np.asarray(fit_lengths)
     n_series, n_features = len(starts) - 1, values.shape[1]
     loc = np.empty((n_series, n_features))
@@ -64,7 +85,7 @@ def fit_scaler(values: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray |
             flat = scale[i] <= 0
             scale[i, flat] = part[:, flat].std(axis=0)
     negligible = scale <= 1e-8 * np.maximum(1.0, np.abs(loc))
-    return Scaler(loc, np.where(negligible, 1.0, scale))
+    return Scaler(loc, np.where(negligible, 1.0, scale), log)
 
 
 def _prefix_mask(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -18,12 +18,14 @@ def test_recurrent_shapes(cell):
     assert model(jnp.ones((4, 12, 3))).shape == (4, 5)
 
 
-def test_gru_beats_seasonal_naive_on_a_noisy_seasonal_series(seasonal_csv):
+@pytest.mark.parametrize("log, bound", [(False, 0.85), (True, 0.9)])
+def test_gru_beats_seasonal_naive_on_a_noisy_seasonal_series(seasonal_csv, log, bound):
     panel = read_series(seasonal_csv(n_series=2, length=200, noise=0.5))
-    spec = TrainSpec(kind="gru", horizon=7, lookback=21, recurrent=RecurrentConfig(hidden=16), train=FAST)
+    spec = TrainSpec(kind="gru", horizon=7, lookback=21, recurrent=RecurrentConfig(hidden=16), train=FAST, log=log)
     v = train_artifact(panel, spec).manifest["validation"]
-    # noise sd 0.5: the best possible MAE is about 0.40, seasonal naive's about 0.56
-    assert v["model_mae"] < 0.85 * v["snaive_mae"]
+    # noise sd 0.5 (additive, so the log is not this series' natural scale): the best possible MAE is about 0.40,
+    # seasonal naive's about 0.56
+    assert v["model_mae"] < bound * v["snaive_mae"]
     assert v["model_mae"] < 0.5
 
 
