@@ -329,6 +329,8 @@ def train(
                                       "naive error), mae or mse.")] = "mase",
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
                                         "window, validation ones too.")] = True,
+    ensemble: Annotated[int, typer.Option("--ensemble", help="With --refit: average this many networks trained "
+                                          "from different seeds.")] = 3,
     units: Annotated[int, typer.Option("--units", help="ESN reservoir size.")] = 500,
     scaling: Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
                                          "(median/IQR).")] = "standard",
@@ -370,8 +372,8 @@ def train(
             raise ConfigError(f"Unknown --loss '{loss}'; choose mase, mae or mse")
         if scaling not in ("standard", "robust"):
             raise ConfigError(f"Unknown --scaling '{scaling}'; choose standard or robust")
-        if epochs < 1 or (batch_size or 1) < 1 or hidden < 1 or layers < 1 or patience < 0 or units < 1:
-            raise ConfigError("--epochs, --batch-size, --hidden, --layers and --units must be at least 1, "
+        if min(epochs, batch_size or 1, hidden, layers, units, ensemble) < 1 or patience < 0:
+            raise ConfigError("--epochs, --batch-size, --hidden, --layers, --units and --ensemble must be at least 1, "
                               "--patience at least 0")
         config = data_config(id_col, time_col, target, covariates, freq, fill, layout)
         from forecast_cli.data import read_series
@@ -397,7 +399,7 @@ def train(
                                       layers=layers, dropout=dropout),
             esn=ESNConfig(units=units),
             train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, loss=loss, refit=refit,
-                              learning_rate=learning_rate, seed=seed, devices=devices),
+                              ensemble=ensemble, learning_rate=learning_rate, seed=seed, devices=devices),
         )
         if not quiet:
             say(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}")

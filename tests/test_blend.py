@@ -115,6 +115,21 @@ def test_auto_forecasts_are_the_weighted_blend_of_its_two_halves(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
+def test_ensemble_members_are_trained_and_averaged(tmp_path):
+    from forecast_cli.models import make_predictor
+
+    artifact = train_artifact(_panel(tmp_path), TINY)
+    params, m = artifact.params(), artifact.manifest
+    assert m["fit"]["members"] == 3
+    members = [{k: v for k, v in params.items() if not k.startswith("member")}] + [
+        {k[len(p):]: v for k, v in params.items() if k.startswith(p)} for p in ("member1/", "member2/")]
+    assert all(members[0].keys() == other.keys() for other in members[1:])
+    assert not np.allclose(members[0]["head/kernel"], members[1]["head/kernel"])  # other seeds
+    X = np.random.default_rng(0).standard_normal((4, 14, artifact.manifest["n_features"])).astype(np.float32)
+    each = [make_predictor("gru", m, p)(X) for p in members]
+    np.testing.assert_allclose(make_predictor("gru", m, params)(X), np.mean(each, axis=0), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("loss", ["mse", "mae", "mase"])
 def test_every_loss_trains(loss, tmp_path):
     spec = TrainSpec(kind="gru", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),

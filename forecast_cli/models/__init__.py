@@ -74,8 +74,15 @@ def _recurrent_predictor(manifest: dict, params: dict[str, np.ndarray]) -> Predi
     from forecast_cli.models.forward import recurrent_forward
 
     config = RecurrentConfig(**manifest["model"])
-    forward = jax.jit(lambda params, X: recurrent_forward(params, X, config.cell, config.layers, config.hidden))
-    return lambda X: _batched(lambda chunk: forward(params, chunk), X)
+    members = [{k: v for k, v in params.items() if not k.startswith("member")}]
+    for prefix in sorted({k.split("/")[0] + "/" for k in params if k.startswith("member")}):  # an ensemble:
+        members.append({k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)})  # averaged
+
+    @jax.jit
+    def forward(members, X):
+        return sum(recurrent_forward(p, X, config.cell, config.layers, config.hidden) for p in members) / len(members)
+
+    return lambda X: _batched(lambda chunk: forward(members, chunk), X)
 
 
 def _esn_predictor(manifest: dict, params: dict[str, np.ndarray]) -> Predictor:
