@@ -489,7 +489,7 @@ def predict(
                 names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
                 warn(f"{len(result.fallback)} series shorter than the lookback ({m['window']['lookback']}) "
                      f"forecast by {'Theta' if m['kind'] == 'auto' else 'seasonal naive'}: {names}")
-        text = result.frame.to_csv(index=False, float_format="%.8g")
+        text = result.to_csv()
         if output:
             from forecast_cli.persistence import write_text_atomic
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from forecast_cli import timeindex
-from forecast_cli.data import Panel
 from forecast_cli.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pandas is imported where it is used: `forecast predict` needs only parse_levels and
+    import pandas as pd  # interval_radius from here, and can run without it
+
+    from forecast_cli.data import Panel
 
 METRICS = ("mae", "rmse", "smape", "mase")
 BASELINES = ("naive", "snaive")
@@ -76,6 +80,8 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
     later folds only feed it the newer data. Returns (scores: one row per model, series and fold, forecasts:
     unique_id, ds, model, fold, y, y_hat).
     """
+    import pandas as pd
+
     from forecast_cli.pipeline import TrainSpec, predict_frame, resolve_window, train_artifact
 
     horizon = horizon or timeindex.default_horizon(panel.freq)
@@ -114,6 +120,8 @@ def _actuals(panel: Panel, drop: int, horizon: int) -> pd.DataFrame:
 def _score(merged: pd.DataFrame, past: Panel, season: int) -> pd.DataFrame:
     history = {sid: past.values[s:e, 0] for sid, s, e in zip(past.ids, past.starts[:-1], past.starts[1:],
                                                                 strict=True)}
+    import pandas as pd
+
     rows = []
     for (sid, model, fold), group in merged.groupby(["unique_id", "model", "fold"], sort=False):
         y, f = group["y"].to_numpy(), group["y_hat"].to_numpy()
@@ -125,6 +133,8 @@ def _score(merged: pd.DataFrame, past: Panel, season: int) -> pd.DataFrame:
 
 def summarize_scores(scores: pd.DataFrame, per_series: bool = False) -> pd.DataFrame:
     """Mean of each metric per model (and per series when asked), averaged over series and folds."""
+    import pandas as pd
+
     keys = ["model", "unique_id"] if per_series else ["model"]
     order = list(dict.fromkeys(scores["model"]))
     table = scores.groupby(keys, sort=False)[list(METRICS)].mean().reset_index()

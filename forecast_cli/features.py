@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from forecast_cli import timeindex
 from forecast_cli.windows import Scaler
@@ -58,7 +57,11 @@ def stamps_around(last_ds: np.ndarray, freq: str, before: int, after: int) -> tu
         if timeindex.is_int_freq(freq):
             step = timeindex.int_step(freq)
             past.append(last - step * np.arange(before - 1, -1, -1))
+        elif timeindex.fixed_step(freq) is not None:
+            past.append(last - timeindex.fixed_step(freq) * np.arange(before - 1, -1, -1))
         else:
+            import pandas as pd
+
             offset = timeindex.to_offset(freq)
             past.append(pd.date_range(end=pd.Timestamp(last), periods=before, freq=offset).to_numpy())
         future.append(timeindex.future_times(last, freq, after))

@@ -11,9 +11,10 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from forecast_cli import blend, distributed, timeindex
 from forecast_cli.config import (
@@ -24,7 +25,6 @@ from forecast_cli.config import (
     TrainConfig,
     WindowConfig,
 )
-from forecast_cli.data import Panel
 from forecast_cli.errors import ConfigError, DataError
 from forecast_cli.evaluate import interval_radius
 from forecast_cli.features import History, last_windows, model_inputs, stamps_around, window_inputs
@@ -33,6 +33,11 @@ from forecast_cli.models.baselines import naive, seasonal_naive
 from forecast_cli.models.theta import theta
 from forecast_cli.persistence import Artifact
 from forecast_cli.windows import Scaler, default_val_size, fit_scaler, gather_windows, window_starts
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a forecast from the model directory alone does
+    import pandas as pd  # without it (forecast_cli.csvout writes its CSV)
+
+    from forecast_cli.data import Panel
 
 
 @dataclass(frozen=True)
@@ -331,9 +336,22 @@ def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np
 
 @dataclass
 class Forecast:
-    frame: pd.DataFrame  # unique_id, ds, y_hat
+    columns: dict[str, np.ndarray]  # unique_id, ds, y_hat (and y_hat_lo_<level>, y_hat_hi_<level>), one row each
     fallback: list[str]  # series shorter than the lookback: forecast by seasonal naive (by Theta in `auto`)
     rolled: bool  # horizon longer than trained: recursive roll-forward was used
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+    def to_csv(self) -> str:
+        """The forecast CSV (floats to 8 significant digits), written without pandas when it can be."""
+        from forecast_cli.csvout import to_csv
+
+        text = to_csv(self.columns, float_format="%.8g")
+        return text if text is not None else self.frame.to_csv(index=False, float_format="%.8g")
 
 
 def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
@@ -379,11 +397,11 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         y_hat[short] = [seasonal_naive(r[~np.isnan(r)][None], horizon, m["season"])[0] for r in raw]
     _, future = stamps_around(history.last_ds, m["freq"], 1, horizon)
     floor = 0.0 if m.get("nonnegative") else -np.inf
-    frame = pd.DataFrame({
+    columns = {
         "unique_id": np.repeat(history.ids, horizon),
         "ds": future.reshape(-1),
         "y_hat": np.maximum(y_hat, floor).reshape(-1),
-    })
+    }
     abs_errors = artifact.arrays.get("calibration/abs_errors")
     for level in levels:
         if abs_errors is None or not len(abs_errors):
@@ -392,9 +410,9 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         radius = interval_radius(abs_errors, level / 100, horizon)[None, :]
         everyone = np.arange(len(y_hat))
         scaled = scaler.target_to_scaled(y_hat, everyone)
-        frame[f"y_hat_lo_{level}"] = np.maximum(scaler.inverse_target(scaled - radius, everyone), floor).reshape(-1)
-        frame[f"y_hat_hi_{level}"] = np.maximum(scaler.inverse_target(scaled + radius, everyone), floor).reshape(-1)
-    return Forecast(frame, history.ids[short].tolist(), horizon > trained_h)
+        columns[f"y_hat_lo_{level}"] = np.maximum(scaler.inverse_target(scaled - radius, everyone), floor).reshape(-1)
+        columns[f"y_hat_hi_{level}"] = np.maximum(scaler.inverse_target(scaled + radius, everyone), floor).reshape(-1)
+    return Forecast(columns, history.ids[short].tolist(), horizon > trained_h)
 
 
 def _select(history: History, mask: np.ndarray) -> History:
@@ -454,6 +472,8 @@ def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.Dat
     if panel is not None:
         position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
         return panel.frame.loc[position_from_end <= rows, ["unique_id", "ds", "y"]]
+    import pandas as pd
+
     m, a = artifact.manifest, artifact.arrays
     values = a["history/values"][:, :, 0]
     past, _ = stamps_around(a["history/last_ds"], m["freq"], values.shape[1], 0)

@@ -2,16 +2,23 @@
 
 A frequency is a string: a pandas offset alias ("D", "h", "15min", "W-SUN", "MS", "QS-OCT", "YS-JAN")
 for datetime stamps, or "int:STEP" for plain integer periods (years such as 1990, 1991, ...).
+
+pandas is imported inside the functions that need it: forecasting from a model directory alone at a fixed
+step (days, hours, minutes, seconds, integer periods) uses numpy only, which saves a cron job its import.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from forecast_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 INT_PREFIX = "int:"
 
@@ -40,8 +47,23 @@ def int_step(freq: str) -> int:
     return int(freq[len(INT_PREFIX):])
 
 
+_FIXED = re.compile(r"(\d*)(D|h|min|s)")  # canonical pandas aliases of fixed steps: D, 3D, h, 15min, s
+_FIXED_UNITS = {"D": "D", "h": "h", "min": "m", "s": "s"}
+
+
+def fixed_step(freq: str) -> np.timedelta64 | None:
+    """The step of a fixed-length datetime frequency in canonical form ("D", "3D", "h", "15min", "s"), else
+    None (calendar frequencies such as W-SUN or MS, and integer periods)."""
+    found = _FIXED.fullmatch(freq)
+    if found is None or found.group(1).startswith("0"):
+        return None
+    return np.timedelta64(int(found.group(1) or 1), _FIXED_UNITS[found.group(2)])
+
+
 def to_offset(freq: str) -> pd.DateOffset:
     """The pandas offset for a datetime frequency; ConfigError for an unknown alias."""
+    import pandas as pd
+
     try:
         return pd.tseries.frequencies.to_offset(freq)
     except (ValueError, TypeError) as e:
@@ -101,6 +123,8 @@ def default_horizon(freq: str) -> int:
 
 def on_grid(ds: np.ndarray, freq: str) -> bool:
     """Whether every stamp of one sorted series lies on the grid of `freq` that starts at its first stamp."""
+    import pandas as pd
+
     if len(ds) < 2:
         return True
     if is_int_freq(freq):
@@ -116,6 +140,8 @@ def on_grid(ds: np.ndarray, freq: str) -> bool:
 
 def fits(ds: np.ndarray, freq: str) -> bool:
     """Whether `freq` is this series' frequency: every stamp on its grid, some neighbours one step apart."""
+    import pandas as pd
+
     if not on_grid(ds, freq):
         return False
     if is_int_freq(freq):
@@ -126,6 +152,8 @@ def fits(ds: np.ndarray, freq: str) -> bool:
 
 def grid_between(first, last, freq: str) -> np.ndarray:
     """All stamps from `first` to `last` inclusive at `freq` (first is assumed to lie on the grid)."""
+    import pandas as pd
+
     if is_int_freq(freq):
         return np.arange(first, last + 1, int_step(freq), dtype=np.int64)
     return pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq=to_offset(freq)).to_numpy()
@@ -136,11 +164,18 @@ def future_times(last, freq: str, horizon: int) -> np.ndarray:
     if is_int_freq(freq):
         step = int_step(freq)
         return last + step * np.arange(1, horizon + 1, dtype=np.int64)
+    step = fixed_step(freq)
+    if step is not None:
+        return last + step * np.arange(1, horizon + 1)
+    import pandas as pd
+
     return pd.date_range(pd.Timestamp(last), periods=horizon + 1, freq=to_offset(freq))[1:].to_numpy()
 
 
 def infer_freq(ds: np.ndarray) -> str | None:
     """The frequency of one sorted, duplicate-free series, tolerating gaps; None when it cannot be told."""
+    import pandas as pd
+
     if len(ds) < 2:
         return None
     if np.issubdtype(ds.dtype, np.integer):
@@ -184,6 +219,8 @@ def _calendar_candidates(index: pd.DatetimeIndex) -> list[str]:
 
 
 def _pandas_infer(index: pd.DatetimeIndex) -> str | None:
+    import pandas as pd
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas 3 warns that infer_freq will return an offset
         found = pd.infer_freq(index)
@@ -192,6 +229,8 @@ def _pandas_infer(index: pd.DatetimeIndex) -> str | None:
 
 def _fixed_freq(step: pd.Timedelta, first: pd.Timestamp) -> str:
     """The alias for a fixed step: 'D' or '3D' for whole days, 'W-MON' for weeks, else '15min', 'h'..."""
+    import pandas as pd
+
     if step == pd.Timedelta(days=7):
         return f"W-{first.day_name()[:3].upper()}"
     if step % pd.Timedelta(days=1) == pd.Timedelta(0):
@@ -206,15 +245,17 @@ def calendar_features(ds: np.ndarray, freq: str) -> np.ndarray:
     names = calendar_feature_names(freq)
     if not names:
         return np.zeros((len(ds), 0), dtype=np.float32)
-    index = pd.DatetimeIndex(ds)
+    ds = np.asarray(ds)
+    days = ds.astype("datetime64[D]")  # numpy floors, as pandas' fields do (the same numbers, test_timeindex)
     columns = []
     for name in names:
         if name == "hour":
-            phase = (index.hour + index.minute / 60.0) / 24.0
+            minutes = (ds - days) // np.timedelta64(1, "m")
+            phase = (minutes // 60 + (minutes % 60) / 60.0) / 24.0
         elif name == "weekday":
-            phase = index.day_of_week / 7.0
+            phase = ((days.astype(np.int64) + 3) % 7) / 7.0  # 1970-01-01 was a Thursday; Monday is 0
         else:
-            phase = (index.month - 1) / 12.0
+            phase = (ds.astype("datetime64[M]").astype(np.int64) % 12) / 12.0
         angle = 2 * np.pi * np.asarray(phase, dtype=np.float64)
         columns += [np.sin(angle), np.cos(angle)]
     return np.stack(columns, axis=1).astype(np.float32)
@@ -224,6 +265,9 @@ def calendar_feature_names(freq: str) -> tuple[str, ...]:
     """Which calendar cycles are visible at this frequency."""
     if is_int_freq(freq):
         return ()
+    step = fixed_step(freq)
+    if step is not None:
+        return ("weekday", "month") if step.dtype == np.dtype("m8[D]") else ("hour", "weekday")
     offset = to_offset(freq)
     kind = type(offset).__name__
     if kind in ("Second", "Minute", "Hour"):
