@@ -2,13 +2,15 @@
 (the last horizon of each series held back: this is what chooses) and on the test file (this only confirms).
 
 Usage: python benchmarks/accuracy_grid.py yearly|quarterly|monthly TAG JSON
-JSON holds TrainConfig fields plus "seeds", "lookback", "hidden" and "kind" (default gru); prints one JSON line
+JSON holds TrainConfig fields plus "seeds", "lookback" (in horizons), "hidden", "layers", "dropout", "log"
+(train on the log of the series, forecast its exp) and "kind" (default gru); prints one JSON line
 with sMAPE and MASE of the network (averaged over seeds), of Theta alone and of their even blend. Results are in
 docs/accuracy.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -42,15 +44,20 @@ def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
 
     config = dict(config)
     seeds, lookback = config.pop("seeds", 1), config.pop("lookback", None)
-    hidden, kind = config.pop("hidden", 64), config.pop("kind", "gru")
+    recurrent = RecurrentConfig(hidden=config.pop("hidden", 64), layers=config.pop("layers", 1),
+                                dropout=config.pop("dropout", 0.0))
+    kind, log = config.pop("kind", "gru"), config.pop("log", False)
+    if log:
+        panel = dataclasses.replace(panel, frame=panel.frame.assign(y=np.log(panel.frame["y"])))
     runs = []
     for seed in range(seeds):
-        spec = TrainSpec(kind=kind, horizon=horizon, lookback=lookback, recurrent=RecurrentConfig(hidden=hidden),
-                         train=TrainConfig(**config, seed=seed))
+        spec = TrainSpec(kind=kind, horizon=horizon, lookback=lookback and int(lookback * horizon),
+                         recurrent=recurrent, train=TrainConfig(**config, seed=seed))
         artifact = train_artifact(panel, spec)
         frame = predict_frame(artifact, None, horizon).frame
         runs.append(frame["y_hat"].to_numpy().reshape(len(panel.ids), horizon))  # series in panel order
-    return np.mean(runs, axis=0), artifact.manifest
+    forecast = np.mean(runs, axis=0)
+    return np.exp(forecast) if log else forecast, artifact.manifest
 
 
 def main(name: str, tag: str, config: dict) -> None:
