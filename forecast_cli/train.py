@@ -8,6 +8,8 @@ with zero-weight windows, so nothing recompiles per batch or per epoch.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -134,6 +136,17 @@ def make_evaluate(graphdef, lookback: int, horizon: int, mesh=None, loss: str = 
     return evaluate
 
 
+@functools.lru_cache(maxsize=8)
+def compiled_steps(graphdef, config: TrainConfig, lookback: int, horizon: int, batch_size: int, n_batches: int,
+                   dropout: bool, mesh):
+    """(optimizer, train_epoch, evaluate) for one set of shapes and options: fits that share them (the members
+    of an ensemble) share the compiled functions too (pass the config with seed 0: the seed does not change
+    them)."""
+    tx = make_optimizer(config, config.epochs * n_batches)
+    return (tx, make_steps(graphdef, tx, lookback, horizon, batch_size, n_batches, dropout, mesh, config.loss),
+            make_evaluate(graphdef, lookback, horizon, mesh, config.loss))
+
+
 def pad_to_batches(idx: np.ndarray, batch_size: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """idx: (n,) -> (n_batches, batch) indices and weights, padded with zero-weight copies of idx[0]."""
     size, n_batches = batches(len(idx), batch_size, multiple)
@@ -167,11 +180,10 @@ def fit(
     devices = sharding.device_count(mesh)
     graphdef, params = nnx.split(model)
     size, n_batches = batches(len(train_idx), config.batch_size, devices)
-    tx = make_optimizer(config, config.epochs * n_batches)
+    tx, train_epoch, evaluate = compiled_steps(graphdef, dataclasses.replace(config, seed=0), lookback, horizon,
+                                               size, n_batches, dropout, mesh)
     params = sharding.replicated(mesh, params)
     opt_state = sharding.replicated(mesh, tx.init(params))
-    train_epoch = make_steps(graphdef, tx, lookback, horizon, size, n_batches, dropout, mesh, config.loss)
-    evaluate = make_evaluate(graphdef, lookback, horizon, mesh, config.loss)
     inputs = sharding.replicated(mesh, jnp.asarray(inputs, jnp.float32))
     row_weight = sharding.replicated(mesh, jnp.asarray(np.ones(len(inputs)) if row_weight is None else row_weight,
                                                        jnp.float32))
