@@ -3,7 +3,8 @@
 
 Usage: python benchmarks/accuracy_grid.py yearly|quarterly|monthly TAG JSON
 JSON holds TrainConfig fields plus "seeds", "lookback" (in horizons), "hidden", "layers", "dropout", "log"
-(train on the log of the series, forecast its exp) and "kind" (default gru); prints one JSON line
+(train on the log of the series, forecast its exp), "weights" (the blend weights auto may choose) and "kind"
+(default gru); prints one JSON line
 with sMAPE and MASE of the network (averaged over seeds), of Theta alone and of their even blend. Results are in
 docs/accuracy.md.
 """
@@ -47,6 +48,10 @@ def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
     recurrent = RecurrentConfig(hidden=config.pop("hidden", 64), layers=config.pop("layers", 1),
                                 dropout=config.pop("dropout", 0.0))
     kind, log = config.pop("kind", "gru"), config.pop("log", False)
+    if "weights" in config:  # the blend weights `auto` may choose from
+        from forecast_cli import blend
+
+        blend.WEIGHTS = tuple(config.pop("weights"))
     if log:
         panel = dataclasses.replace(panel, frame=panel.frame.assign(y=np.log(panel.frame["y"])))
     runs = []

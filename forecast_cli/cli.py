@@ -330,7 +330,7 @@ def train(
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
                                         "window, validation ones too.")] = True,
     ensemble: Annotated[int, typer.Option("--ensemble", help="With --refit: average this many networks trained "
-                                          "from different seeds.")] = 3,
+                                          "from different seeds.")] = 1,
     units: Annotated[int, typer.Option("--units", help="ESN reservoir size.")] = 500,
     scaling: Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
                                          "(median/IQR).")] = "standard",

@@ -88,8 +88,8 @@ class TrainConfig:
     # seasonal-naive error, the competition metric (every series counts alike, whatever its noise)
     refit: bool = True  # after early stopping, train again on every window (validation ones too) for the
     # epochs that early stopping chose, so the forecast uses the latest data
-    ensemble: int = 3  # with refit: networks from this many seeds (seed, then derived ones), trained the same way
-    # on every window, whose forecasts are averaged
+    ensemble: int = 1  # with refit: networks from this many seeds (seed, then derived ones), trained the same way
+    # on every window, whose forecasts are averaged (3 gained under 0.4% MASE on the M1 holdouts for 1.85x the time)
     learning_rate: float = 3e-3  # AdamW peak learning rate, after a short warm-up, cosine-decayed
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     clip_norm: float = 1.0  # gradients are clipped to this global norm

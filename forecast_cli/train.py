@@ -171,7 +171,8 @@ def fit(
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train `model` on windows of `inputs: (n_rows, n_features)` starting at `train_idx`; stop early on
     the loss at `val_idx` and return the model with the best validation weights restored (with no `val_idx`,
-    the training windows are monitored instead). A window's loss is multiplied by
+    the training windows are monitored instead, or, with patience 0 too, nothing is: the last weights are
+    returned). A window's loss is multiplied by
     `row_weight[start row]` (default 1)."""
     if len(train_idx) == 0:
         raise TrainingError("no training windows: the series are too short for this lookback and horizon")
@@ -193,11 +194,12 @@ def fit(
         jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024, devices)))
     history = TrainHistory()
     best, best_loss, waited = params, math.inf, 0
+    monitored = len(val_idx) > 0 or config.patience > 0  # else: a fixed number of epochs, the last weights kept
     for epoch in range(1, config.epochs + 1):
         key, epoch_key = jax.random.split(key)
         params, opt_state, train_loss = train_epoch(params, opt_state, inputs, row_weight, train_idx, epoch_key)
-        val_loss = float(evaluate(params, inputs, row_weight, val_begin, val_weight))
         train_loss = float(train_loss)
+        val_loss = float(evaluate(params, inputs, row_weight, val_begin, val_weight)) if monitored else train_loss
         if epoch == 1:
             history.first_epoch_seconds = time.perf_counter() - start
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
@@ -207,7 +209,7 @@ def fit(
             )
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
-        if val_loss < best_loss:
+        if val_loss < best_loss or not monitored:
             best, best_loss, waited, history.best_epoch = params, val_loss, 0, epoch
         else:
             waited += 1

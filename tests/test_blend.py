@@ -118,7 +118,9 @@ def test_auto_forecasts_are_the_weighted_blend_of_its_two_halves(tmp_path):
 def test_ensemble_members_are_trained_and_averaged(tmp_path):
     from forecast_cli.models import make_predictor
 
-    artifact = train_artifact(_panel(tmp_path), TINY)
+    spec = TrainSpec(kind="auto", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
+                     train=TrainConfig(epochs=3, batch_size=32, ensemble=3))
+    artifact = train_artifact(_panel(tmp_path), spec)
     params, m = artifact.params(), artifact.manifest
     assert m["fit"]["members"] == 3
     members = [{k: v for k, v in params.items() if not k.startswith("member")}] + [
