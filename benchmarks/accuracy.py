@@ -95,7 +95,7 @@ def main(only: str | None = None):
         for label, kind in OURS:
             frame, seconds = ours(panel, kind, horizon)
             results.append((label, frame, seconds))
-        results.append(("theta (auto's half, alone)", *theta_alone(panel, horizon, season)))
+        results.append(("theta, classic (drift 0.5), alone", *theta_alone(panel, horizon, season)))
         results += statsforecast_models(train_path, panel.freq, horizon, season)
         snaive_mase = None
         for label, frame, seconds in results:

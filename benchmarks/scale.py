@@ -52,7 +52,8 @@ def main(sizes: list[int]):
             write_panel(path, n)
             inspect = measure(forecast + ["inspect", path, "--json"], tmp)
             if n <= TRAIN_LIMIT:
-                train = measure(forecast + ["train", path, "--epochs", "1", "--model-dir", f"m{n}", "-q"], tmp)
+                one_epoch = ["--model", "gru", "--no-refit", "--epochs", "1"]
+                train = measure(forecast + ["train", path, *one_epoch, "--model-dir", f"m{n}", "-q"], tmp)
             else:
                 train = (float("nan"), float("nan"))
                 subprocess.run(forecast + ["train", path, "--model", "snaive", "--model-dir", f"m{n}", "-q"],

@@ -429,7 +429,9 @@ def train_summary(m: dict, target_dir) -> str:
     line = (f"trained {m['kind']} (horizon {w['horizon']}, lookback {w['lookback']}) in "
             f"{m['training_seconds']:.1f}s; saved to {target_dir}")
     if "blend" in m:
-        line += f"\nblend: {100 * m['blend']['weight']:.0f}% GRU, {100 * (1 - m['blend']['weight']):.0f}% Theta"
+        b = m["blend"]
+        line += (f"\nblend: {100 * b['weight']:.0f}% GRU, {100 * (1 - b['weight']):.0f}% Theta "
+                 f"(drift {b.get('drift', 0.5):g} of the trend)")
     if v.get("windows"):
         gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
         line += (f"\nvalidation MAE over {v['windows']} windows: {v['model_mae']:.4g} "

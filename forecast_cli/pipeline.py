@@ -182,23 +182,22 @@ def use_log(panel: Panel, wanted: bool | None) -> bool:
 
 def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, cut
                   ) -> tuple[dict, np.ndarray | None]:
-    """The network's weight in `auto` and the blended validation forecasts (scaled units), or weight 1 (Theta
-    left out) when there are no validation windows to judge by. The weight is chosen on the MASE of the blend in
-    original units (each window's error divided by its series' in-sample seasonal-naive error)."""
+    """The network's weight and Theta's drift in `auto` and the blended validation forecasts (scaled units), or
+    weight 1 (Theta left out) when there are no validation windows to judge by. They are chosen on the MASE of the
+    blend in original units (each window's error divided by its series' in-sample seasonal-naive error)."""
     if distributed.process_count() > 1:
         raise ConfigError("--model auto is not supported across several processes yet; use --model gru or esn")
     if not len(val_idx):
-        return {"weight": 1.0, "errors": {}}, None
+        return {"weight": 1.0, "drift": 0.5, "errors": {}}, None
     L, H = window.lookback, window.horizon
     X, Y = gather_windows(inputs, val_idx, L, H)
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
     network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
     by_theta = blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
     mase_weight = loss_weights(panel.values[:, 0], panel.starts, cut, season)[val_idx]
-    weight, errors = blend.choose_weight(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
-    blended = weight * network + (1 - weight) * by_theta
-    return ({"weight": weight, "errors": {str(w): round(e, 6) for w, e in errors.items()}},
-            scaler.target_to_scaled(blended, series))
+    drift, weight, errors = blend.choose_blend(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
+    blended = weight * network + (1 - weight) * by_theta[drift]
+    return {"weight": weight, "drift": drift, "errors": errors}, scaler.target_to_scaled(blended, series)
 
 
 def loss_weights(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray, season: int) -> np.ndarray:
@@ -389,7 +388,7 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         y_hat[~short] = _roll_forward(predictor, _select(history, ~short), scaler.select(~short), m["freq"],
                                       trained_h, horizon)
     if auto:  # the network's share blended with Theta; series too short for the network get Theta alone
-        by_theta = theta(context, horizon, m["season"])
+        by_theta = theta(context, horizon, m["season"], m["blend"].get("drift", 0.5))
         weight = np.where(short, 0.0, m["blend"]["weight"])[:, None]
         y_hat = weight * np.where(short[:, None], 0.0, y_hat) + (1 - weight) * by_theta
     elif short.any():

@@ -49,18 +49,29 @@ def test_theta_on_windows_sees_its_own_series_up_to_the_origin_only():
     starts = np.array([0, 40, 70])
     begin = np.array([5, 45])  # lookback 8: origins at rows 13 and 53
     out = blend.theta_on_windows(target, starts, begin, 8, 3, 1)
-    np.testing.assert_allclose(out[0], theta_one(target[0:13], 3, 1))
-    np.testing.assert_allclose(out[1], theta_one(target[40:53], 3, 1))
+    assert set(out) == set(blend.DRIFTS)
+    for drift, forecast in out.items():
+        np.testing.assert_allclose(forecast[0], theta_one(target[0:13], 3, 1, drift))
+        np.testing.assert_allclose(forecast[1], theta_one(target[40:53], 3, 1, drift))
 
 
-def test_choose_weight_prefers_whichever_is_right():
+def test_theta_drift_scales_the_trend_it_extrapolates():
+    y = 5.0 + 2.0 * np.arange(20)  # a line: level = last value, slope 2
+    for drift in (0.0, 1.0, 1.5):
+        np.testing.assert_allclose(theta_one(y, 3, 1, drift), y[-1] + drift * 2.0 * np.arange(1, 4), rtol=1e-9)
+
+
+def test_choose_blend_prefers_whichever_is_right():
     truth = np.random.default_rng(1).standard_normal((50, 4))
     noise = np.random.default_rng(2).standard_normal((50, 4))
     ones = np.ones(50)
-    assert blend.choose_weight(truth, truth + noise, truth, ones)[0] == 1.0
-    assert blend.choose_weight(truth + noise, truth, truth, ones)[0] == 0.0
-    weight, errors = blend.choose_weight(truth + noise, truth - noise, truth, ones)  # errors cancel at 0.5
-    assert weight == 0.5 and errors[0.5] < 1e-12
+    far = {d: truth + 5 for d in blend.DRIFTS}
+    assert blend.choose_blend(truth, far, truth, ones)[:2] == (0.5, 1.0)  # the network alone; drift irrelevant
+    right = {**far, 1.25: truth}
+    assert blend.choose_blend(truth + noise, right, truth, ones)[:2] == (1.25, 0.0)
+    drift, weight, errors = blend.choose_blend(truth + noise, {**far, 0.75: truth - noise}, truth, ones)
+    assert (drift, weight) == (0.75, 0.5) and errors["0.75/0.5"] < 1e-12  # the errors cancel
+    assert len(errors) == len(blend.DRIFTS) * len(blend.WEIGHTS)
 
 
 def test_loss_weights_are_the_inverse_seasonal_naive_error_of_the_fitted_part():
@@ -89,9 +100,9 @@ def test_auto_blends_by_validation_and_round_trips(tmp_path):
     panel = _panel(tmp_path, short=10)
     artifact = train_artifact(panel, TINY)
     m = artifact.manifest
-    assert m["kind"] == "auto" and m["blend"]["weight"] in blend.WEIGHTS
-    errors = {float(w): e for w, e in m["blend"]["errors"].items()}
-    assert errors[m["blend"]["weight"]] == min(errors.values())
+    b = m["blend"]
+    assert m["kind"] == "auto" and b["weight"] in blend.WEIGHTS and b["drift"] in blend.DRIFTS
+    assert b["errors"][f"{b['drift']:g}/{b['weight']:g}"] == min(b["errors"].values())
     assert m["fit"]["refit_windows"] > 0  # refitted on training + validation windows
     first = predict_frame(artifact, None, 5).frame
     save_artifact(tmp_path / "model", artifact)
@@ -100,18 +111,18 @@ def test_auto_blends_by_validation_and_round_trips(tmp_path):
     # the series shorter than the lookback is forecast by Theta alone
     tiny = first[first.unique_id == "tiny"]["y_hat"].to_numpy()
     history = panel.values[panel.starts[-2] : panel.starts[-1], 0]
-    np.testing.assert_allclose(tiny, theta_one(history, 5, 7), rtol=1e-6)
+    np.testing.assert_allclose(tiny, theta_one(history, 5, 7, b["drift"]), rtol=1e-6)
 
 
 def test_auto_forecasts_are_the_weighted_blend_of_its_two_halves(tmp_path):
     panel = _panel(tmp_path)
     artifact = train_artifact(panel, TINY)
-    weight = artifact.manifest["blend"]["weight"]
+    weight, drift = artifact.manifest["blend"]["weight"], artifact.manifest["blend"]["drift"]
     got = predict_frame(artifact, None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
     gru_only = dict(artifact.manifest, kind="gru")
     network = predict_frame(Artifact(gru_only, artifact.arrays), None, 5).frame["y_hat"].to_numpy()
     context = artifact.arrays["context/values"]
-    expected = weight * network.reshape(3, 5) + (1 - weight) * theta(context, 5, 7)
+    expected = weight * network.reshape(3, 5) + (1 - weight) * theta(context, 5, 7, drift)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 

@@ -1,43 +1,69 @@
 """The Theta method (Assimakopoulos and Nikolopoulos 2000, in the form of Hyndman and Billah 2003): simple
-exponential smoothing with a drift of half the series' linear trend, on the seasonally adjusted series.
+exponential smoothing with a linear drift, on the seasonally adjusted series.
 
-It needs no training across series and is strong on short yearly and quarterly series, where a network has
-few windows to learn from; `auto` blends it with the networks (see models/ensemble.py). Works on plain
-arrays, one row per series, NaN on the left where a series is shorter than the row.
+The classic method adds half the series' linear-regression slope (`drift` 0.5, the theta = 2 line); the optimised
+Theta method fits that share instead (Fiorucci et al. 2016). `auto` picks the drift per data set on its
+validation windows (blend.py): M1's trending yearly series want the whole slope, its monthly ones about half.
+It needs no training across series and is strong on short series, where a network has few windows to learn
+from. Works on plain arrays, one row per series, NaN on the left where a series is shorter than the row.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 ALPHAS = np.linspace(0.05, 1.0, 20)  # the smoothing-parameter grid; the in-sample one-step error picks one
 
 
-def theta(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
+@dataclass(frozen=True)
+class ThetaFit:
+    """What a forecast of one series needs: the smoothed level and its alpha, the regression slope, the length
+    and the multiplicative seasonal indices (None: not seasonal)."""
+
+    level: float
+    alpha: float
+    slope: float
+    length: int
+    index: np.ndarray | None
+    season: int
+
+    def forecast(self, horizon: int, drift: float = 0.5) -> np.ndarray:
+        """(horizon,) forecasts: the level plus `drift` times the slope, SES-adjusted (Hyndman and Billah)."""
+        h = np.arange(1, horizon + 1)
+        a, n = self.alpha, self.length
+        out = self.level + drift * self.slope * (h - 1 + 1 / a - (1 - a) ** n / a)
+        if self.index is not None:
+            out = out * self.index[(n + h - 1) % self.season]
+        return out
+
+
+def theta(history: np.ndarray, horizon: int, season: int, drift: float = 0.5) -> np.ndarray:
     """history: (n, length), NaN-padded on the left -> (n, horizon) forecasts."""
-    out = np.empty((len(history), horizon))
-    for i, row in enumerate(history):
-        out[i] = theta_one(row[~np.isnan(row)], horizon, season)
-    return out
+    return np.stack([f.forecast(horizon, drift) for f in fit_rows(history, season)]) if len(history) else \
+        np.zeros((0, horizon))
 
 
-def theta_one(y: np.ndarray, horizon: int, season: int) -> np.ndarray:
+def fit_rows(history: np.ndarray, season: int) -> list[ThetaFit]:
+    """One fit per row of `history: (n, length)`, NaN-padded on the left."""
+    return [theta_fit(row[~np.isnan(row)], season) for row in history]
+
+
+def theta_one(y: np.ndarray, horizon: int, season: int, drift: float = 0.5) -> np.ndarray:
     """Forecast one series y: (length,) `horizon` steps ahead."""
-    if len(y) == 0:
-        return np.full(horizon, np.nan)
+    return theta_fit(y, season).forecast(horizon, drift)
+
+
+def theta_fit(y: np.ndarray, season: int) -> ThetaFit:
+    """Fit one series y: (length,). Under 3 points: the last value, flat (NaN when there is none)."""
     if len(y) < 3:
-        return np.full(horizon, y[-1])
+        return ThetaFit(float(y[-1]) if len(y) else np.nan, 1.0, 0.0, len(y), None, season)
     index = seasonal_index(y, season)
-    phase = np.arange(len(y)) % season
-    adjusted = y / index[phase] if index is not None else y
+    adjusted = y / index[np.arange(len(y)) % season] if index is not None else y
     level, alpha = _ses(adjusted)
-    n = len(adjusted)
-    slope = np.polyfit(np.arange(n), adjusted, 1)[0]
-    h = np.arange(1, horizon + 1)
-    forecast = level + 0.5 * slope * (h - 1 + 1 / alpha - (1 - alpha) ** n / alpha)
-    if index is not None:
-        forecast = forecast * index[(n + h - 1) % season]
-    return forecast
+    slope = float(np.polyfit(np.arange(len(adjusted)), adjusted, 1)[0])
+    return ThetaFit(level, alpha, slope, len(y), index, season)
 
 
 def seasonal_index(y: np.ndarray, season: int) -> np.ndarray | None:
