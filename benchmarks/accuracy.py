@@ -18,7 +18,7 @@ from common import header, table  # noqa: E402
 
 DATA = os.environ.get("M1_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench-data"))
 SETS = [("yearly", 6, 1), ("quarterly", 8, 4), ("monthly", 18, 12)]
-OURS = [("auto (default: GRU + Theta)", "auto"), ("gru", "gru"), ("esn", "esn"), ("naive", "naive"),
+OURS = [("auto", "auto"), ("gru", "gru"), ("esn", "esn"), ("naive", "naive"),
         ("seasonal naive", "snaive")]
 
 
@@ -33,16 +33,17 @@ def score(forecast: pd.DataFrame, test: pd.DataFrame, history: dict, season: int
     return float(np.mean(smapes)), float(np.nanmean(mases))
 
 
-def ours(panel, kind: str, horizon: int) -> tuple[pd.DataFrame, float]:
+def ours(panel, kind: str, horizon: int) -> tuple[pd.DataFrame, float, dict]:
+    """(forecast frame, seconds to train and predict, the model's manifest)."""
     from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
 
     start = time.perf_counter()
     artifact = train_artifact(panel, TrainSpec(kind=kind, horizon=horizon))
     frame = predict_frame(artifact, None, horizon).frame
-    return frame, time.perf_counter() - start
+    return frame, time.perf_counter() - start, artifact.manifest
 
 
-def theta_alone(panel, horizon: int, season: int) -> tuple[pd.DataFrame, float]:
+def theta_alone(panel, horizon: int, season: int, drift: float) -> tuple[pd.DataFrame, float]:
     """forecast's own Theta, the statistical half of `auto`, on the whole history (an ablation, not a model
     kind of its own)."""
     from forecast_cli.features import last_windows, stamps_around
@@ -50,7 +51,7 @@ def theta_alone(panel, horizon: int, season: int) -> tuple[pd.DataFrame, float]:
 
     start = time.perf_counter()
     context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts, int(panel.lengths.max()))
-    y_hat = theta(context.values[:, :, 0], horizon, season)
+    y_hat = theta(context.values[:, :, 0], horizon, season, drift)
     _, future = stamps_around(context.last_ds, panel.freq, 1, horizon)
     frame = pd.DataFrame({"unique_id": np.repeat(context.ids, horizon), "ds": future.reshape(-1),
                           "y_hat": y_hat.reshape(-1)})
@@ -93,9 +94,14 @@ def main(only: str | None = None):
                                                                    strict=True)}
         rows, results = [], []
         for label, kind in OURS:
-            frame, seconds = ours(panel, kind, horizon)
+            frame, seconds, manifest = ours(panel, kind, horizon)
+            if kind == "auto":
+                b = manifest["blend"]
+                drift = b["drift"]
+                label = f"auto (default): {100 * b['weight']:.0f}% GRU + Theta, drift {drift:g}"
             results.append((label, frame, seconds))
-        results.append(("theta, classic (drift 0.5), alone", *theta_alone(panel, horizon, season)))
+        results.append((f"ablation: auto's Theta alone (drift {drift:g})", *theta_alone(panel, horizon, season, drift)))
+        results.append(("ablation: classic Theta alone (drift 0.5)", *theta_alone(panel, horizon, season, 0.5)))
         results += statsforecast_models(train_path, panel.freq, horizon, season)
         snaive_mase = None
         for label, frame, seconds in results:

@@ -107,7 +107,7 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
     cut = lengths - val_size
     log = use_log(panel, False if spec.kind == "esn" and spec.log is None else spec.log)  # the ESN measured
-    # worse on logs (M1 MASE +7-25%, docs/accuracy.md), so it models them only when asked
+    # worse on logs (M1 MASE +4-25%, docs/accuracy.md), so it models them only when asked
     scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling, log)
     inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
     train_idx, val_idx = window_starts(starts, L, H, val_size)
