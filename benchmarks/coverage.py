@@ -46,7 +46,7 @@ def coverage(name: str, columns: dict, kind: str, folds: int) -> list:
 
 def main(folds: int = 5):
     header("Prediction interval coverage on the sample data", "jax")
-    rows = [coverage(name, columns, kind, folds) for name, columns in FILES for kind in ("gru", "esn")]
+    rows = [coverage(name, columns, kind, folds) for name, columns in FILES for kind in ("auto", "gru", "esn")]
     print(table(["file", "model", "cutoffs", "points", "80% interval", "95% interval"], rows))
 
 
