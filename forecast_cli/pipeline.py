@@ -26,7 +26,7 @@ from forecast_cli.config import (
     WindowConfig,
 )
 from forecast_cli.errors import ConfigError, DataError
-from forecast_cli.evaluate import interval_radius
+from forecast_cli.evaluate import interval_radius, mase_scale
 from forecast_cli.features import History, last_windows, model_inputs, stamps_around, window_inputs
 from forecast_cli.models import flatten_params, make_predictor
 from forecast_cli.models.baselines import naive, seasonal_naive
@@ -128,10 +128,10 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
         "fingerprint": fingerprint(panel),
         "device": str(jax.devices()[0].platform),
     }
-    row_weight = loss_weights(inputs[:, 0], starts, cut, manifest["season"])
     network = dataclasses.replace(spec, kind="gru") if spec.kind == "auto" else spec
-    params, fit_info, validated = _fit(network, inputs, train_idx, val_idx, window, key, on_epoch,
-                                       row_weight if spec.train.loss == "mase" else None)
+    mase_loss = spec.train.loss == "mase" and network.kind in RECURRENT_KINDS
+    row_weight = loss_weights(inputs[:, 0], starts, cut, manifest["season"]) if mase_loss else None
+    params, fit_info, validated = _fit(network, inputs, train_idx, val_idx, window, key, on_epoch, row_weight)
     manifest["model"] = fit_info.pop("model_config")
     manifest["fit"] = fit_info
     predictor = make_predictor(spec.kind, manifest, validated)
@@ -201,15 +201,11 @@ def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, cut
 
 
 def loss_weights(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray, season: int) -> np.ndarray:
-    """(n_rows,) each row's weight for the "mase" loss: 1 / the in-sample seasonal-naive MAE of its series'
-    scaled target over the first fit_lengths rows (lag 1 when that part is not longer than a season)."""
-    weights = np.ones(len(target))
-    for i, (a, n) in enumerate(zip(starts[:-1], fit_lengths, strict=True)):
-        part = target[a : a + n]
-        lag = season if n > season else 1
-        scale = np.mean(np.abs(part[lag:] - part[:-lag])) if n > lag else 0.0
-        weights[a : starts[i + 1]] = 1.0 / scale if scale > 1e-6 else 1.0
-    return weights
+    """(n_rows,) each row's weight for the "mase" loss: 1 / its series' MASE scale (evaluate.mase_scale) over
+    the first fit_lengths rows; 1 where that scale is undefined or negligible."""
+    scales = np.array([mase_scale(target[a : a + n], season) for a, n in zip(starts[:-1], fit_lengths, strict=True)])
+    per_series = np.where(scales > 1e-6, 1.0 / np.where(scales > 1e-6, scales, 1.0), 1.0)  # NaN compares False
+    return np.repeat(per_series, np.diff(starts))
 
 
 def _gather_across_processes(manifest: dict, arrays: dict) -> None:
