@@ -53,7 +53,7 @@ bench-accuracy: $(VENV)/.installed .venv-peers/bin/python  ## M1 accuracy agains
 demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
 	$(BIN)/forecast inspect sample_data/sales.csv
 	$(BIN)/forecast inspect $(RIVER)
-	$(BIN)/forecast train $(RIVER) --model gru --model-dir $(MODEL_DIR)
+	$(BIN)/forecast train $(RIVER) --model-dir $(MODEL_DIR)
 	$(BIN)/forecast predict --model-dir $(MODEL_DIR) --horizon 7 --levels 80,95
 
 lint: $(VENV)/.installed-test
