@@ -20,16 +20,21 @@ STEPS = 500
 TRAIN_LIMIT = int(os.environ.get("SCALE_TRAIN_LIMIT", "3000"))  # one GRU epoch beyond this takes too long here
 
 
-def write_panel(path: str, n_series: int) -> None:
+def write_panel(path: str, n_series: int, block: int = 2000) -> None:
+    """A long-layout CSV of `n_series` daily series, written `block` series at a time (100,000 series are 50
+    million rows: built as one frame they would take several GB here)."""
     rng = np.random.default_rng(0)
     t = np.arange(STEPS)
-    y = (10 + np.sin(2 * np.pi * t / 7)[None, :] + rng.standard_normal((n_series, STEPS))).round(3)
-    frame = pd.DataFrame({
-        "unique_id": np.repeat([f"s{i}" for i in range(n_series)], STEPS),
-        "ds": np.tile(pd.date_range("2020-01-01", periods=STEPS).strftime("%Y-%m-%d"), n_series),
-        "y": y.reshape(-1),
-    })
-    frame.to_csv(path, index=False)
+    dates = pd.date_range("2020-01-01", periods=STEPS).strftime("%Y-%m-%d")
+    for first in range(0, n_series, block):
+        n = min(block, n_series - first)
+        y = (10 + np.sin(2 * np.pi * t / 7)[None, :] + rng.standard_normal((n, STEPS))).round(3)
+        frame = pd.DataFrame({
+            "unique_id": np.repeat([f"s{i}" for i in range(first, first + n)], STEPS),
+            "ds": np.tile(dates, n),
+            "y": y.reshape(-1),
+        })
+        frame.to_csv(path, index=False, mode="w" if first == 0 else "a", header=first == 0)
 
 
 def measure(command: list[str], cwd: str) -> tuple[float, float]:
