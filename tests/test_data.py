@@ -206,3 +206,17 @@ def test_each_distinct_timestamp_and_id_is_parsed_once(write_csv, monkeypatch):
     panel = read_series(write_csv("unique_id,ds,y\n" + rows))
     assert parsed == [7]
     assert len(panel.ids) == 50 and panel.ids[0] == "s0" and panel.frame["ds"].iloc[-1] == pd.Timestamp("2024-01-07")
+
+
+def test_duplicate_named_by_its_first_line_in_the_file(write_csv):
+    """Rows are sorted before the check: the message still names the file's first duplicated row (series B,
+    lines 2 and 5), not the first in sorted order (series A, lines 3 and 4)."""
+    text = "unique_id,ds,y\nB,2024-01-01,1\nA,2024-01-02,2\nA,2024-01-02,3\nB,2024-01-01,4\nA,2024-01-01,5\n"
+    with pytest.raises(DataError, match="lines 2 and 5: duplicate timestamp 2024-01-01 00:00:00 in series 'B'"):
+        read_series(write_csv(text))
+
+
+def test_wide_layout_series_sorted_by_name(write_csv):
+    panel = read_series(write_csv("ds,zeta,alpha\n2024-01-01,1,10\n2024-01-02,2,20\n2024-01-03,3,30\n"))
+    assert list(panel.ids) == ["alpha", "zeta"]
+    assert panel.values[:, 0].tolist() == [10, 20, 30, 1, 2, 3]
