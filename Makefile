@@ -39,7 +39,7 @@ bench: $(VENV)/.installed-bench  ## speed benchmarks against the peers (docs/ben
 	$(BIN)/python benchmarks/esn.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/compilations.py
-	$(BIN)/python benchmarks/scale.py 1000 3000 10000
+	$(BIN)/python benchmarks/scale.py 1000 10000 100000
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/coverage.py
 
