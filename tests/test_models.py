@@ -73,6 +73,42 @@ def test_same_seed_same_reservoir():
     assert radius == pytest.approx(0.9, rel=0.03)
 
 
+def _long_run(radius: float, units: int = 60, steps: int = 2000):
+    config = ESNConfig(units=units, spectral_radius=radius, sparsity=0.9, leak_rate=0.3, input_scaling=0.5)
+    reservoir = esn.init_reservoir(1, config, jax.random.key(0))
+    u = jnp.asarray(np.sin(np.arange(steps) / 7.0) + 0.1 * np.random.default_rng(0).standard_normal(steps),
+                    jnp.float32)[:, None]
+    return reservoir, u, np.asarray(esn.run_reservoir(reservoir, u[:, None], 0.3))[:, 0]
+
+
+@pytest.mark.parametrize("segments, overlap", [(None, 64), (4, 64), (7, 100)])
+def test_run_series_in_pieces_gives_the_sequential_states(segments, overlap):
+    reservoir, u, sequential = _long_run(0.9)
+    states = np.asarray(esn.run_series(reservoir, u, 0.3, segments=segments, overlap=overlap))
+    assert states.shape == sequential.shape
+    np.testing.assert_allclose(states, sequential, atol=2e-5)
+
+
+def test_run_series_doubles_a_short_overlap_until_the_pieces_agree(monkeypatch):
+    reservoir, u, sequential = _long_run(0.9)
+    tried, real = [], esn._segment_states
+    monkeypatch.setattr(esn, "_segment_states", lambda *a, **kw: tried.append(kw["overlap"]) or real(*a, **kw))
+    states = np.asarray(esn.run_series(reservoir, u, 0.3, segments=4, overlap=2))
+    assert tried[:3] == [2, 4, 8] and len(tried) > 3  # 2 steps cannot wash out a start; it doubled until they could
+    np.testing.assert_allclose(states, sequential, atol=2e-5)
+
+
+def test_run_series_without_echo_state_property_runs_sequentially(monkeypatch):
+    """Spectral radius 3: states never forget their start, the pieces never agree, and the result is the
+    sequential run itself."""
+    reservoir, u, sequential = _long_run(3.0)
+    tried, real = [], esn._segment_states
+    monkeypatch.setattr(esn, "_segment_states", lambda *a, **kw: tried.append(kw["overlap"]) or real(*a, **kw))
+    states = np.asarray(esn.run_series(reservoir, u, 0.3, segments=4, overlap=16))
+    assert tried == [16, 32, 64, 128, 256]  # the last overlap below the 500-step pieces
+    np.testing.assert_array_equal(states, sequential)
+
+
 def test_esn_forecasts_a_seasonal_panel(seasonal_csv):
     panel = read_series(seasonal_csv(n_series=3, length=200, noise=0.5))
     spec = TrainSpec(kind="esn", horizon=7, lookback=21, esn=ESNConfig(units=100))
