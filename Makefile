@@ -34,7 +34,11 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $@ $(VENV)/.installed
 
-bench: $(VENV)/.installed-bench  ## speed benchmarks against the peers (docs/benchmarks.md)
+.venv-neuralforecast/bin/python:  # neuralforecast brings Lightning and Ray: its own environment
+	$(PYTHON) -m venv .venv-neuralforecast
+	.venv-neuralforecast/bin/python -m pip install -q torch==2.13.0 neuralforecast
+
+bench: $(VENV)/.installed-bench .venv-neuralforecast/bin/python  ## speed benchmarks against the peers (docs/benchmarks.md)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/esn.py
 	$(BIN)/python benchmarks/cold_start.py
@@ -63,4 +67,4 @@ fmt: $(VENV)/.installed-test
 	$(BIN)/ruff format forecast_cli tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(MODEL_DIR) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .venv-peers .venv-neuralforecast $(MODEL_DIR) .pytest_cache .hypothesis *.egg-info

@@ -3,6 +3,7 @@
 Same model (GRU hidden 64, one layer, lookback 48, horizon 12, dense head), batch 256, float32, AdamW with
 gradient clipping, on the same windows. Reports windows/s per epoch (median), the time to reach a fixed
 validation loss, and the fraction of the machine's measured float32 matmul peak that the JAX step reaches.
+neuralforecast's GRU (windows/s only) joins where its environment exists: see neuralforecast_peer.py.
 """
 
 from __future__ import annotations
@@ -147,6 +148,21 @@ def bench_torch(values, train_idx, val_idx):
     return len(train_idx) / seconds, time.perf_counter() - start, epochs
 
 
+def bench_neuralforecast() -> dict | None:
+    """neuralforecast's GRU, run in its own environment (see neuralforecast_peer.py); None where it is missing."""
+    import json
+    import subprocess
+
+    default = os.path.join(os.path.dirname(__file__), "..", ".venv-neuralforecast", "bin", "python")
+    python = os.environ.get("NEURALFORECAST_PYTHON", default)
+    if not os.path.exists(python):
+        print(f"(neuralforecast skipped: no {python}; `make bench` builds it)")
+        return None
+    script = os.path.join(os.path.dirname(__file__), "neuralforecast_peer.py")
+    out = subprocess.run([python, script], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main():
     header("GRU training throughput", "jax", "flax", "optax", "torch")
     values, train_idx, val_idx = make_data()
@@ -160,6 +176,10 @@ def main():
         ratio = jax_rate / torch_rate
     except ImportError:
         ratio = None
+    peer = bench_neuralforecast()
+    if peer:
+        rows.append([f"neuralforecast {peer['neuralforecast']} GRU (torch {peer['torch']})",
+                     f"{peer['windows_per_s']:,.0f}", f"{peer['windows_per_s'] / jax_rate:.2f}", "not measured"])
     print(table(["implementation", "windows/s (median epoch)", "ratio to forecast", f"time to val MSE {TARGET_LOSS}"],
                 rows))
     achieved = jax_rate * gru_flops_per_window()

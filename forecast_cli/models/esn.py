@@ -76,10 +76,11 @@ def run_series(reservoir: dict, inputs: Array, leak_rate: float, segments: int |
     radius < 1, leak) makes a state forget its start, and this is checked, not assumed: each piece's state at
     the step before its part must match the previous piece's state there to `tol`, else the overlap doubles
     (up to a plain sequential run). Piece 0 starts at time 0, like the sequential run. Default `segments`:
-    one per 4 x overlap steps, at most 16."""
+    one per 2 x overlap steps, at most 16 (at 10,000 steps and 500-1000 units, 16 pieces took 7-25% less time
+    than 9 in repeated runs here, and 64 more)."""
     steps = inputs.shape[0]
     if segments is None:
-        segments = int(np.clip(steps // (4 * overlap), 1, 16))
+        segments = int(np.clip(steps // (2 * overlap), 1, 16))
     reservoir = {k: jnp.asarray(reservoir[k]) for k in ("W", "W_in", "b")}
     while segments > 1 and overlap < -(-steps // segments):
         states, gap = _segment_states(reservoir, jnp.asarray(inputs), segments=segments, overlap=overlap,
