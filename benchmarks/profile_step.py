@@ -5,7 +5,9 @@ operations that take the most time per batch, with how often they run per batch.
     python benchmarks/profile_step.py [--batches 8] [--top 15]
 
 The trace itself stays in a temporary folder (Perfetto format); the profiler adds some overhead to every
-operation, so the per-batch total here is higher than the throughput benchmark's.
+operation, so the per-batch total here is higher than the throughput benchmark's. Last, outside the profiler,
+the recurrent matrix products alone (three per time step, 48 steps in sequence, nothing else): a bound on
+what any GRU step built from XLA's CPU products can reach at this shape.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import header, table  # noqa: E402
+import train_throughput as bench  # noqa: E402
+from common import header, median_time, table  # noqa: E402
 from train_throughput import BATCH, HIDDEN, HORIZON, LOOKBACK, gru_flops_per_window, make_data  # noqa: E402
 
 
@@ -40,13 +43,35 @@ def epoch_function(n_windows: int):
     values, train_idx, _ = make_data()
     model = recurrent.build(1, HORIZON, RecurrentConfig(hidden=HIDDEN), jax.random.key(0))
     graphdef, params = nnx.split(model)
-    config = TrainConfig(batch_size=BATCH, learning_rate=3e-3, epochs=1000)
+    config = TrainConfig(batch_size=BATCH, learning_rate=3e-3, epochs=bench.MAX_EPOCHS)
     size, n_batches = train.batches(n_windows, BATCH)
-    tx = train.make_optimizer(config, 1000 * n_batches)
+    tx = train.make_optimizer(config, bench.MAX_EPOCHS * n_batches)
     epoch = train.make_steps(graphdef, tx, LOOKBACK, HORIZON, size, n_batches, False)
     args = (params, tx.init(params), jnp.asarray(values), jnp.ones(len(values), jnp.float32),
             jnp.asarray(train_idx[:n_windows], jnp.int32), jax.random.key(1))
     return lambda: jax.block_until_ready(epoch(*args)), n_batches
+
+
+def recurrent_products() -> float:
+    """Seconds per batch of the step's recurrent products alone, in sequence as the scan runs them: forward
+    h (B, H) @ W (H, 3H), and backward the gradients for h (B, 3H) @ W.T and for W h.T @ (B, 3H)."""
+    import jax
+    import jax.numpy as jnp
+
+    h0 = jax.random.normal(jax.random.key(0), (BATCH, HIDDEN))
+    W = 0.1 * jax.random.normal(jax.random.key(1), (HIDDEN, 3 * HIDDEN))
+
+    @jax.jit
+    def chain(h0, W):
+        def step(h, _):
+            gates = h @ W
+            dh, dW = gates @ W.T, h.T @ gates
+            return jnp.tanh(dh) + 1e-3 * dW[0, 0], None  # each step needs the last: no reordering
+
+        return jax.lax.scan(step, h0, None, length=LOOKBACK)[0]
+
+    chain(h0, W).block_until_ready()
+    return median_time(lambda: chain(h0, W).block_until_ready(), repeats=20)
 
 
 def operation_times(trace_dir: str) -> collections.Counter:
@@ -88,6 +113,12 @@ def main():
     products = sum(us for name, us in ops.items() if "dot" in name or "ynn" in name)
     print(f"Matrix products (dot, ynn_fusion): {100 * products / total:.0f}% of it; the rest is elementwise "
           "fusions, slices and stacking of the time steps, and the optimizer.")
+    seconds = recurrent_products()
+    product_flops = 3 * 2 * BATCH * HIDDEN * 3 * HIDDEN * LOOKBACK
+    print(f"The recurrent products alone (3 per step x {LOOKBACK} steps, nothing else, no profiler): "
+          f"{seconds * 1e3:.2f} ms per batch, {product_flops / seconds / 1e9:.0f} GFLOP/s; a step made of them "
+          f"cannot pass {BATCH / seconds:,.0f} windows/s.")
+
 
 if __name__ == "__main__":
     main()
