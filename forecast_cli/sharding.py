@@ -43,5 +43,14 @@ def put_batch(mesh: Mesh | None, x, axis: int = 0):
     return jax.device_put(x, NamedSharding(mesh, PartitionSpec(*([None] * axis + [AXIS]))))
 
 
+def per_device(mesh: Mesh, f, batch_args: tuple[int, ...], n_args: int):
+    """`f` run on each device with its part of the arguments at `batch_args` (split along axis 0) and all of
+    the others; `f` sums its results over the devices itself (`jax.lax.psum` over AXIS), so they come out
+    replicated."""
+    specs = tuple(PartitionSpec(AXIS) if i in batch_args else PartitionSpec() for i in range(n_args))
+    # check_vma off: the models start their recurrences from zeros, which the check would want marked per-device
+    return jax.shard_map(f, mesh=mesh, in_specs=specs, out_specs=PartitionSpec(), check_vma=False)
+
+
 def device_count(mesh: Mesh | None) -> int:
     return 1 if mesh is None else mesh.size

@@ -91,10 +91,25 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
     """The compiled epoch function for one run (shapes fixed, so it compiles once). `row_weight: (n_rows,)`
     weighs each window by the row it starts at (a series' weight in the loss)."""
 
-    def loss_fn(params, inputs, row_weight, begin, weight, key):
+    def loss_sum(params, inputs, row_weight, begin, weight, key):
         X, Y = gather(inputs, begin, lookback, horizon)
         pred = nnx.merge(graphdef, params)(X, dropout_key=key if dropout else None)
-        return jnp.sum(window_loss(pred, Y, loss) * weight * row_weight[begin]) / jnp.maximum(jnp.sum(weight), 1.0)
+        return jnp.sum(window_loss(pred, Y, loss) * weight * row_weight[begin])
+
+    def sums_and_grads(params, inputs, row_weight, begin, weight, key):
+        """(weighted loss sum, its gradient, weight sum) over the batch: on a mesh, each device takes its part
+        of the batch and the three are summed over the devices once (left to XLA's partitioner, the weight
+        gradient of the recurrent step was all-reduced at every one of the time steps). Each device draws its
+        own dropout masks."""
+        if mesh is None:
+            total, grads = jax.value_and_grad(loss_sum)(params, inputs, row_weight, begin, weight, key)
+            return total, grads, jnp.sum(weight)
+        key = jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS))
+        total, grads = jax.value_and_grad(loss_sum)(params, inputs, row_weight, begin, weight, key)
+        return jax.lax.psum((total, grads, jnp.sum(weight)), sharding.AXIS)
+
+    if mesh is not None:
+        sums_and_grads = sharding.per_device(mesh, sums_and_grads, batch_args=(3, 4), n_args=6)
 
     @jax.jit
     def train_epoch(params, opt_state, inputs, row_weight, train_idx, key):
@@ -108,7 +123,9 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
 
         def step(carry, batch):
             params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, inputs, row_weight, *batch)
+            total, grads, count = sums_and_grads(params, inputs, row_weight, *batch)
+            count = jnp.maximum(count, 1.0)
+            loss, grads = total / count, jax.tree.map(lambda g: g / count, grads)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(batch[1])
 

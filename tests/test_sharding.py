@@ -37,6 +37,17 @@ SCRIPT = textwrap.dedent("""
         X = np.stack([inputs[i : i + 24] for i in val_idx])
         return np.asarray(esn.predict(reservoir, readout, X, 0.5)), info["ridge"]
 
+    def all_reduces(devices):  # all-reduce operations in the compiled sharded epoch of the GRU
+        from forecast_cli import sharding
+        model = recurrent.build(2, 4, RecurrentConfig(hidden=16), jax.random.key(0))
+        graphdef, params = nnx.split(model)
+        mesh = sharding.data_mesh(devices)
+        tx = train.make_optimizer(TrainConfig(), 10)
+        epoch = train.make_steps(graphdef, tx, 24, 4, 64, 2, False, mesh)
+        args = sharding.replicated(mesh, (params, tx.init(params), inputs, np.ones(len(inputs), np.float32),
+                                          train_idx[:128]))
+        return epoch.lower(*args, jax.random.key(0)).compile().as_text().count(" all-reduce(")
+
     one, one_loss, one_placed = gru(1)
     four, four_loss, four_placed = gru(4)
     print(json.dumps({
@@ -47,6 +58,7 @@ SCRIPT = textwrap.dedent("""
         "param_scale": max(float(np.max(np.abs(one[k]))) for k in one),
         "esn": [ridge(1)[1], ridge(4)[1]],
         "esn_forecast_diff": float(np.max(np.abs(ridge(1)[0] - ridge(4)[0]))),
+        "all_reduces": all_reduces(4),
     }))
 """)
 
@@ -58,6 +70,8 @@ def test_four_devices_match_one():
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["devices"] == 4
     assert report["placed"] == [1, 4]  # the sharded run really spread over the four devices
+    # the loss, gradients and weight sums cross the devices once per batch, not once per time step of the GRU
+    assert report["all_reduces"] == 1
     for a, b in zip(report["loss_one"], report["loss_four"], strict=True):
         assert abs(a - b) <= 1e-4 * max(abs(a), 1e-3)
     assert report["param_diff"] <= 1e-4 * report["param_scale"]
