@@ -77,3 +77,23 @@ def test_four_devices_match_one():
     assert report["param_diff"] <= 1e-4 * report["param_scale"]
     assert report["esn"][0] == report["esn"][1]  # the same ridge strength chosen
     assert report["esn_forecast_diff"] <= 1e-3  # the series are sines of amplitude 1
+
+
+def test_train_splits_batches_over_the_cpu_cores(tmp_path):
+    """`forecast train` on CPU makes one JAX device per core (at most MAX_CPU_DEVICES) and splits each batch over
+    them, unless the user chose a device count."""
+    from conftest import seasonal_frame
+
+    from forecast_cli.cli import MAX_CPU_DEVICES
+
+    seasonal_frame().to_csv(tmp_path / "d.csv", index=False)
+    cores = min(len(os.sched_getaffinity(0)), MAX_CPU_DEVICES)
+    cases = (({}, cores), ({"JAX_NUM_CPU_DEVICES": "1"}, 1),
+             ({"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}, 3))
+    for extra, expected in cases:
+        env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+        out = subprocess.run([sys.executable, "-m", "forecast_cli", "train", str(tmp_path / "d.csv"), "--model", "esn",
+                              "--model-dir", str(tmp_path / "m")], capture_output=True, text=True,
+                             env={**env, "JAX_PLATFORMS": "cpu", **extra}, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f"on cpu ({expected} device{'s' if expected > 1 else ''}: cpu)" in out.stderr, (extra, out.stderr)
