@@ -3,6 +3,7 @@
 Same model (GRU hidden 64, one layer, lookback 48, horizon 12, dense head), batch 256, float32, AdamW with
 gradient clipping, on the same windows. Reports windows/s per epoch (median), the time to reach a fixed
 validation loss, and the fraction of the machine's measured float32 matmul peak that the JAX step reaches.
+forecast runs as `forecast train` does, each batch split over one CPU device per core, and also on one device.
 neuralforecast's GRU (windows/s only) joins where its environment exists: see neuralforecast_peer.py.
 """
 
@@ -54,28 +55,31 @@ def gru_flops_per_window() -> float:
     return 3 * (per_step * LOOKBACK + head)
 
 
-def bench_jax(values, train_idx, val_idx):
+def bench_jax(values, train_idx, val_idx, devices: int):
+    """As `forecast train` runs it: each batch split over `devices` CPU devices (the CLI makes one per core)."""
     import jax
     import jax.numpy as jnp
     from flax import nnx
 
-    from forecast_cli import train
+    from forecast_cli import sharding, train
     from forecast_cli.config import RecurrentConfig, TrainConfig
     from forecast_cli.models import recurrent
 
+    mesh = sharding.data_mesh(devices)
     model = recurrent.build(1, HORIZON, RecurrentConfig(hidden=HIDDEN), jax.random.key(0))
     graphdef, params = nnx.split(model)
     # the learning-rate schedule (warm-up, cosine decay) spans the run as `--epochs MAX_EPOCHS` would
     config = TrainConfig(batch_size=BATCH, learning_rate=3e-3, epochs=MAX_EPOCHS)
-    size, n_batches = train.batches(len(train_idx), BATCH)
+    size, n_batches = train.batches(len(train_idx), BATCH, devices)
     tx = train.make_optimizer(config, MAX_EPOCHS * n_batches)
-    opt_state = tx.init(params)
-    epoch = train.make_steps(graphdef, tx, LOOKBACK, HORIZON, size, n_batches, False)
-    evaluate = train.make_evaluate(graphdef, LOOKBACK, HORIZON)
-    inputs, idx = jnp.asarray(values), jnp.asarray(train_idx, jnp.int32)
-    weight = jnp.ones(len(values), jnp.float32)  # every window counts alike (MSE, as the PyTorch loop)
-    vb, vw = (jnp.asarray(a) for a in train.pad_to_batches(val_idx.astype(np.int32), 1024))
-    state = {"params": params, "opt": opt_state, "key": jax.random.key(1)}
+    epoch = train.make_steps(graphdef, tx, LOOKBACK, HORIZON, size, n_batches, False, mesh)
+    evaluate = train.make_evaluate(graphdef, LOOKBACK, HORIZON, mesh)
+    # every window counts alike (MSE, as the PyTorch loop)
+    inputs, idx, weight, vb, vw = sharding.replicated(mesh, (
+        jnp.asarray(values), jnp.asarray(train_idx, jnp.int32), jnp.ones(len(values), jnp.float32),
+        *(jnp.asarray(a) for a in train.pad_to_batches(val_idx.astype(np.int32), 1024, devices))))
+    state = {"params": sharding.replicated(mesh, params), "opt": sharding.replicated(mesh, tx.init(params)),
+             "key": jax.random.key(1)}
 
     def one_epoch():
         state["key"], k = jax.random.split(state["key"])
@@ -86,7 +90,7 @@ def bench_jax(values, train_idx, val_idx):
     seconds = median_time(one_epoch, repeats=5, warmup=0)
     model = recurrent.build(1, HORIZON, RecurrentConfig(hidden=HIDDEN), jax.random.key(0))
     graphdef, params = nnx.split(model)
-    state.update(params=params, opt=tx.init(params))
+    state.update(params=sharding.replicated(mesh, params), opt=sharding.replicated(mesh, tx.init(params)))
     start, epochs = time.perf_counter(), 0
     while float(evaluate(state["params"], inputs, weight, vb, vw)) > TARGET_LOSS and epochs < MAX_EPOCHS:
         one_epoch()
@@ -164,11 +168,23 @@ def bench_neuralforecast() -> dict | None:
 
 
 def main():
+    from forecast_cli.cli import split_cpu_cores
+
+    split_cpu_cores()  # as `forecast train` does: one CPU device per core (before JAX starts)
+    import jax
+
     header("GRU training throughput", "jax", "flax", "optax", "torch")
     values, train_idx, val_idx = make_data()
     peak = peak_matmul_flops()
-    jax_rate, jax_time, jax_epochs = bench_jax(values, train_idx, val_idx)
-    rows = [["forecast (JAX)", f"{jax_rate:,.0f}", "1.00", f"{jax_time:.1f} s ({jax_epochs} epochs)"]]
+    devices = jax.local_device_count()
+    jax_rate, jax_time, jax_epochs = bench_jax(values, train_idx, val_idx, devices)
+    rows = [[f"forecast (JAX, {devices} CPU device{'s' if devices > 1 else ''}, as `forecast train`)",
+             f"{jax_rate:,.0f}", "1.00",
+             f"{jax_time:.1f} s ({jax_epochs} epochs)"]]
+    if devices > 1:
+        one_rate, one_time, one_epochs = bench_jax(values, train_idx, val_idx, 1)
+        rows.append(["forecast (JAX, 1 device)", f"{one_rate:,.0f}", f"{one_rate / jax_rate:.2f}",
+                     f"{one_time:.1f} s ({one_epochs} epochs)"])
     try:
         torch_rate, torch_time, torch_epochs = bench_torch(values, train_idx, val_idx)
         rows.append(["PyTorch nn.GRU loop", f"{torch_rate:,.0f}", f"{torch_rate / jax_rate:.2f}",
