@@ -52,16 +52,19 @@ def epoch_function(n_windows: int):
     return lambda: jax.block_until_ready(epoch(*args)), n_batches
 
 
-def recurrent_products() -> float:
+def recurrent_products(devices: int = 1) -> float:
     """Seconds per batch of the step's recurrent products alone, in sequence as the scan runs them: forward
-    h (B, H) @ W (H, 3H), and backward the gradients for h (B, 3H) @ W.T and for W h.T @ (B, 3H)."""
+    h (B, H) @ W (H, 3H), and backward the gradients for h (B, 3H) @ W.T and for W h.T @ (B, 3H). With several
+    devices, each runs the chain on its part of the batch, as `forecast train` splits it."""
     import jax
     import jax.numpy as jnp
 
-    h0 = jax.random.normal(jax.random.key(0), (BATCH, HIDDEN))
-    W = 0.1 * jax.random.normal(jax.random.key(1), (HIDDEN, 3 * HIDDEN))
+    from forecast_cli import sharding
 
-    @jax.jit
+    mesh = sharding.data_mesh(devices)
+    h0 = sharding.put_batch(mesh, jax.random.normal(jax.random.key(0), (BATCH, HIDDEN)))
+    W = sharding.replicated(mesh, 0.1 * jax.random.normal(jax.random.key(1), (HIDDEN, 3 * HIDDEN)))
+
     def chain(h0, W):
         def step(h, _):
             gates = h @ W
@@ -70,6 +73,10 @@ def recurrent_products() -> float:
 
         return jax.lax.scan(step, h0, None, length=LOOKBACK)[0]
 
+    if mesh is not None:
+        P = jax.sharding.PartitionSpec
+        chain = jax.shard_map(chain, mesh=mesh, in_specs=(P(sharding.AXIS), P()), out_specs=P(sharding.AXIS))
+    chain = jax.jit(chain)
     chain(h0, W).block_until_ready()
     return median_time(lambda: chain(h0, W).block_until_ready(), repeats=20)
 
@@ -91,6 +98,9 @@ def main():
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
+    from forecast_cli.cli import split_cpu_cores
+
+    split_cpu_cores()  # one CPU device per core, as `forecast train` makes them; the profile uses the first
     import jax
 
     header("GRU training epoch: profile", "jax", "flax", "optax")
@@ -113,11 +123,13 @@ def main():
     products = sum(us for name, us in ops.items() if "dot" in name or "ynn" in name)
     print(f"Matrix products (dot, ynn_fusion): {100 * products / total:.0f}% of it; the rest is elementwise "
           "fusions, slices and stacking of the time steps, and the optimizer.")
-    seconds = recurrent_products()
     product_flops = 3 * 2 * BATCH * HIDDEN * 3 * HIDDEN * LOOKBACK
-    print(f"The recurrent products alone (3 per step x {LOOKBACK} steps, nothing else, no profiler): "
-          f"{seconds * 1e3:.2f} ms per batch, {product_flops / seconds / 1e9:.0f} GFLOP/s; a step made of them "
-          f"cannot pass {BATCH / seconds:,.0f} windows/s.")
+    for devices in sorted({1, jax.local_device_count()}):
+        seconds = recurrent_products(devices)
+        print(f"The recurrent products alone (3 per step x {LOOKBACK} steps, nothing else, no profiler), the "
+              f"batch split over {devices} device(s): {seconds * 1e3:.2f} ms per batch, "
+              f"{product_flops / seconds / 1e9:.0f} GFLOP/s; a step made of them cannot pass "
+              f"{BATCH / seconds:,.0f} windows/s.")
 
 
 if __name__ == "__main__":
