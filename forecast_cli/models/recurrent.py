@@ -37,8 +37,11 @@ class RecurrentForecaster(nnx.Module):
         h = x.at[:, :, 0].add(-level)
         zeros = jnp.zeros((x.shape[0], self.hidden), x.dtype)
         for rnn in self.layers:
-            _, h = rnn(h, initial_carry=(zeros, zeros) if self.lstm else zeros)
-        last = h[:, -1]
+            carry, h = rnn(h, initial_carry=(zeros, zeros) if self.lstm else zeros)
+        # the last layer's final hidden state is its carry; taking it rather than h[:, -1] leaves that layer's
+        # stacked outputs unused, so they are never built, and the backward pass gets no (time, batch, hidden)
+        # gradient that is zero but for its last step
+        last = carry[1] if self.lstm else carry
         if dropout_key is not None:
             last = self.dropout(last, deterministic=False, rngs=nnx.Rngs(dropout=dropout_key))
         return self.head(last) + level
