@@ -44,7 +44,9 @@ def peak_matmul_flops() -> float:
     a = jnp.ones((2048, 2048), jnp.float32)
     f = jax.jit(lambda a: a @ a)
     f(a).block_until_ready()
-    seconds = median_time(lambda: f(a).block_until_ready(), repeats=10)
+    # the best of 20, not the median: a peak is what the machine can do, and on a shared machine the median
+    # of 10 moved between 98 and 169 GFLOP/s from run to run
+    seconds = min(median_time(lambda: f(a).block_until_ready(), repeats=1, warmup=0) for _ in range(20))
     return 2 * 2048**3 / seconds
 
 
