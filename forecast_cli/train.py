@@ -101,12 +101,11 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
         of the batch and the three are summed over the devices once (left to XLA's partitioner, the weight
         gradient of the recurrent step was all-reduced at every one of the time steps). Each device draws its
         own dropout masks."""
-        if mesh is None:
-            total, grads = jax.value_and_grad(loss_sum)(params, inputs, row_weight, begin, weight, key)
-            return total, grads, jnp.sum(weight)
-        key = jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS))
+        if mesh is not None:
+            key = jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS))
         total, grads = jax.value_and_grad(loss_sum)(params, inputs, row_weight, begin, weight, key)
-        return jax.lax.psum((total, grads, jnp.sum(weight)), sharding.AXIS)
+        sums = (total, grads, jnp.sum(weight))
+        return sums if mesh is None else jax.lax.psum(sums, sharding.AXIS)
 
     if mesh is not None:
         sums_and_grads = sharding.per_device(mesh, sums_and_grads, batch_args=(3, 4), n_args=6)
