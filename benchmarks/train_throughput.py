@@ -46,8 +46,12 @@ def peak_matmul_flops() -> float:
     f(a).block_until_ready()
     # the best of 20, not the median: a peak is what the machine can do, and on a shared machine the median
     # of 10 moved between 98 and 169 GFLOP/s from run to run
-    seconds = min(median_time(lambda: f(a).block_until_ready(), repeats=1, warmup=0) for _ in range(20))
-    return 2 * 2048**3 / seconds
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        f(a).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2 * 2048**3 / min(times)
 
 
 def gru_flops_per_window() -> float:
