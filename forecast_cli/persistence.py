@@ -21,6 +21,7 @@ import numpy as np
 
 from forecast_cli import __version__
 from forecast_cli.errors import ArtifactError
+from forecast_cli.manifest import check_arrays, check_manifest, seal
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -105,14 +106,14 @@ def save_artifact(directory: str | Path, artifact: Artifact) -> Path:
             np.savez(f, **artifact.arrays)
             f.flush()
             os.fsync(f.fileno())
-        manifest = {
-            **artifact.manifest,
+        manifest = seal({
+            **json.loads(json.dumps(artifact.manifest, default=_json_default)),
             "format_version": FORMAT_VERSION,
             "package_version": __version__,
             "files": {ARRAYS: {"sha256": sha256(arrays_path), "bytes": arrays_path.stat().st_size}},
-        }
+        })
         with open(staging / MANIFEST, "w") as f:
-            json.dump(manifest, f, indent=2, default=_json_default)
+            json.dump(manifest, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
         _swap_into_place(staging, target)
@@ -188,6 +189,7 @@ def load_artifact(directory: str | Path) -> Artifact:
         raise ArtifactError(f"{manifest_path}: corrupt manifest ({e}); retrain the model") from e
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{manifest_path}: corrupt manifest (not a JSON object); retrain the model")
+    manifest = check_manifest(manifest, str(manifest_path))
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ArtifactError(
@@ -207,4 +209,5 @@ def load_artifact(directory: str | Path) -> Artifact:
             arrays = {k: data[k] for k in data.files}
     except (ValueError, OSError) as e:
         raise ArtifactError(f"{arrays_path}: unreadable ({e}); retrain the model") from e
+    check_arrays(manifest, arrays, str(arrays_path))
     return Artifact(manifest, arrays)

@@ -1,0 +1,36 @@
+"""Bounds on every input, in one place. The README's "Running unattended" section lists them.
+
+Each bound is far above what real series need and far below what would exhaust a 24 GB machine: an input that
+passes them is read, checked and forecast in bounded memory and time; one that does not is refused with one
+line before anything large is read or allocated.
+"""
+
+from __future__ import annotations
+
+# Data (DATA files and standard input)
+MAX_INPUT_BYTES = 4 << 30  # bytes of one CSV file or of standard input
+MAX_COLUMNS = 10_000  # columns of one CSV file
+MAX_ID_CHARS = 1_000  # characters of one series id
+MAX_ABS_VALUE = 1e100  # |value| of a target or covariate: beyond it sums of squares would overflow float64
+
+# Windows and forecasts
+MAX_HORIZON = 10_000  # steps of --horizon (train, predict, evaluate, plot)
+MAX_LOOKBACK = 10_000  # steps of --lookback
+MAX_FORECAST_CELLS = 50_000_000  # series x horizon of one forecast
+MAX_FOLDS = 1_000  # evaluate --folds
+MAX_STEP = 100_000  # evaluate --step
+
+# Training options
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
+MAX_HIDDEN = 4_096
+MAX_LAYERS = 16
+MAX_UNITS = 10_000  # ESN reservoir: units^2 float32 weights, 400 MB at the bound
+MAX_ENSEMBLE = 32
+MAX_SEED = 2**32 - 1
+MAX_DEVICES = 1_024
+
+# The model directory
+MAX_MANIFEST_BYTES = 64 << 20  # manifest.json (a million series ids fit in about 20 MB)
+MAX_MANIFEST_DEPTH = 32  # nesting of JSON objects and lists in manifest.json
+MAX_ARRAYS_BYTES = 8 << 30  # arrays.npz, and the sum of its members' sizes
