@@ -32,3 +32,10 @@ class TrainingError(ForecastError):
     """Training failed while working (for example the loss became NaN); nothing was saved. Exit 1."""
 
     exit_code = 1
+
+
+class OutputError(ForecastError):
+    """A result could not be written (full or read-only filesystem, a missing directory, closed stdout); what
+    was there before is intact. Exit 1."""
+
+    exit_code = 1
