@@ -46,13 +46,17 @@ def choose_blend(network: np.ndarray, by_theta: dict[float, np.ndarray], truth: 
 
     `network`, `truth` and each `by_theta[drift]`: (n_windows, horizon) in the same units; `window_weight:
     (n_windows,)` each window's weight (the inverse of its series' error scale). Returns (drift, weight, the error
-    of each pair as {"drift/weight": error}); ties go to the larger network share, then the classic drift 0.5."""
+    of each pair as {"drift/weight": error}, leaving out those that overflowed); ties go to the larger network
+    share, then the classic drift 0.5. ValueError when no pair's error is finite."""
     errors = {}
     for drift, theta_forecast in by_theta.items():
         for w in WEIGHTS:
             blend = w * network + (1 - w) * theta_forecast
             mean = np.sum(np.mean(np.abs(blend - truth), axis=1) * window_weight) / np.sum(window_weight)
             errors[(drift, w)] = float(mean)
-    best = min(errors.values())
+    finite = [e for e in errors.values() if np.isfinite(e)]
+    if not finite:
+        raise ValueError("no blend has a finite validation error")
+    best = min(finite)
     drift, weight = max((pair for pair, e in errors.items() if e <= best), key=lambda p: (p[1], -abs(p[0] - 0.5)))
-    return drift, weight, {f"{d:g}/{w:g}": round(e, 6) for (d, w), e in errors.items()}
+    return drift, weight, {f"{d:g}/{w:g}": round(e, 6) for (d, w), e in errors.items() if np.isfinite(e)}

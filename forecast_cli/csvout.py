@@ -1,54 +1,56 @@
-"""The forecast CSV without pandas: `forecast predict` from a model directory alone need not import it (0.4 s of
-a cron job's start). The text is byte for byte what `DataFrame.to_csv(index=False, float_format=...)` writes
-(tests/test_csvout.py compares them); for anything it cannot match for sure, it returns None and the caller
-uses pandas.
+"""The forecast CSV, written without pandas: `forecast predict` from a model directory alone need not import it
+(0.4 s of a cron job's start). The text is what `DataFrame.to_csv(index=False, float_format=...)` writes
+(tests/test_csvout.py compares them), except that a text cell holding a bare carriage return is quoted too
+(Python 3.11's csv module leaves it bare, and readers then split the row in two).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 
-
-def to_csv(columns: dict[str, np.ndarray], float_format: str = "%.8g") -> str | None:
-    """CSV text of equal-length columns (strings, integers, floats or datetime64), header first; None when a
-    column's type or values fall outside what is matched here (sub-second or missing stamps, other dtypes)."""
-    cells = []
-    for values in columns.values():
-        values = np.asarray(values)
-        text = _column_text(values, float_format)
-        if text is None:
-            return None
-        cells.append(text)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")  # pandas writes through csv.writer with these settings
-    writer.writerow(list(columns))
-    writer.writerows(zip(*cells, strict=True))
-    return buffer.getvalue()
+_SPECIAL = (",", '"', "\n", "\r")
 
 
-def _column_text(values: np.ndarray, float_format: str) -> list[str] | None:
+def to_csv(columns: dict[str, np.ndarray], float_format: str = "%.8g") -> str:
+    """CSV text of equal-length columns (text, integers, floats or datetime64), header first. Raises TypeError
+    for any other column type, and ValueError for a missing (NaT) stamp: a forecast has none."""
+    cells = [_column_text(np.asarray(values), float_format) for values in columns.values()]
+    rows = [",".join(_quoted(name) for name in columns)]
+    rows += map(",".join, zip(*cells, strict=True))
+    return "\n".join(rows) + "\n"
+
+
+def _quoted(text: str) -> str:
+    """A text cell as the csv module's minimal quoting writes it, carriage returns included."""
+    if any(c in text for c in _SPECIAL):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _column_text(values: np.ndarray, float_format: str) -> list[str]:
     kind = values.dtype.kind
-    if kind == "U":
-        return values.tolist()
+    if kind in "UO":  # ids repeat on every row of their series: quote each distinct one once
+        quoted = {text: _quoted(str(text)) for text in dict.fromkeys(values.tolist())}
+        return [quoted[text] for text in values.tolist()]
     if kind in "iu":
         return [str(v) for v in values.tolist()]
     if kind == "f":
         return ["" if v != v else float_format % v for v in values.tolist()]  # NaN is written as ""
     if kind == "M":
         return _stamps_text(values)
-    return None
+    raise TypeError(f"cannot write a column of dtype {values.dtype} as CSV")
 
 
-def _stamps_text(stamps: np.ndarray) -> list[str] | None:
-    """pandas writes dates alone when every stamp is at midnight, else date and time to the second."""
+def _stamps_text(stamps: np.ndarray) -> list[str]:
+    """pandas writes dates alone when every stamp is at midnight, else date and time to the second, or to the
+    finest fraction that a stamp needs."""
     if np.isnat(stamps).any():
-        return None
+        raise ValueError("a forecast timestamp is missing (NaT)")
     seconds = stamps.astype("datetime64[s]")
     if (seconds != stamps).any():
-        return None  # sub-second stamps: pandas' precision rules are not reproduced here
+        import pandas as pd  # sub-second stamps: pandas' precision rules, rare enough to pay its import
+
+        return pd.DatetimeIndex(stamps).astype(str).tolist()
     days = stamps.astype("datetime64[D]")
     if (days == stamps).all():
         return np.datetime_as_string(days, unit="D").tolist()

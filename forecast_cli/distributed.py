@@ -86,11 +86,12 @@ def gather_rows(x: np.ndarray) -> np.ndarray:
     return np.concatenate([stacked[i, : counts[i]] for i in range(len(counts))])
 
 
-def gather_strings(values: np.ndarray) -> np.ndarray:
-    """gather_rows for an array of strings (sent as fixed-width UTF-8 bytes)."""
-    encoded = [s.encode() for s in values.astype(str)]
-    width = int(allgather(np.array(max((len(e) for e in encoded), default=1))).max())
-    codes = np.zeros((len(encoded), width), np.uint8)
-    for i, e in enumerate(encoded):
-        codes[i, : len(e)] = np.frombuffer(e, np.uint8)
-    return np.array([bytes(row).rstrip(b"\0").decode() for row in gather_rows(codes)])
+def gather_strings(values) -> np.ndarray:
+    """gather_rows for strings, as an object array: sent as one run of UTF-8 bytes and their lengths, so a long
+    id costs its own length, not the width of every other one."""
+    encoded = [str(s).encode() for s in values]
+    lengths = gather_rows(np.array([len(e) for e in encoded], np.int64))
+    blob = gather_rows(np.frombuffer(b"".join(encoded), np.uint8)).tobytes()
+    ends = np.cumsum(lengths)
+    return np.array([blob[e - n : e].decode() for n, e in zip(lengths.tolist(), ends.tolist(), strict=True)],
+                    dtype=object)

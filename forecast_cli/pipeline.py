@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forecast_cli import blend, distributed, timeindex
+from forecast_cli import blend, distributed, limits, timeindex
 from forecast_cli.config import (
     RECURRENT_KINDS,
     DataConfig,
@@ -25,7 +25,7 @@ from forecast_cli.config import (
     TrainConfig,
     WindowConfig,
 )
-from forecast_cli.errors import ConfigError, DataError
+from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.evaluate import interval_radius, mase_scale
 from forecast_cli.features import History, last_windows, model_inputs, stamps_around, window_inputs
 from forecast_cli.models import flatten_params, make_predictor
@@ -66,9 +66,10 @@ def resolve_window(panel: Panel, horizon: int | None, lookback: int | None) -> W
     When no series is long enough to hold back a validation part as well, the model is trained on every
     window without one (val_size 0: no early stopping, no interval calibration)."""
     season = timeindex.season_length(panel.freq)
-    horizon = horizon or timeindex.default_horizon(panel.freq)
-    if horizon < 1 or (lookback is not None and lookback < 1):
-        raise ConfigError("--horizon and --lookback must be at least 1")
+    horizon = timeindex.default_horizon(panel.freq) if horizon is None else horizon
+    if not 1 <= horizon <= limits.MAX_HORIZON or (lookback is not None and not 1 <= lookback <= limits.MAX_LOOKBACK):
+        raise ConfigError(f"--horizon must be between 1 and {limits.MAX_HORIZON:,} and --lookback between 1 and "
+                          f"{limits.MAX_LOOKBACK:,}")
     lengths = distributed.gather_rows(panel.lengths) if distributed.process_count() > 1 else panel.lengths
     if not len(lengths):
         raise DataError(f"{panel.source}: no series left to train on")
@@ -90,7 +91,8 @@ def resolve_window(panel: Panel, horizon: int | None, lookback: int | None) -> W
 
 def fingerprint(panel: Panel) -> str:
     digest = hashlib.sha256()
-    for part in (panel.ids.astype(str), panel.ds, panel.values):
+    digest.update("\0".join(map(str, panel.ids)).encode())
+    for part in (panel.ds, panel.values):
         digest.update(np.ascontiguousarray(part).tobytes())
     return digest.hexdigest()[:16]
 
@@ -132,6 +134,7 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     mase_loss = spec.train.loss == "mase" and network.kind in RECURRENT_KINDS
     row_weight = loss_weights(inputs[:, 0], starts, cut, manifest["season"]) if mase_loss else None
     params, fit_info, validated = _fit(network, inputs, train_idx, val_idx, window, key, on_epoch, row_weight)
+    _check_params(params)
     manifest["model"] = fit_info.pop("model_config")
     manifest["fit"] = fit_info
     predictor = make_predictor(spec.kind, manifest, validated)
@@ -155,6 +158,14 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
         _gather_across_processes(manifest, arrays)
     manifest["training_seconds"] = round(time.perf_counter() - start, 3)
     return Artifact(manifest, arrays)
+
+
+def _check_params(params: dict[str, np.ndarray]) -> None:
+    """TrainingError when a trained weight is NaN or infinite: such a model would forecast NaN."""
+    for name, value in params.items():
+        if not np.isfinite(value).all():
+            raise TrainingError(f"training gave non-finite weights ({name}); nothing was saved. Try --scaling robust, "
+                                "a lower --learning-rate or another --model")
 
 
 def first_not_positive(panel: Panel) -> str | None:
@@ -195,7 +206,11 @@ def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, cut
     network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
     by_theta = blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
     mase_weight = loss_weights(panel.values[:, 0], panel.starts, cut, season)[val_idx]
-    drift, weight, errors = blend.choose_blend(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
+    try:
+        drift, weight, errors = blend.choose_blend(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
+    except ValueError as e:
+        raise TrainingError(f"cannot choose the blend: {e} (a numerical overflow); nothing was saved. Try "
+                            "--scaling robust or another --model") from e
     blended = weight * network + (1 - weight) * by_theta[drift]
     return {"weight": weight, "drift": drift, "errors": errors}, scaler.target_to_scaled(blended, series)
 
@@ -214,9 +229,9 @@ def _gather_across_processes(manifest: dict, arrays: dict) -> None:
         arrays[name] = distributed.gather_rows(arrays[name])
     last = arrays["history/last_ds"]
     arrays["history/last_ds"] = distributed.gather_rows(last.view(np.int64)).view(last.dtype)
-    manifest["series"] = distributed.gather_strings(np.asarray(manifest["series"])).tolist()
+    manifest["series"] = distributed.gather_strings(manifest["series"]).tolist()
     manifest["nonnegative"] = bool(distributed.allsum(np.array(not manifest["nonnegative"])) == 0)
-    fingerprints = distributed.gather_strings(np.array([manifest["fingerprint"]]))
+    fingerprints = distributed.gather_strings([manifest["fingerprint"]])
     manifest["fingerprint"] = hashlib.sha256(",".join(fingerprints).encode()).hexdigest()[:16]
     v = manifest["validation"]
     names = ("model_mae", "naive_mae", "snaive_mae")
@@ -314,6 +329,9 @@ def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np
     X, Y = gather_windows(inputs, val_idx, L, H)
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
     pred = np.asarray(predictor(X) if pred is None else pred, np.float64)
+    if not np.isfinite(pred).all():
+        raise TrainingError("the model's forecasts of the validation windows are not finite numbers (a numerical "
+                            "overflow); nothing was saved. Try --scaling robust or another --model")
     truth = scaler.inverse_target(Y, series)
     raw_history = scaler.inverse_target(X[:, :, 0], series)
     forecasts = {
@@ -342,11 +360,10 @@ class Forecast:
         return pd.DataFrame(self.columns)
 
     def to_csv(self) -> str:
-        """The forecast CSV (floats to 8 significant digits), written without pandas when it can be."""
+        """The forecast CSV (floats to 8 significant digits), written without pandas."""
         from forecast_cli.csvout import to_csv
 
-        text = to_csv(self.columns, float_format="%.8g")
-        return text if text is not None else self.frame.to_csv(index=False, float_format="%.8g")
+        return to_csv(self.columns, float_format="%.8g")
 
 
 def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
@@ -358,14 +375,14 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
     keeps the series that distributed.owner assigns to part I of N."""
     m = artifact.manifest
     L, trained_h = m["window"]["lookback"], m["window"]["horizon"]
-    horizon = horizon or trained_h
-    if horizon < 1:
-        raise ConfigError("--horizon must be at least 1")
+    horizon = trained_h if horizon is None else horizon
+    if not 1 <= horizon <= limits.MAX_HORIZON:
+        raise ConfigError(f"--horizon {horizon}: must be between 1 and {limits.MAX_HORIZON:,}")
     stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"], m["window"].get("log", False))
     auto = m["kind"] == "auto"
     if panel is None:
         a = artifact.arrays
-        history = History(np.asarray(m["series"], dtype=str), a["history/values"], a["history/last_ds"],
+        history = History(np.asarray(m["series"], dtype=object), a["history/values"], a["history/last_ds"],
                           a["history/length"])
         scaler = stored
         context = a["context/values"] if auto else None
@@ -377,6 +394,11 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         mine = np.array([distributed.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
         history, scaler = _select(history, mine), scaler.select(mine)
         context = context[mine] if auto else None
+    cells = len(history.ids) * horizon
+    if cells > limits.MAX_FORECAST_CELLS:
+        raise ConfigError(f"--horizon {horizon} for {len(history.ids):,} series is {cells:,} forecast values, more "
+                          f"than the {limits.MAX_FORECAST_CELLS:,} of one run; use a shorter --horizon or split the "
+                          "series with --num-processes N --process-id I")
     predictor = make_predictor(m["kind"], m, artifact.params())
     y_hat = np.empty((len(history.ids), horizon))
     short = history.length < L
@@ -407,7 +429,22 @@ def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int |
         scaled = scaler.target_to_scaled(y_hat, everyone)
         columns[f"y_hat_lo_{level}"] = np.maximum(scaler.inverse_target(scaled - radius, everyone), floor).reshape(-1)
         columns[f"y_hat_hi_{level}"] = np.maximum(scaler.inverse_target(scaled + radius, everyone), floor).reshape(-1)
+    _check_finite(columns, history.ids, horizon)
     return Forecast(columns, history.ids[short].tolist(), horizon > trained_h)
+
+
+def _check_finite(columns: dict[str, np.ndarray], ids: np.ndarray, horizon: int) -> None:
+    """A forecast is never NaN or infinite: TrainingError naming the first series and column where it would be
+    (an overflow inside the model), rather than a CSV with empty cells."""
+    for name, values in columns.items():
+        if values.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise TrainingError(f"the model's {name} for series '{ids[row // horizon]}' is not a finite number (a "
+                                "numerical overflow in the model); nothing was written. Retrain it, e.g. with "
+                                "--scaling robust or another --model")
 
 
 def _select(history: History, mask: np.ndarray) -> History:
@@ -472,6 +509,6 @@ def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.Dat
     m, a = artifact.manifest, artifact.arrays
     values = a["history/values"][:, :, 0]
     past, _ = stamps_around(a["history/last_ds"], m["freq"], values.shape[1], 0)
-    frame = pd.DataFrame({"unique_id": np.repeat(np.asarray(m["series"], dtype=str), values.shape[1]),
+    frame = pd.DataFrame({"unique_id": np.repeat(np.asarray(m["series"], dtype=object), values.shape[1]),
                           "ds": past.reshape(-1), "y": values.reshape(-1)})
     return frame.dropna(subset=["y"])

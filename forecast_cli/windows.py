@@ -73,10 +73,17 @@ def fit_scaler(values: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray |
     scale = np.empty((n_series, n_features))
     if method == "standard":
         mask = _prefix_mask(starts, lengths)
-        first = np.add.reduceat(values * mask[:, None], starts[:-1], axis=0) / lengths[:, None]
-        centred = (values - np.repeat(first, np.diff(starts), axis=0)) * mask[:, None]
-        loc[:] = first
-        scale[:] = np.sqrt(np.add.reduceat(centred**2, starts[:-1], axis=0) / lengths[:, None])
+        # Sums of values near the float64 limit (1e308, or squares of 1e154) overflow: each series' columns are
+        # divided by a power of two near their largest |value| first, which is exact, so ordinary data gets the
+        # same bits as without it.
+        largest = np.maximum.reduceat(np.abs(values) * mask[:, None], starts[:-1], axis=0)
+        unit = np.ldexp(1.0, np.frexp(np.where(largest > 0, largest, 1.0))[1])  # (n_series, n_features)
+        rows_unit = np.repeat(unit, np.diff(starts), axis=0)
+        normed = values / rows_unit
+        first = np.add.reduceat(normed * mask[:, None], starts[:-1], axis=0) / lengths[:, None]
+        centred = (normed - np.repeat(first, np.diff(starts), axis=0)) * mask[:, None]
+        loc[:] = first * unit
+        scale[:] = np.sqrt(np.add.reduceat(centred**2, starts[:-1], axis=0) / lengths[:, None]) * unit
     else:
         for i in range(n_series):
             part = values[starts[i] : starts[i] + lengths[i]]

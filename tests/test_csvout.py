@@ -1,6 +1,7 @@
 """`forecast predict` from a model directory alone writes its CSV without pandas (forecast_cli.csvout) and
 computes fixed-step stamps and calendar features with numpy: the same bytes and numbers as the pandas path."""
 
+import io
 import subprocess
 import sys
 
@@ -37,11 +38,26 @@ def test_csv_is_byte_identical_to_pandas(ds):
     assert csvout.to_csv(columns) == pandas_csv(columns)
 
 
-def test_csv_declines_what_it_does_not_match():
+def test_sub_second_stamps_and_object_ids_match_pandas():
     sub_second = np.datetime64("2024-01-01", "ns") + np.timedelta64(1500, "ms") * np.arange(2)
-    assert csvout.to_csv({"ds": sub_second}) is None
-    assert csvout.to_csv({"ds": np.array(["2024-01-01", "NaT"], "datetime64[ns]")}) is None
-    assert csvout.to_csv({"x": np.array([object(), 1])}) is None
+    columns = {"unique_id": np.array(["a", "b,c"], dtype=object), "ds": sub_second}
+    assert csvout.to_csv(columns) == pandas_csv(columns)
+
+
+def test_a_bare_carriage_return_in_an_id_is_quoted():
+    """Python 3.11's csv module (and pandas through it) leaves a bare CR unquoted: readers then see two rows."""
+    ids = np.array(["a\rb", "c"], dtype=object)
+    text = csvout.to_csv({"unique_id": ids, "y_hat": np.array([1.0, 2.0])})
+    assert text == 'unique_id,y_hat\n"a\rb",1\nc,2\n'
+    back = pd.read_csv(io.StringIO(text), dtype={"unique_id": str})
+    assert back["unique_id"].tolist() == ["a\rb", "c"]
+
+
+def test_csv_refuses_what_a_forecast_never_holds():
+    with pytest.raises(ValueError, match="NaT"):
+        csvout.to_csv({"ds": np.array(["2024-01-01", "NaT"], "datetime64[ns]")})
+    with pytest.raises(TypeError):
+        csvout.to_csv({"x": np.array([1 + 2j])})
 
 
 @pytest.mark.parametrize("freq", ["D", "3D", "h", "2h", "15min", "min", "s"])

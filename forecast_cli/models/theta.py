@@ -56,9 +56,19 @@ def theta_one(y: np.ndarray, horizon: int, season: int, drift: float = 0.5) -> n
 
 
 def theta_fit(y: np.ndarray, season: int) -> ThetaFit:
-    """Fit one series y: (length,). Under 3 points: the last value, flat (NaN when there is none)."""
+    """Fit one series y: (length,). Under 3 points: the last value, flat (NaN when there is none).
+
+    The fit runs on y divided by a power of two near its largest |value| (exact, so ordinary series get the same
+    bits): the squared errors and autocorrelations of values near 1e154 would overflow float64."""
     if len(y) < 3:
         return ThetaFit(float(y[-1]) if len(y) else np.nan, 1.0, 0.0, len(y), None, season)
+    largest = float(np.max(np.abs(y)))
+    unit = float(np.ldexp(1.0, np.frexp(largest)[1])) if largest > 0 else 1.0
+    fit = _theta_fit(y / unit, season)
+    return ThetaFit(fit.level * unit, fit.alpha, fit.slope * unit, fit.length, fit.index, season)
+
+
+def _theta_fit(y: np.ndarray, season: int) -> ThetaFit:
     index = seasonal_index(y, season)
     adjusted = y / index[np.arange(len(y)) % season] if index is not None else y
     level, alpha = _ses(adjusted)
