@@ -6,15 +6,76 @@ Heavy libraries (JAX, Flax, pandas) are imported inside the commands, so `foreca
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from typing import Annotated
 
-import typer
-from rich.console import Console
-from rich.markup import escape
+
+def _launched_as_forecast() -> bool:
+    """True when this module is being imported by the `forecast` script or `python -m forecast_cli`."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return getattr(spec, "name", None) == "forecast_cli.__main__" or os.path.basename(sys.argv[0]) == "forecast"
+
+
+def _interrupted_early(signum, frame) -> None:  # until main() installs on_interrupt: nothing has started yet
+    os.write(2, b"Interrupted.\n")
+    os._exit(128 + signum)
+
+
+if _launched_as_forecast():  # from the first line, not after the imports below (0.1 s)
+    signal.signal(signal.SIGINT, _interrupted_early)
+    signal.signal(signal.SIGTERM, _interrupted_early)
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
+
+from forecast_cli import limits  # noqa: E402
+
+try:
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - a typer that uses the click package
+    from click.exceptions import ClickException
+
+
+class OneLineErrors(TyperGroup):
+    """A bad option or argument is one line, `Error: <what> (see 'forecast CMD --help')`, exit 2, like every
+    other input error; typer's default is a usage block and a framed panel."""
+
+    def make_context(self, *args, **kwargs):
+        with _usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _usage_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_errors():
+    try:
+        yield
+    except ClickException as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `forecast` alone prints the help
+            raise
+        path = (getattr(getattr(e, "ctx", None), "command_path", None) or "forecast").split()
+        command = " ".join(["forecast", *path[1:]])  # the program's name, also under the tests' CliRunner
+        message = " ".join(e.format_message().split())
+        param = getattr(e, "param", None)
+        low, high = getattr(param, "min", None), getattr(param, "max", None)
+        if low is not None and high is not None:
+            shown = (f"{low:,} to {high:,}" if isinstance(low, int) else f"{low:g} to {high:g}")
+            message += f" (allowed: {shown})"
+        say(f"Error: {message} (see '{command} --help')", f"[red]Error:[/red] {escape(message)} "
+            f"(see '{escape(command)} --help')")
+        raise typer.Exit(e.exit_code) from None
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Forecast time series from CSV with JIT-compiled recurrent models (JAX).\n\n"
     "Example: forecast inspect sample_data/sales.csv",
     no_args_is_help=True,
@@ -40,23 +101,80 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+# Every numeric option, with its range from limits.py: typer refuses a value outside it (or not a number) with
+# one line and exit 2 before the command runs, and --help shows the range. An option's default of None means
+# "not given"; 0 is refused where it would mean nothing.
+def _ranged(kind: type, flags: tuple[str, ...], help: str, low, high):
+    return Annotated[kind | None, typer.Option(*flags, help=help, min=low, max=high)]
+
+
+Horizon = _ranged(int, ("--horizon", "-h"), "Steps to forecast [default: one season].", 1, limits.MAX_HORIZON)
+Lookback = _ranged(int, ("--lookback",), "Input steps per window [default: a few seasons, capped by the data].",
+                   1, limits.MAX_LOOKBACK)
+Seed = _ranged(int, ("--seed",), "Random seed: same seed and data, same model.", 0, limits.MAX_SEED)
+Epochs = _ranged(int, ("--epochs",), "Most passes over the training windows.", 1, limits.MAX_EPOCHS)
+Patience = _ranged(int, ("--patience",), "Early stopping patience in epochs; 0 is off.", 0, limits.MAX_PATIENCE)
+BatchSize = _ranged(int, ("--batch-size",), "Windows per training step [default: a tenth of the windows, 16 to "
+                    "256].", 1, limits.MAX_BATCH_SIZE)
+Hidden = _ranged(int, ("--hidden",), "Recurrent units per layer.", 1, limits.MAX_HIDDEN)
+Layers = _ranged(int, ("--layers",), "Stacked recurrent layers.", 1, limits.MAX_LAYERS)
+Dropout = _ranged(float, ("--dropout",), "Dropout on the last hidden state.", 0.0, limits.MAX_DROPOUT)
+LearningRate = _ranged(float, ("--learning-rate",), "Peak AdamW learning rate.", limits.MIN_LEARNING_RATE,
+                       limits.MAX_LEARNING_RATE)
+Ensemble = _ranged(int, ("--ensemble",), "With --refit: average this many networks trained from different seeds.",
+                   1, limits.MAX_ENSEMBLE)
+Units = _ranged(int, ("--units",), "ESN reservoir size.", 1, limits.MAX_UNITS)
+Devices = _ranged(int, ("--devices",), "Split each batch over this many local devices [default: all].", 1,
+                  limits.MAX_DEVICES)
+Folds = _ranged(int, ("--folds",), "Number of forecast origins (cutoffs).", 1, limits.MAX_FOLDS)
+Step = _ranged(int, ("--step",), "Steps between cutoffs [default: the horizon].", 1, limits.MAX_STEP)
+
+
+def _processes(help: str) -> type:
+    return _ranged(int, ("--num-processes",), help, 1, limits.MAX_PROCESSES)
+
+
+def _process_id(help: str) -> type:
+    return _ranged(int, ("--process-id",), help, 0, limits.MAX_PROCESSES - 1)
+
+
 LOG_FILE: list[str] = []  # set by --log-file: every message also goes there, timestamped
+
+
+def visible(text: str) -> str:
+    """`text` safe to print on a terminal: control characters (C0 but newline and tab, DEL, C1, so ESC and CSI
+    too) become visible escapes such as \\x1b, so an id or a file name can't move the cursor or recolour it."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
+
+
+def cell(value) -> str:
+    """A user-provided string (an id, a file or column name) for a rich table: visible, and not markup."""
+    return escape(visible(str(value)))
 
 
 def say(message: str, markup: str | None = None) -> None:
     """A message for the person running the command: stderr (never stdout), and the log file if one is set.
 
-    `markup` is the same text with rich markup for the terminal; the log gets the plain text."""
-    err.print(markup if markup is not None else escape(message), highlight=False)
+    `markup` is the same text with rich markup for the terminal; the log gets the plain text. Both pass through
+    `visible` here, the last stop before the terminal."""
+    message = visible(message)
+    err.print(visible(markup) if markup is not None else escape(message), highlight=False)
     for path in LOG_FILE:
-        from datetime import datetime
+        _log(path, message)
 
-        try:
-            with open(path, "a") as log:
-                for line in message.splitlines():
-                    log.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {line}\n")
-        except OSError:
-            pass  # a broken log file must not break the run
+
+def _log(path: str, message: str) -> None:
+    from datetime import datetime
+
+    try:
+        with open(path, "a") as log:
+            for line in message.splitlines():
+                log.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {line}\n")
+    except OSError:
+        pass  # a broken log file must not break the run
 
 
 def _show_version(value: bool) -> None:
@@ -85,9 +203,13 @@ def main_options(
 
 @contextmanager
 def user_errors(verbose: bool = False, interrupted: str = "Interrupted."):
-    """Turn a ForecastError into one line on stderr and its exit code; Ctrl-C into exit 130."""
+    """Turn a ForecastError into one line on stderr and its exit code; Ctrl-C into exit 130.
+
+    In the console script Ctrl-C and SIGTERM never reach here: `main` handles them (see on_interrupt) and
+    says `interrupted`; KeyboardInterrupt is for library callers and the tests' CliRunner."""
     from forecast_cli.errors import ForecastError
 
+    INTERRUPTED[:] = [interrupted]
     try:
         yield
     except ForecastError as e:
@@ -99,6 +221,155 @@ def user_errors(verbose: bool = False, interrupted: str = "Interrupted."):
     except KeyboardInterrupt:
         say(interrupted)
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def writing(what: str):
+    """An OSError while writing a result (`what`: the model directory, the output file) becomes one line naming
+    it and the reason, exit 1. Wrap only the writing itself: an OSError elsewhere is a bug and keeps its
+    traceback."""
+    from forecast_cli.errors import OutputError
+
+    try:
+        yield
+    except OSError as e:
+        where = e.filename if isinstance(e.filename, str) and e.filename != what else None
+        reason = e.strerror or str(e) or type(e).__name__
+        raise OutputError(f"cannot write {what}: {reason}" + (f" ({where})" if where else "")
+                          + "; what was there before is unchanged") from e
+
+
+@contextmanager
+def stdout_errors():
+    """Results written to standard output: a reader that went away (`| head`) ends the command quietly with
+    exit 0; any other failure (a full disk, /dev/full, a closed stdout) is one line, exit 1."""
+    from forecast_cli.errors import OutputError
+
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+    except OSError as e:
+        _discard_stdout()
+        raise OutputError(f"cannot write to standard output: {e.strerror or e}") from None
+
+
+def emit(text: str) -> None:
+    """Write a result (CSV, JSON) to standard output."""
+    with stdout_errors():
+        sys.stdout.write(text)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that what is still buffered can't fail again at exit."""
+    try:
+        fd = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests), or closed
+        pass
+
+
+class ClosedStream:
+    """Stands in for a standard stream that was closed when the program started (`>&-`)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def _closed(self, *args):
+        import errno
+
+        raise OSError(errno.EBADF, self.reason)
+
+    write = flush = read = readline = _closed
+
+    def isatty(self) -> bool:
+        return False
+
+
+def guard_standard_streams() -> None:
+    """Standard streams closed at start: put /dev/null on their descriptors, so that no file this run opens
+    takes descriptor 0, 1 or 2 (a lock file receiving the CSV). Closed stdin reads as empty, closed stderr
+    loses the messages (the exit code still tells), and writing a result to a closed stdout is an error."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if fd == 0:
+            sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
+        elif fd == 1:
+            sys.stdout = ClosedStream("it was closed when forecast started")
+        else:
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
+# Ctrl-C (SIGINT) and SIGTERM in the console script. Python's default raises KeyboardInterrupt wherever the
+# main thread is: inside `import jax` that left C state half-built (the process then crashed), inside JAX's
+# own code it was caught and the run carried on and saved. Instead, the handler below never raises: it
+# removes whatever save is in flight, says one line and ends the process at once.
+INTERRUPTED = ["Interrupted."]  # the line for the running command (set by user_errors)
+EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # SIGINT, SIGTERM: 128 + the signal, as a shell reports it
+
+
+def on_interrupt(signum, frame) -> None:
+    """The SIGINT/SIGTERM handler: nothing saved (remove persistence.STAGING) and exit 130 (143 for SIGTERM).
+
+    persistence blocks both signals in the main thread while it renames a finished save into place. A signal
+    delivered to another thread still runs this handler in the main thread, so inside that window it is sent
+    again to the main thread, where it waits until the renames are done and then arrives here with
+    persistence.COMMITTED set."""
+    import threading
+
+    if signum in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        signal.pthread_kill(threading.main_thread().ident, signum)
+        return
+    for other in EXIT_ON_SIGNAL:
+        signal.signal(other, signal.SIG_IGN)  # a second Ctrl-C can't cut the cleanup short
+    persistence = sys.modules.get("forecast_cli.persistence")
+    for path in list(getattr(persistence, "STAGING", ())):
+        _remove(path)
+    what = "Interrupted" if signum == signal.SIGINT else "Terminated"
+    if getattr(persistence, "COMMITTED", False):
+        message = f"{what}: the new model had already been saved."
+    else:
+        message = INTERRUPTED[0].replace("Interrupted", what, 1)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - reentrant, closed or full: the message below is written raw
+            pass
+    try:
+        os.write(2, (message + "\n").encode())
+    except OSError:
+        pass
+    for path in LOG_FILE:
+        _log(path, message)
+    os._exit(EXIT_ON_SIGNAL[signum])
+
+
+def _remove(path) -> None:
+    import shutil
+
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def install_interrupt_handlers() -> None:
+    for signum in EXIT_ON_SIGNAL:
+        signal.signal(signum, on_interrupt)
 
 
 def data_config(id_col, time_col, target, covariates, freq, fill, layout):
@@ -148,9 +419,10 @@ def inspect(
         report_filled(panel)
         table = summarize(panel)
         if as_json:
-            print(json.dumps(inspect_json(panel, table), indent=2))
+            emit(json.dumps(inspect_json(panel, table), indent=2) + "\n")
         else:
-            print_inspect(panel, table)
+            with stdout_errors():
+                print_inspect(panel, table)
 
 
 def inspect_json(panel, table) -> dict:
@@ -184,12 +456,12 @@ def print_inspect(panel, table) -> None:
     title = f"{panel.source}: {len(table)} series, {panel.layout} layout, {freq}"
     if panel.covariates:
         title += f", covariates: {', '.join(panel.covariates)}"
-    view = Table(title=escape(title), title_justify="left")
+    view = Table(title=cell(title), title_justify="left")
     for name in ("series", "length", "start", "end", "filled", "min", "mean", "max"):
         view.add_column(name, justify="left" if name in ("series", "start", "end") else "right")
     shown = table if len(table) <= MAX_ROWS else table.head(MAX_ROWS // 2)
     for row in shown.itertuples():
-        view.add_row(escape(str(row.unique_id)), str(row.length), _stamp(row.start), _stamp(row.end),
+        view.add_row(cell(row.unique_id), str(row.length), _stamp(row.start), _stamp(row.end),
                      str(row.missing_timestamps + row.missing_values), _num(row.min), _num(row.mean),
                      _num(row.max))
     if len(table) > MAX_ROWS:
@@ -221,7 +493,6 @@ ModelDir = Annotated[
     str | None,
     typer.Option("--model-dir", help="Model directory [default: $FORECAST_MODEL_DIR or ./forecast-model]."),
 ]
-Horizon = Annotated[int | None, typer.Option("--horizon", "-h", help="Steps to forecast [default: one season].")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Levels = Annotated[str | None, typer.Option("--levels", help="Prediction interval levels in percent, e.g. 80,95.")]
 
@@ -293,9 +564,21 @@ def setup_jax(device: str | None) -> str:
         pass  # no writable cache: compile every time
     try:
         found = jax.devices()
-    except RuntimeError as e:
-        raise ConfigError(f"--device {device}: no such device is available ({str(e).splitlines()[0]})") from e
+    except (RuntimeError, AssertionError) as e:  # JAX skips cuda without a visible GPU, then asserts it has
+        # some backend: the AssertionError is this case (JAX_PLATFORMS=cuda on a machine without one)
+        raise ConfigError(no_device_message(device, e)) from e
     return f"{found[0].platform} ({len(found)} device{'s' if len(found) > 1 else ''}: {found[0].device_kind})"
+
+
+def no_device_message(device: str | None, error: BaseException) -> str:
+    names = {"gpu": "GPU", "tpu": "TPU", "cpu": "CPU"}
+    name = names.get(device or "", os.environ.get("JAX_PLATFORMS") or "device")
+    detail = str(error).splitlines()[0] if str(error) else "JAX found none"
+    if "(set JAX_PLATFORMS" in detail:
+        detail = detail[:detail.index("(set JAX_PLATFORMS")].strip()
+    flag = f"--device {device}" if device else f"JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')}"
+    return (f"{flag}: no {name} is available to JAX here ({detail}); install the JAX package for it, or use "
+            "--device cpu or leave --device out")
 
 
 class EpochReporter:
@@ -338,38 +621,33 @@ def train(
     model: Annotated[str, typer.Option("--model", "-m", help="auto (the GRU blended with Theta, weighted by "
                                        "validation), gru, lstm, elman, esn, naive or snaive.")] = "auto",
     horizon: Horizon = None,
-    lookback: Annotated[int | None, typer.Option("--lookback", help="Input steps per window [default: a few "
-                                                  "seasons, capped by the data].")] = None,
+    lookback: Lookback = None,
     model_dir: ModelDir = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed and data, same model.")] = 0,
-    epochs: Annotated[int, typer.Option("--epochs", help="Most passes over the training windows.")] = 100,
-    patience: Annotated[int, typer.Option("--patience", help="Early stopping patience in epochs; 0 is off.")] = 10,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Windows per training step [default: a "
-                                                   "tenth of the windows, 16 to 256].")] = None,
-    hidden: Annotated[int, typer.Option("--hidden", help="Recurrent units per layer.")] = 64,
-    layers: Annotated[int, typer.Option("--layers", help="Stacked recurrent layers.")] = 1,
-    dropout: Annotated[float, typer.Option("--dropout", help="Dropout on the last hidden state.")] = 0.0,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak AdamW learning rate.")] = 3e-3,
+    seed: Seed = 0,
+    epochs: Epochs = 100,
+    patience: Patience = 10,
+    batch_size: BatchSize = None,
+    hidden: Hidden = 64,
+    layers: Layers = 1,
+    dropout: Dropout = 0.0,
+    learning_rate: LearningRate = 3e-3,
     loss: Annotated[str, typer.Option("--loss", help="mase (absolute error in units of each series' seasonal-"
                                       "naive error), mae or mse.")] = "mase",
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
                                         "window, validation ones too.")] = True,
-    ensemble: Annotated[int, typer.Option("--ensemble", help="With --refit: average this many networks trained "
-                                          "from different seeds.")] = 1,
-    units: Annotated[int, typer.Option("--units", help="ESN reservoir size.")] = 500,
+    ensemble: Ensemble = 1,
+    units: Units = 500,
     scaling: Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
                                          "(median/IQR).")] = "standard",
     log: Annotated[bool | None, typer.Option("--log/--no-log", help="Model the log of the target [default: when "
                                              "every value is above 0].", show_default=False)] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu [default: what JAX finds].")
                       ] = None,
-    devices: Annotated[int | None, typer.Option("--devices", help="Split each batch over this many local devices "
-                                                "[default: all].")] = None,
+    devices: Devices = None,
     coordinator: Annotated[str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train "
                                                     "across several processes (jax.distributed).")] = None,
-    num_processes: Annotated[int | None, typer.Option("--num-processes", help="Processes in the run.")] = None,
-    process_id: Annotated[int | None, typer.Option("--process-id", help="This process's rank, 0 writes the "
-                                                   "model.")] = None,
+    num_processes: _processes("Processes in the run.") = None,
+    process_id: _process_id("This process's rank, 0 writes the model.") = None,
     local_data: Annotated[bool, typer.Option("--local-data", help="With --num-processes: DATA holds only this "
                                              "process's series (else each keeps its hash share of DATA).")
                           ] = False,
@@ -397,9 +675,7 @@ def train(
             raise ConfigError(f"Unknown --loss '{loss}'; choose mase, mae or mse")
         if scaling not in ("standard", "robust"):
             raise ConfigError(f"Unknown --scaling '{scaling}'; choose standard or robust")
-        if min(epochs, batch_size or 1, hidden, layers, units, ensemble) < 1 or patience < 0:
-            raise ConfigError("--epochs, --batch-size, --hidden, --layers, --units and --ensemble must be at least 1, "
-                              "--patience at least 0")
+        check_model_dir(model_dir_path(model_dir))
         config = data_config(id_col, time_col, target, covariates, freq, fill, layout)
         from forecast_cli.data import read_series
 
@@ -431,14 +707,32 @@ def train(
         if not quiet:
             say(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}")
         neural = model in ("auto", "gru", "lstm", "elman")
-        lock = model_lock(model_dir_path(model_dir)) if writer else nullcontext()
-        with lock, EpochReporter(epochs, quiet or not neural or not writer) as reporter:
+        directory = model_dir_path(model_dir)
+        with ExitStack() as stack:
+            if writer:  # before training: a model directory that can't be written fails at once
+                with writing(directory):
+                    stack.enter_context(model_lock(directory))
+            reporter = stack.enter_context(EpochReporter(epochs, quiet or not neural or not writer))
             artifact = train_artifact(panel, spec, on_epoch=reporter)
             if not writer:
                 return  # process 0 writes the model of a distributed run
-            target_dir = save_artifact(model_dir_path(model_dir), artifact)
+            with writing(directory):
+                target_dir = save_artifact(directory, artifact)
         if not quiet:
             say(train_summary(artifact.manifest, target_dir))
+
+
+def check_model_dir(directory: str) -> None:
+    """A --model-dir that is a file (or under one) is refused before training."""
+    from pathlib import Path
+
+    from forecast_cli.errors import OutputError
+
+    path = Path(directory).absolute()
+    for place in (path, *path.parents):
+        if os.path.lexists(place) and not place.is_dir():
+            what = "is" if place == path else f"is under {place}, which is"
+            raise OutputError(f"--model-dir {directory} {what} a file, not a directory; choose another --model-dir")
 
 
 def prediction_shard(num_processes: int | None, process_id: int | None) -> tuple[int, int] | None:
@@ -467,6 +761,20 @@ def train_summary(m: dict, target_dir) -> str:
     return line
 
 
+def read_fresh_data(data: str, m: dict):
+    """DATA given to predict or plot, read with the model's data contract. A model trained with an explicit
+    --freq resamples fresh data to it, as training did; one whose frequency was inferred refuses data of
+    another frequency (weekly data to a daily model) rather than resampling it."""
+    import inspect as _inspect  # transitional: until data.read_series takes expect_freq
+
+    from forecast_cli.config import DataConfig
+    from forecast_cli.data import read_series
+
+    if m["data"].get("freq") is None and "expect_freq" in _inspect.signature(read_series).parameters:
+        return read_series(data, DataConfig.from_dict(m["data"]), expect_freq=m["freq"])
+    return read_series(data, DataConfig.from_dict({**m["data"], "freq": m["freq"]}))
+
+
 @app.command()
 def predict(
     data: Annotated[str | None, typer.Argument(help="CSV to forecast from (- for stdin) [default: the end of "
@@ -476,10 +784,8 @@ def predict(
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
                                                "instead of stdout.")] = None,
     levels: Levels = None,
-    num_processes: Annotated[int | None, typer.Option("--num-processes", help="Split the series into this many "
-                                                      "parts (by a stable hash of their id)...")] = None,
-    process_id: Annotated[int | None, typer.Option("--process-id", help="...and forecast only part number "
-                                                   "this (0-based).")] = None,
+    num_processes: _processes("Split the series into this many parts (by a stable hash of their id)...") = None,
+    process_id: _process_id("...and forecast only part number this (0-based).") = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -499,11 +805,7 @@ def predict(
         m = artifact.manifest
         panel = None
         if data is not None:
-            from forecast_cli.config import DataConfig
-            from forecast_cli.data import read_series
-
-            config = DataConfig.from_dict({**m["data"], "freq": m["freq"]})
-            panel = read_series(data, config)
+            panel = read_fresh_data(data, m)
             if not quiet:
                 report_filled(panel)
         setup_jax(None)
@@ -522,10 +824,10 @@ def predict(
         if output:
             from forecast_cli.persistence import write_text_atomic
 
-            write_text_atomic(output, text)
+            with writing(output):
+                write_text_atomic(output, text)
         else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            emit(text)
 
 
 @app.command()
@@ -534,14 +836,13 @@ def evaluate(
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to backtest; repeat the "
                                                     "option for several [default: gru].")] = None,
     horizon: Horizon = None,
-    folds: Annotated[int, typer.Option("--folds", help="Number of forecast origins (cutoffs).")] = 3,
-    step: Annotated[int | None, typer.Option("--step", help="Steps between cutoffs [default: the horizon].")
-                    ] = None,
+    folds: Folds = 3,
+    step: Step = None,
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Retrain at every cutoff, or train once at "
                                         "the first and only feed newer data.")] = True,
-    lookback: Annotated[int | None, typer.Option("--lookback", help="Input steps per window.")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs per training run.")] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    lookback: Lookback = None,
+    epochs: Epochs = 100,
+    seed: Seed = 0,
     per_series: Annotated[bool, typer.Option("--per-series", help="One row per model and series.")] = False,
     as_json: Json = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
@@ -585,13 +886,14 @@ def evaluate(
         scores, forecasts = backtest(panel, specs, horizon, folds, step, refit)
         table = summarize_scores(scores, per_series)
         if as_json:
-            print(json.dumps({"source": panel.source, "horizon": int(forecasts.groupby(
+            emit(json.dumps({"source": panel.source, "horizon": int(forecasts.groupby(
                 ["model", "fold", "unique_id"]).size().max()), "folds": folds, "refit": refit,
-                "series": len(panel.ids), "rows": table.to_dict(orient="records")}, indent=2))
+                "series": len(panel.ids), "rows": table.to_dict(orient="records")}, indent=2) + "\n")
         elif as_csv:
-            sys.stdout.write(table.to_csv(index=False, float_format="%.6g"))
+            emit(table.to_csv(index=False, float_format="%.6g"))
         else:
-            print_scores(table, panel, folds, per_series)
+            with stdout_errors():
+                print_scores(table, panel, folds, per_series)
         if plot:
             from forecast_cli.plots import plot_backtest
 
@@ -603,14 +905,14 @@ def evaluate(
 def print_scores(table, panel, folds: int, per_series: bool) -> None:
     from rich.table import Table
 
-    view = Table(title=escape(f"{panel.source}: backtest over {len(panel.ids)} series × {folds} folds"),
+    view = Table(title=cell(f"{panel.source}: backtest over {len(panel.ids)} series × {folds} folds"),
                  title_justify="left", caption="sMAPE in %; MASE against in-sample seasonal naive",
                  caption_justify="left")
     columns = ["model", "series"] if per_series else ["model"]
     for name in columns + ["MAE", "RMSE", "sMAPE", "MASE"]:
         view.add_column(name, justify="left" if name in ("model", "series") else "right")
     for row in table.itertuples():
-        keys = [row.model, escape(str(row.unique_id))] if per_series else [row.model]
+        keys = [cell(row.model), cell(row.unique_id)] if per_series else [cell(row.model)]
         view.add_row(*keys, _num(row.mae), _num(row.rmse), f"{row.smape:.2f}", f"{row.mase:.3f}")
     out.print(view)
 
@@ -640,12 +942,7 @@ def plot(
         interval_levels = parse_levels(levels)
         artifact = load_artifact(model_dir_path(model_dir))
         m = artifact.manifest
-        panel = None
-        if data is not None:
-            from forecast_cli.config import DataConfig
-            from forecast_cli.data import read_series
-
-            panel = read_series(data, DataConfig.from_dict({**m["data"], "freq": m["freq"]}))
+        panel = read_fresh_data(data, m) if data is not None else None
         setup_jax(None)
         from forecast_cli.pipeline import predict_frame, recent_history
         from forecast_cli.plots import pick_series, plot_forecast
@@ -671,8 +968,8 @@ def plot(
 def main() -> None:  # pragma: no cover - the console script; tests drive `app` through CliRunner
     """Run the app, then end the process at once: a JAX process spends about 0.4 s tearing the interpreter
     down, which a cron job would pay on every run. Everything is written and flushed before."""
-    import os
-
+    install_interrupt_handlers()
+    guard_standard_streams()
     try:
         app()
         code = 0
@@ -681,8 +978,12 @@ def main() -> None:  # pragma: no cover - the console script; tests drive `app` 
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (BrokenPipeError, ValueError):  # the reader went away (`| head`): nothing left to say
+        except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
             pass
+        except (OSError, ValueError) as e:  # what a command printed last could not be written
+            if stream is sys.stdout and code == 0:
+                say(f"Error: cannot write to standard output: {getattr(e, 'strerror', None) or e}")
+                code = 1
     os._exit(code)
 
 

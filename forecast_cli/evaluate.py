@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forecast_cli import timeindex
+from forecast_cli import limits, timeindex
 from forecast_cli.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pandas is imported where it is used: `forecast predict` needs only parse_levels and
@@ -66,9 +66,26 @@ def truncate(panel: Panel, drop: int) -> Panel:
 
 def cutoffs_for(folds: int, horizon: int, step: int) -> list[int]:
     """Rows dropped from the end of each series for each fold, oldest fold first."""
-    if folds < 1 or step < 1:
-        raise ConfigError("--folds and --step must be at least 1")
+    check_backtest_options(folds, horizon, step)
     return [horizon + (folds - 1 - k) * step for k in range(folds)]
+
+
+def check_backtest_options(folds: int, horizon: int, step: int) -> None:
+    """The CLI's ranges (forecast_cli.limits), for library callers too: refused before anything is built."""
+    for name, value, high in (("--folds", folds, limits.MAX_FOLDS), ("--horizon", horizon, limits.MAX_HORIZON),
+                              ("--step", step, limits.MAX_STEP)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 1 <= value <= high:
+            raise ConfigError(f"{name} {value!r}: expected a whole number from 1 to {high:,}")
+
+
+def check_folds_fit(panel: Panel, folds: int, horizon: int, step: int) -> None:
+    """The oldest fold's cutoff must leave some history in the longest series: refused before any training."""
+    held_out = horizon + (folds - 1) * step
+    longest = int(panel.lengths.max()) if len(panel.lengths) else 0
+    if held_out >= longest:
+        raise ConfigError(f"{panel.source}: {folds} fold(s) of horizon {horizon}, {step} step(s) apart, hold out "
+                          f"the last {held_out} rows of each series, but the longest has {longest}; use fewer "
+                          "--folds, a smaller --step or a shorter --horizon")
 
 
 def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, step: int | None = None,
@@ -84,9 +101,10 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
 
     from forecast_cli.pipeline import TrainSpec, predict_frame, resolve_window, train_artifact
 
-    horizon = horizon or timeindex.default_horizon(panel.freq)
-    step = step or horizon
+    horizon = timeindex.default_horizon(panel.freq) if horizon is None else horizon
+    step = horizon if step is None else step
     drops = cutoffs_for(folds, horizon, step)
+    check_folds_fit(panel, folds, horizon, step)
     first = truncate(panel, drops[0])
     if not len(first.frame):
         raise DataError(f"{panel.source}: too short for {folds} folds of horizon {horizon}; use fewer --folds")

@@ -27,8 +27,13 @@ MAX_HIDDEN = 4_096
 MAX_LAYERS = 16
 MAX_UNITS = 10_000  # ESN reservoir: units^2 float32 weights, 400 MB at the bound
 MAX_ENSEMBLE = 32
-MAX_SEED = 2**32 - 1
-MAX_DEVICES = 1_024
+MAX_PATIENCE = MAX_EPOCHS  # --patience (0 turns early stopping off)
+MAX_DROPOUT = 0.9  # --dropout, from 0
+MIN_LEARNING_RATE = 1e-8  # --learning-rate: above 0 (a negative one climbs the loss)...
+MAX_LEARNING_RATE = 1.0  # ...and at most 1 (AdamW's steps are about this size in scaled units)
+MAX_SEED = 2**32 - 1  # --seed, from 0
+MAX_DEVICES = 1_024  # --devices
+MAX_PROCESSES = 1_024  # --num-processes; --process-id is below it
 
 # The model directory
 MAX_MANIFEST_BYTES = 64 << 20  # manifest.json (a million series ids fit in about 20 MB)

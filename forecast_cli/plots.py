@@ -4,8 +4,6 @@ axis. matplotlib runs with its non-interactive Agg backend, and files are writte
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,19 +41,18 @@ def _format_axis(ax, ds, ylabel: str) -> None:
 
 
 def _save(fig, path: str | Path) -> None:
-    """Render to a temporary file beside `path`, then rename it into place."""
+    """Render the PNG, then write it atomically (persistence.write_atomic: a temporary file beside `path` and a
+    rename; a link keeps pointing at the new picture, the mode of a replaced file is kept). A filesystem error
+    is an OutputError naming `path`, and what was there before is unchanged."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix or ".png", dir=path.parent.absolute())
-    os.close(fd)
+    from forecast_cli.persistence import write_atomic
+
     try:
         fig.tight_layout()
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def pick_series(ids: list[str], wanted: list[str] | None) -> tuple[list[str], str | None]:
