@@ -1,22 +1,487 @@
 """The manifest of a model directory: sealed with a checksum of its own content when saved, and checked field
-by field (type and range) when loaded, so that an edited or corrupt manifest is refused in one line."""
+by field (type and range) when loaded, so that an edited or corrupt manifest is refused in one line.
+
+The checksum is the sha256 of a canonical JSON encoding of every field but "checksum" (sorted keys, no spaces,
+UTF-8, no NaN), so it covers content, not layout: re-indenting the file keeps it valid, any change of a value
+does not. The schema below is what `pipeline.train_artifact` and `persistence.save_artifact` write, field by
+field; `check_arrays` then holds the arrays to the shapes that the manifest implies. Neither imports pandas or
+Flax, so a cron `forecast predict` pays nothing for them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from collections.abc import Callable
+
 import numpy as np
+
+from forecast_cli import limits, timeindex
+from forecast_cli.blend import CONTEXT, DRIFTS, WEIGHTS
+from forecast_cli.config import FILL_POLICIES, LAYOUTS, MODEL_KINDS, RECURRENT_KINDS, DataConfig
+from forecast_cli.errors import ArtifactError, ConfigError
+from forecast_cli.windows import SCALINGS
+
+RETRAIN = "retrain the model"
+
+
+class Invalid(Exception):
+    """A field that no forecast writes: `field` its dotted path, `problem` what it should be, `found` what it is."""
+
+    def __init__(self, field: str, problem: str, found: str | None = None):
+        super().__init__(field, problem, found)
+        self.field, self.problem, self.found = field, problem, found
+
+
+# --- checkers: each takes (value, dotted path) and raises Invalid, or returns None ---------------------------
+
+Check = Callable[[object, str], None]
+
+
+def show(value: object) -> str:
+    """A value in a few characters on one line (control characters escaped), for a message."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, str):
+        return f"the text {json.dumps(value[:40])}" + ("…" if len(value) > 40 else "")
+    if isinstance(value, (int, float)):
+        shown = repr(value)
+        return shown if len(shown) <= 40 else f"a {len(shown)}-character number"
+    return f"a list of {len(value)}" if isinstance(value, list) else "an object"
+
+
+def integer(lo: int, hi: int) -> Check:
+    def check(value, at):
+        if type(value) is not int or not lo <= value <= hi:  # `type`: JSON true is no integer
+            raise Invalid(at, f"must be an integer from {lo} to {hi}", show(value))
+    return check
+
+
+def number(lo: float = -math.inf, hi: float = math.inf, *, above: bool = False, below: bool = False) -> Check:
+    """A finite int or float in [lo, hi]; `above`/`below`: lo/hi excluded."""
+    words = f"{'(' if above else '['}{lo:g}, {hi:g}{')' if below else ']'}"
+
+    def check(value, at):
+        if type(value) not in (int, float) or (type(value) is float and not math.isfinite(value)) \
+                or not (lo < value if above else lo <= value) or not (value < hi if below else value <= hi):
+            raise Invalid(at, f"must be a finite number in {words}", show(value))
+    return check
+
+
+def boolean(value, at):
+    if type(value) is not bool:
+        raise Invalid(at, "must be true or false", show(value))
+
+
+def text(max_chars: int = 1_000, *, choices: tuple[str, ...] | None = None, hex_digits: int | None = None) -> Check:
+    def check(value, at):
+        if choices is not None and value not in choices:
+            raise Invalid(at, f"must be one of {', '.join(map(str, choices))}", show(value))
+        if not isinstance(value, str) or not 1 <= len(value) <= max_chars:
+            raise Invalid(at, f"must be a text of 1 to {max_chars} characters", show(value))
+        if hex_digits is not None and (len(value) != hex_digits or value.strip("0123456789abcdef")):
+            raise Invalid(at, f"must be {hex_digits} lowercase hexadecimal digits", show(value))
+    return check
+
+
+def nullable(check: Check) -> Check:
+    def maybe(value, at):
+        if value is not None:
+            check(value, at)
+    return maybe
+
+
+def list_of(item: Check, *, min_len: int = 0, unique: bool = False) -> Check:
+    def check(value, at):
+        if not isinstance(value, list) or len(value) < min_len:
+            raise Invalid(at, f"must be a list of at least {min_len}", show(value))
+        for i, v in enumerate(value):
+            item(v, f"{at}[{i}]")
+        if unique and len(set(value)) < len(value):
+            seen = set()
+            twice = next(v for v in value if v in seen or seen.add(v))
+            raise Invalid(at, "must not hold the same entry twice", show(twice))
+    return check
+
+
+def mapping(value_check: Check) -> Check:
+    """An object of any keys (texts) whose values all pass `value_check`."""
+    def check(value, at):
+        if not isinstance(value, dict):
+            raise Invalid(at, "must be an object", show(value))
+        for k, v in value.items():
+            value_check(v, f"{at}.{k}")
+    return check
+
+
+def record(fields: dict[str, Check], optional: tuple[str, ...] = ()) -> Check:
+    """An object with exactly these keys (those in `optional` may be absent). Unknown keys are refused: the
+    checksum already proves nobody edited them, so one is from a writer this version does not know (or this
+    schema is behind pipeline.py, which every save-and-load test then shows at once); either way what it means
+    for the forecast is unknown."""
+    def check(value, at):
+        if not isinstance(value, dict):
+            raise Invalid(at, "must be an object", show(value))
+        for key in sorted(value.keys() - fields.keys()):
+            raise Invalid(f"{at}.{key}".lstrip("."), "is not a field of this model format")
+        for key, field_check in fields.items():
+            if key in value:
+                field_check(value[key], f"{at}.{key}".lstrip("."))
+            elif key not in optional:
+                raise Invalid(f"{at}.{key}".lstrip("."), "is missing")
+    return check
+
+
+def frequency(value, at):
+    """A frequency in the canonical form timeindex.check_freq gives ("D", "15min", "W-SUN", "int:1")."""
+    text(64)(value, at)
+    fixed = timeindex._FIXED.fullmatch(value)
+    if fixed is not None and timeindex.fixed_step(value) is not None:  # without pandas: D, 3D, h, 15min, s
+        canonical = fixed.group(1).isascii() and fixed.group(1) != "1"  # pandas writes 1D as D
+    else:  # integer periods without pandas; calendar frequencies (W-SUN, MS) need it to forecast anyway
+        try:
+            canonical = timeindex.check_freq(value) == value
+        except ConfigError:
+            canonical = False
+    if not canonical:
+        raise Invalid(at, "must be a frequency such as D, h, 15min, W-SUN, MS or int:1", show(value))
+
+
+# --- the schema --------------------------------------------------------------------------------------------
+
+METRIC = nullable(number(0))  # a loss or an error: null where training had none (NaN is written as null)
+COUNT = integer(0, 2**53)
+NAME = nullable(text())  # a column name as the user spelled it; null: detected or none
+
+WINDOW = record({
+    "lookback": integer(1, limits.MAX_LOOKBACK),
+    "horizon": integer(1, limits.MAX_HORIZON),
+    "val_size": nullable(integer(0, 10 * limits.MAX_HORIZON)),  # null: default_val_size per series
+    "scaling": text(choices=SCALINGS),
+    "log": boolean,
+})
+TRAIN = record({  # config.TrainConfig; cli.train checks the same bounds on its options
+    "epochs": integer(1, limits.MAX_EPOCHS),
+    "patience": integer(0, limits.MAX_PATIENCE),
+    "batch_size": nullable(integer(1, limits.MAX_BATCH_SIZE)),
+    "loss": text(choices=("mase", "mae", "mse")),
+    "refit": boolean,
+    "ensemble": integer(1, limits.MAX_ENSEMBLE),
+    "learning_rate": number(limits.MIN_LEARNING_RATE, limits.MAX_LEARNING_RATE),
+    "weight_decay": number(0, 1e3),
+    "clip_norm": number(0, 1e12, above=True),
+    "seed": integer(0, limits.MAX_SEED),
+    "devices": nullable(integer(1, limits.MAX_DEVICES)),
+})
+DATA = record({  # config.DataConfig: how `predict DATA` reads fresh data
+    "id_col": NAME, "time_col": NAME, "target": NAME,
+    "covariates": list_of(text(), unique=True),
+    "freq": nullable(text(64)),  # as the user gave it; the canonical one is the top-level "freq"
+    "fill": text(choices=FILL_POLICIES),
+    "layout": nullable(text(choices=LAYOUTS)),
+})
+RECURRENT_FIT = record({
+    "epochs": integer(1, limits.MAX_EPOCHS), "best_epoch": integer(1, limits.MAX_EPOCHS),
+    "stopped_early": boolean, "train_loss": METRIC, "val_loss": METRIC, "seconds": number(0),
+    "refit_windows": COUNT, "members": integer(1, limits.MAX_ENSEMBLE),
+}, optional=("refit_windows", "members"))  # only when refitted on the validation windows too
+
+
+def recurrent_model(cell: str) -> Check:
+    return record({"cell": text(choices=(cell,)), "hidden": integer(1, limits.MAX_HIDDEN),
+                   "layers": integer(1, limits.MAX_LAYERS), "dropout": number(0, limits.MAX_DROPOUT)})
+
+
+ESN_MODEL = record({
+    "units": integer(1, limits.MAX_UNITS), "spectral_radius": number(0, 1e3), "input_scaling": number(0, 1e6),
+    "bias_scaling": number(0, 1e6), "sparsity": number(0, 1), "leak_rate": number(0, 1, above=True),
+    "ridges": list_of(number(0, 1e12, above=True), min_len=1),
+})
+ESN_FIT = record({"ridge": number(0, 1e12, above=True), "val_loss": METRIC, "train_windows": COUNT,
+                  "val_windows": COUNT, "val_loss_by_ridge": mapping(METRIC)})
+BLEND = record({"weight": number(0, 1), "drift": number(min(DRIFTS), max(DRIFTS)), "errors": mapping(METRIC)})
+NO_CONFIG = record({})
+MODEL = {"auto": (recurrent_model("gru"), RECURRENT_FIT), "esn": (ESN_MODEL, ESN_FIT),
+         "naive": (NO_CONFIG, NO_CONFIG), "snaive": (NO_CONFIG, NO_CONFIG),
+         **{kind: (recurrent_model(kind), RECURRENT_FIT) for kind in RECURRENT_KINDS}}
+
+
+def fields_of(kind: str) -> dict[str, Check]:
+    """The top-level fields of a model of `kind` (already checked to be one of MODEL_KINDS)."""
+    model, fit = MODEL[kind]
+    return {
+        "kind": text(choices=MODEL_KINDS),
+        "window": WINDOW,
+        "train": TRAIN,
+        "data": DATA,
+        "freq": frequency,
+        # the seasonal-naive and Theta period: not compared with timeindex.season_length(freq), which imports
+        # pandas (0.3 s of every cron predict); any period in range forecasts, the checksum catches a changed one
+        "season": integer(1, limits.MAX_LOOKBACK),
+        "covariates": list_of(text(), unique=True),
+        "columns": record({"id": NAME, "time": NAME, "target": NAME}),
+        "n_features": integer(1, limits.MAX_COLUMNS + 6),  # columns plus sin/cos of up to 3 calendar cycles
+        "calendar": list_of(text(choices=("hour", "weekday", "month")), unique=True),
+        "series": list_of(text(limits.MAX_ID_CHARS), min_len=1, unique=True),
+        "nonnegative": boolean,
+        "fingerprint": text(hex_digits=16),
+        "device": text(64),
+        "model": model,
+        "fit": fit,
+        "validation": record({"windows": COUNT, "model_mae": METRIC, "naive_mae": METRIC, "snaive_mae": METRIC},
+                             optional=("model_mae", "naive_mae", "snaive_mae")),  # absent with no windows
+        **({"blend": BLEND} if kind == "auto" else {}),
+        "processes": integer(1, limits.MAX_PROCESSES),  # distributed training only
+        "training_seconds": number(0),
+        "format_version": integer(1, 1 << 31),  # equal to FORMAT_VERSION: check_manifest sees to it first
+        "package_version": text(64),
+        "files": mapping(record({"sha256": text(hex_digits=64), "bytes": integer(0, limits.MAX_ARRAYS_BYTES)})),
+        "checksum": text(hex_digits=64),
+    }
+
+
+OPTIONAL = ("processes",)
+
+
+def consistent(m: dict) -> None:
+    """The rules between fields (each field is already of the right type and range)."""
+    calendar = list(timeindex.calendar_feature_names(m["freq"]))
+    n_columns = 1 + len(m["covariates"])
+    if m["covariates"] != m["data"]["covariates"]:
+        raise Invalid("covariates", "must equal data.covariates", show(m["covariates"]))
+    if m["calendar"] != calendar:
+        raise Invalid("calendar", f"must be {calendar} for freq {m['freq']}", show(m["calendar"]))
+    if m["n_features"] != n_columns + 2 * len(calendar):
+        raise Invalid("n_features", f"must be {n_columns + 2 * len(calendar)} (the target, {n_columns - 1} "
+                      f"covariates, sin and cos of {len(calendar)} calendar cycles)", show(m["n_features"]))
+    if timeindex.is_int_freq(m["freq"]) and m["season"] != 1:
+        raise Invalid("season", "must be 1 for integer periods", show(m["season"]))
+    fit = m["fit"]
+    if "best_epoch" in fit and fit["best_epoch"] > fit["epochs"]:
+        raise Invalid("fit.best_epoch", f"must be at most fit.epochs ({fit['epochs']})", show(fit["best_epoch"]))
+    if fit.get("members", 1) > m["train"]["ensemble"]:
+        raise Invalid("fit.members", f"must be at most train.ensemble ({m['train']['ensemble']})",
+                      show(fit["members"]))
+    if ("refit_windows" in fit) != ("members" in fit):
+        raise Invalid("fit.members", "must come with fit.refit_windows")
+    windows = m["validation"]["windows"]
+    if windows and len(m["validation"]) != 4:
+        raise Invalid("validation", f"must hold model_mae, naive_mae and snaive_mae for its {windows} windows")
+    if m["kind"] == "esn":
+        ridges = m["model"]["ridges"]
+        if fit["ridge"] not in ridges:
+            raise Invalid("fit.ridge", "must be one of model.ridges", show(fit["ridge"]))
+        tried = {str(r) for r in ridges} if fit["val_windows"] else set()  # as esn.fit names them
+        if set(fit["val_loss_by_ridge"]) != tried:
+            raise Invalid("fit.val_loss_by_ridge", f"must have the keys {sorted(tried)}")
+    if m["kind"] == "auto":
+        tried = {f"{d:g}/{w:g}" for d in DRIFTS for w in WEIGHTS} if windows else set()
+        if set(m["blend"]["errors"]) != tried:  # as pipeline._choose_blend names them
+            raise Invalid("blend.errors", f"must have a key for every pair of {DRIFTS} and {WEIGHTS}")
+    try:
+        DataConfig.from_dict(m["data"])
+    except (TypeError, ValueError) as e:  # pragma: no cover - the DATA record already holds it to this
+        raise Invalid("data", f"is not a data configuration ({e})") from e
+
+
+# --- sealing and checking ----------------------------------------------------------------------------------
+
+
+def canonical(manifest: dict) -> bytes:
+    """The bytes the checksum is taken of: every field but "checksum". ValueError for NaN or infinity."""
+    content = {k: v for k, v in manifest.items() if k != "checksum"}
+    text_ = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text_.encode("utf-8", "surrogatepass")  # a lone surrogate ("\ud800" in the file) still encodes
+
+
+def finite_or_null(value):
+    """`value` (JSON-ready) with every NaN or infinite float replaced by None: strict JSON, which the
+    canonical encoding needs. Only metrics can be non-finite (a validation loss with no windows)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 def seal(manifest: dict) -> dict:
-    """The manifest with a "checksum" of its content added (what save_artifact writes)."""
-    return manifest
+    """The manifest with a "checksum" of its content added (what save_artifact writes); NaN and infinite
+    values become null first, so what is written is strict JSON and reads back to the same content."""
+    clean = finite_or_null({k: v for k, v in manifest.items() if k != "checksum"})
+    return {**clean, "checksum": hashlib.sha256(canonical(clean)).hexdigest()}
+
+
+def depth(value: object) -> int:
+    """Nesting of lists and objects, found without recursion (a 200,000-deep `[[[` must not overflow)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > limits.MAX_MANIFEST_DEPTH:
+                return deepest
+            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def check_manifest(manifest: object, where: str) -> dict:
     """Verify the checksum and every field's type and range; returns the manifest. ArtifactError naming `where`
     (the manifest's path) and the field otherwise. Called before the arrays are read."""
-    return manifest  # type: ignore[return-value]
+    from forecast_cli import __version__
+    from forecast_cli.persistence import FORMAT_VERSION
+
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{where}: corrupt manifest (not a JSON object); {RETRAIN}")
+    version = manifest.get("format_version")
+    if type(version) is int and version > FORMAT_VERSION:  # a newer format may seal differently: say so first
+        raise ArtifactError(f"{where}: model format version {version} is newer than this forecast {__version__} "
+                            f"understands (up to {FORMAT_VERSION}); upgrade forecast or {RETRAIN}")
+    if "checksum" not in manifest:
+        why = ("was written by an older forecast (format version 1) without a manifest checksum" if version == 1
+               else "has no field 'checksum': it was not written by forecast")
+        raise ArtifactError(f"{where}: the manifest {why}; {RETRAIN}")
+    if depth(manifest) > limits.MAX_MANIFEST_DEPTH:
+        raise ArtifactError(f"{where}: corrupt manifest (nested deeper than {limits.MAX_MANIFEST_DEPTH}); {RETRAIN}")
+    try:
+        digest = hashlib.sha256(canonical(manifest)).hexdigest()
+    except ValueError:
+        raise ArtifactError(f"{where}: corrupt manifest (NaN or Infinity, which forecast never writes); "
+                            f"{RETRAIN}") from None
+    if digest != manifest["checksum"]:
+        raise ArtifactError(f"{where}: checksum mismatch: the manifest was edited or corrupted (field 'checksum' "
+                            f"does not match its content); {RETRAIN}")
+    try:
+        text(choices=MODEL_KINDS)(manifest.get("kind"), "kind")
+        record(fields_of(manifest["kind"]), optional=OPTIONAL)(manifest, "")
+        if manifest["format_version"] != FORMAT_VERSION:
+            raise Invalid("format_version", f"must be {FORMAT_VERSION}", show(manifest["format_version"]))
+        consistent(manifest)
+    except Invalid as e:
+        found = f", found {e.found}" if e.found is not None else ""
+        raise ArtifactError(f"{where}: field '{e.field}' {e.problem}{found}; {RETRAIN}") from None
+    return manifest
+
+
+# --- the arrays --------------------------------------------------------------------------------------------
+
+
+def expected_params(manifest: dict) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every "params/..." array that a model of this manifest holds: what
+    models.recurrent.build (flax's GRUCell, LSTMCell, SimpleCell and Linear) and esn.init_reservoir make
+    (tests/test_manifest.py holds this to flax's own shapes). Ensemble members after the first are under
+    "member<k>/"."""
+    kind, model = manifest["kind"], manifest["model"]
+    F, h = manifest["n_features"], manifest["window"]["horizon"]
+    if kind == "esn":
+        U = model["units"]
+        return {"W": (U, U), "W_in": (U, F), "b": (U,), "readout": (U + F + 1, h)}
+    if kind not in RECURRENT_KINDS and kind != "auto":
+        return {}
+    H, cell = model["hidden"], model["cell"]
+    one = {"head/kernel": (H, h), "head/bias": (h,)}
+    for layer in range(model["layers"]):
+        inputs, at = F if layer == 0 else H, f"layers/{layer}/cell/"
+        if cell == "lstm":
+            for gate in ("i", "f_", "g", "o"):
+                one[f"{at}i{gate}/kernel"] = (inputs, H)
+                one[f"{at}h{gate.rstrip('_')}/kernel"] = (H, H)
+                one[f"{at}h{gate.rstrip('_')}/bias"] = (H,)
+        else:
+            width = 3 * H if cell == "gru" else H
+            one.update({f"{at}dense_i/kernel": (inputs, width), f"{at}dense_i/bias": (width,),
+                        f"{at}dense_h/kernel": (H, width)})
+    members = manifest["fit"].get("members", 1)
+    return {(f"member{k}/{name}" if k else name): shape for k in range(members) for name, shape in one.items()}
+
+
+def expected_arrays(manifest: dict, context_steps: int | None) -> dict[str, tuple[int, ...]]:
+    n, lookback = len(manifest["series"]), manifest["window"]["lookback"]
+    n_columns = 1 + len(manifest["covariates"])
+    shapes = {"scaler/loc": (n, n_columns), "scaler/scale": (n, n_columns),
+              "history/values": (n, lookback, n_columns), "history/last_ds": (n,), "history/length": (n,)}
+    if manifest["kind"] == "auto":
+        shapes["context/values"] = (n, context_steps)
+    shapes.update({f"params/{k}": v for k, v in expected_params(manifest).items()})
+    return shapes
 
 
 def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> None:
     """Verify that the arrays match the manifest (names, dtypes, shapes: series count, lookback, columns,
-    parameter shapes of the model kind). ArtifactError naming `where` (the arrays' path) otherwise."""
+    parameter shapes of the model kind) and hold finite numbers where a forecast uses them. ArtifactError
+    naming `where` (the arrays' path) otherwise."""
+    def refuse(name: str, problem: str) -> None:
+        raise ArtifactError(f"{where}: array '{name}' {problem}; {RETRAIN}")
+
+    context = arrays.get("context/values")
+    steps = context.shape[-1] if context is not None and context.ndim == 2 else None
+    expected = expected_arrays(manifest, steps)
+    expected["calibration/abs_errors"] = None  # any number of validation windows
+    for name in sorted(arrays.keys() - expected.keys()):
+        refuse(name, f"is not part of a {manifest['kind']} model")
+    for name in sorted(expected.keys() - arrays.keys()):
+        refuse(name, "is missing")
+    n, horizon = len(manifest["series"]), manifest["window"]["horizon"]
+    stamp_dtype = (("i", "int64 (integer periods)") if timeindex.is_int_freq(manifest["freq"])
+                   else ("M", f"datetime64 (freq {manifest['freq']})"))
+    for name, shape in expected.items():
+        array = arrays[name]
+        kinds, words = {"history/length": ("iu", "integer"), "history/last_ds": stamp_dtype}.get(name, ("f", "float"))
+        if array.dtype.kind not in kinds:
+            refuse(name, f"has dtype {array.dtype}, not {words}")
+        if name == "calibration/abs_errors":
+            if array.ndim != 2 or array.shape[1] != horizon:
+                refuse(name, f"has shape {array.shape}, not (windows, {horizon}) for the horizon {horizon}")
+        elif array.shape != shape:
+            refuse(name, f"has shape {array.shape} but the manifest ({n} series, lookback "
+                   f"{manifest['window']['lookback']}, {1 + len(manifest['covariates'])} columns, "
+                   f"{manifest['kind']} {manifest['model']}) implies {shape}")
+    check_values(manifest, arrays, refuse)
+
+
+def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable[[str, str], None]) -> None:
+    """The numbers a forecast uses are finite (every scan is linear in arrays already in memory)."""
+    lookback = manifest["window"]["lookback"]
+    for name, array in arrays.items():
+        if name.startswith("params/") or name == "scaler/loc":
+            if not np.isfinite(array).all():
+                refuse(name, "holds NaN or infinite values")
+    errors = arrays["calibration/abs_errors"]
+    if not (np.isfinite(errors) & (errors >= 0)).all():
+        refuse("calibration/abs_errors", "holds values that are not finite and at least 0")
+    scale = arrays["scaler/scale"]
+    if not (np.isfinite(scale) & (scale > 0)).all():
+        refuse("scaler/scale", "holds values that are not finite and above 0")
+    length = arrays["history/length"]
+    if length.size and not ((length >= 1) & (length <= lookback)).all():  # every series has at least one row
+        refuse("history/length", f"holds lengths outside 1..{lookback} (the lookback)")
+    present = np.arange(lookback)[None, :] >= lookback - length[:, None]  # NaN on the left of short series
+    if not (np.isfinite(arrays["history/values"]) == present[:, :, None]).all():
+        refuse("history/values", "holds NaN or infinite values where history/length says there is data")
+    stamps_fit(manifest, arrays["history/last_ds"], refuse)
+    context = arrays.get("context/values")
+    if context is not None and (np.isinf(context).any() or not np.isfinite(context[:, -1]).all()
+                                or not lookback <= context.shape[1] <= max(lookback, CONTEXT)):
+        refuse("context/values", f"must hold {lookback} to {max(lookback, CONTEXT)} steps, NaN only before a "
+               "series starts")
+
+
+def stamps_fit(manifest: dict, last: np.ndarray, refuse: Callable[[str, str], None]) -> None:
+    """The stamps of the stored history and of a forecast of the trained horizon are representable: at a fixed
+    step (integer periods, D, h, min, s) none wraps around int64 (numpy would wrap silently); no NaT."""
+    freq, window = manifest["freq"], manifest["window"]
+    if not timeindex.is_int_freq(freq) and np.isnat(last).any():
+        refuse("history/last_ds", "holds NaT (no timestamp)")
+    if timeindex.is_int_freq(freq):
+        step = float(timeindex.int_step(freq))
+    elif timeindex.fixed_step(freq) is not None:
+        step = timeindex.fixed_step(freq) / np.timedelta64(1, np.datetime_data(last.dtype)[0])
+    else:
+        return  # calendar steps go through pandas, which raises rather than wraps
+    reach = step * max(window["horizon"], window["lookback"])
+    ticks = last.view(np.int64).astype(np.float64)
+    if ticks.size and (ticks.max() + reach >= 2.0**63 or ticks.min() - reach <= -(2.0**63)):
+        refuse("history/last_ds", f"holds stamps too near the end of the representable range for "
+               f"{max(window['horizon'], window['lookback'])} steps of {freq}")
