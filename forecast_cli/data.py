@@ -10,6 +10,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
+import re
+import stat
 import sys
 import warnings
 from dataclasses import dataclass
@@ -22,18 +25,28 @@ import pandas as pd
 from forecast_cli import timeindex
 from forecast_cli.config import FILL_POLICIES, LAYOUTS, DataConfig
 from forecast_cli.errors import ConfigError, DataError
+from forecast_cli.limits import MAX_ABS_VALUE, MAX_COLUMNS, MAX_ID_CHARS, MAX_INPUT_BYTES
 
 ID_NAMES = ("unique_id", "id", "series", "series_id", "item_id")
 TIME_NAMES = ("ds", "date", "time", "timestamp", "datetime", "period", "year")
 TARGET_NAMES = ("y", "value", "target")
+
+_HEAD_BYTES = 65536  # the first chunk of input: checked to be text before anything more is read
+_CHUNK_BYTES = 1 << 20
+_MAX_HEADER_BYTES = MAX_COLUMNS * (4 * MAX_ID_CHARS + 3)  # MAX_COLUMNS quoted names of MAX_ID_CHARS characters
+_LINE = -1  # label of the working frame's line-number column: header names are text, so none can collide
+# pandas' default missing-value spellings, for every column but the series id (where only an empty cell is)
+_NA_TEXTS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
 @dataclass(frozen=True)
 class Panel:
     """Series in canonical long form.
 
-    frame: columns unique_id (str), ds (datetime64[ns] or int64), y (float64), then the covariates
-        (float64); sorted by (unique_id, ds); one row per step of `freq`; no NaN.
+    frame: columns unique_id (str), ds (datetime64[ns] or int64), y (float64), then covariate i (float64)
+        under the integer label i (its name is covariates[i]: a user's column may be called anything, "y"
+        included); sorted by (unique_id, ds); one row per step of `freq`; no NaN.
     """
 
     frame: pd.DataFrame
@@ -54,7 +67,9 @@ class Panel:
 
     @cached_property
     def ids(self) -> np.ndarray:
-        return self.frame["unique_id"].to_numpy()[self.starts[:-1]].astype(str)
+        """(n_series,) object array of str. Not a fixed-width unicode array: that would make every id as wide
+        as the longest (one 1 MB id among 300 series: 1.2 GB)."""
+        return np.array(self.frame["unique_id"].take(self.starts[:-1]).tolist(), dtype=object)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -63,39 +78,48 @@ class Panel:
     @cached_property
     def values(self) -> np.ndarray:
         """Target then covariates, shape (n_rows, 1 + n_covariates), float64."""
-        return self.frame[["y", *self.covariates]].to_numpy(np.float64)
+        return self.frame[["y", *range(len(self.covariates))]].to_numpy(np.float64)
 
     @cached_property
     def ds(self) -> np.ndarray:
         return self.frame["ds"].to_numpy()
 
 
-def read_series(source: str | Path, config: DataConfig | None = None) -> Panel:
-    """Read a CSV file (or "-" for stdin) into a validated Panel. Raises DataError or ConfigError."""
+def read_series(source: str | Path, config: DataConfig | None = None, expect_freq: str | None = None) -> Panel:
+    """Read a CSV file (or "-" for stdin) into a validated Panel. Raises DataError or ConfigError.
+
+    expect_freq: the frequency the data must have (fresh data for a trained model): the data's own frequency
+    is inferred, config.freq notwithstanding, and a different one is refused rather than resampled; series of a
+    single row take it.
+    """
     config = config or DataConfig()
     if config.fill not in FILL_POLICIES:
-        raise ConfigError(f"Unknown --fill '{config.fill}'; choose one of {', '.join(FILL_POLICIES)}.")
+        raise ConfigError(f"Unknown --fill '{_clip(config.fill)}'; choose one of {', '.join(FILL_POLICIES)}.")
     if config.layout is not None and config.layout not in LAYOUTS:
-        raise ConfigError(f"Unknown --layout '{config.layout}'; choose one of {', '.join(LAYOUTS)}.")
+        raise ConfigError(f"Unknown --layout '{_clip(config.layout)}'; choose one of {', '.join(LAYOUTS)}.")
+    twice = [c for i, c in enumerate(config.covariates) if c in config.covariates[:i]]
+    if twice:
+        raise ConfigError(f"--covariates names '{_clip(twice[0])}' twice")
     name, raw = _read_text(source)
-    table = _parse_csv(name, raw)
+    table = _parse_csv(name, raw, config)
     del raw  # each stage lets go of the one before: the peak is about two copies of the table, not five
     layout, id_col, time_col, targets, notes = _resolve_columns(name, table, config)
-    long = _to_long(name, table, layout, id_col, time_col, targets, config.covariates)
+    long, rank = _to_long(name, table, layout, id_col, time_col, targets, config.covariates)
     del table
-    long = _sorted(long)
+    long = _sorted(long, rank)
     _check_duplicates(name, long, time_col)
-    freq = _resolve_freq(name, long, config.freq)
+    freq = _resolve_freq(name, long, config.freq, expect_freq)
     long, missing_timestamps, aggregated = _regularize(long, freq)
     if aggregated:
         notes.append(f"values were averaged into --freq {freq} periods")
-    value_columns = ["y", *config.covariates]
+    value_columns = ["y", *range(len(config.covariates))]
     nan_cells = long[value_columns].isna().sum(axis=1).to_numpy()
     missing_values = np.add.reduceat(nan_cells, _bounds(long)[:-1]) - missing_timestamps * len(value_columns)
-    long = _fill(name, long, value_columns, config.fill, time_col, targets, layout)
-    columns = {"id": id_col, "time": time_col, "target": targets[0] if layout != "wide" else None}
+    target = targets[0] if layout != "wide" else None
+    long = _fill(name, long, config.fill, time_col, target, config.covariates)
+    columns = {"id": id_col, "time": time_col, "target": target}
     return Panel(
-        frame=long.drop(columns="line").reset_index(drop=True),
+        frame=long.drop(columns=_LINE).reset_index(drop=True),
         freq=freq,
         covariates=tuple(config.covariates),
         columns=columns,
@@ -109,50 +133,118 @@ def read_series(source: str | Path, config: DataConfig | None = None) -> Panel:
 
 
 def _read_text(source: str | Path) -> tuple[str, bytes]:
-    """(name, the file's bytes), checked to be UTF-8 text. The bytes go to the parser as they are: a decoded
-    copy in a StringIO would cost 4 bytes a character (CPython stores it as UCS-4), 6x the file in all."""
+    """(name, the input's bytes), checked to be UTF-8 text and at most MAX_INPUT_BYTES. The bytes go to the
+    parser as they are: a decoded copy in a StringIO would cost 4 bytes a character (CPython stores it as UCS-4),
+    6x the file in all."""
     if str(source) == "-":
-        name, raw = "<stdin>", sys.stdin.buffer.read()
-    else:
-        path = Path(source)
-        name = str(source)
-        if not path.exists():
-            raise DataError(f"{name}: no such file")
-        if path.is_dir():
-            raise DataError(f"{name}: is a directory, not a CSV file")
-        raw = path.read_bytes()
-    if b"\x00" in raw[:65536]:
-        raise DataError(f"{name}: not a text file (it contains NUL bytes); expected UTF-8 CSV")
-    if not raw.isascii():  # ASCII is UTF-8: only other text needs the decoding check (and its transient copy)
+        name = "<stdin>"
+        stream = getattr(sys.stdin, "buffer", None)  # None when fd 0 was closed before Python started
+        if stream is None:
+            raise DataError(f"{name}: standard input is closed; pipe the CSV in or pass a file")
         try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(f"{name}: not UTF-8 text (invalid byte at offset {e.start}); save it as UTF-8 CSV") from e
-    if not raw[:65536].strip() and not raw.strip():  # (strip copies: only when the head is all blank)
+            raw = _read_bounded(name, stream)
+        except (OSError, ValueError) as e:  # (ValueError: a closed file object)
+            raise DataError(f"{name}: standard input cannot be read ({_clip(e, 80)})") from e
+    else:
+        name = _clip(source, 200)
+        try:
+            with open(source, "rb") as stream:
+                raw = _read_bounded(name, stream)
+        except FileNotFoundError as e:
+            raise DataError(f"{name}: no such file") from e
+        except IsADirectoryError as e:
+            raise DataError(f"{name}: is a directory, not a CSV file") from e
+        except OSError as e:
+            raise DataError(f"{name}: cannot be read ({_clip(e.strerror or e, 80)})") from e
+    _check_utf8(name, raw, final=True)
+    if not raw or raw.isspace():  # (no copy, unlike strip)
         raise DataError(f"{name}: the file is empty")
     return name, raw
 
 
-def _parse_csv(name: str, raw: bytes) -> pd.DataFrame:
-    """All columns as read by pandas; the index is shifted so that line = index + 2 (line 1 is the header)."""
+def _read_bounded(name: str, stream) -> bytes:
+    """At most MAX_INPUT_BYTES from a binary stream. The first chunk is checked to be text before more is read
+    (/dev/zero is refused at once); a regular file is sized first and read into one buffer; anything else
+    (a pipe, a device) is read in chunks until it ends or passes the bound."""
+    size = _remaining_size(stream)
+    if size is not None and size > MAX_INPUT_BYTES:
+        raise DataError(_too_large(name))
+    head = stream.read(_HEAD_BYTES)
+    if b"\x00" in head:
+        raise DataError(f"{name}: not a text file (it contains NUL bytes); expected UTF-8 CSV")
+    _check_utf8(name, head, final=False)
+    if size is not None and len(head) == _HEAD_BYTES and stream.seekable():
+        stream.seek(-len(head), os.SEEK_CUR)
+        head = stream.read(size + 1)  # the whole file in one buffer, no joined copy; 1 more byte if it grew
+        if len(head) <= size:
+            return head
+    chunks, total = [head], len(head)
+    while chunk := stream.read(_CHUNK_BYTES):
+        total += len(chunk)
+        if total > MAX_INPUT_BYTES:
+            raise DataError(_too_large(name))
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _remaining_size(stream) -> int | None:
+    """Bytes left in a regular file; None for pipes, devices and streams without a file descriptor."""
+    try:
+        info = os.fstat(stream.fileno())
+        return info.st_size - stream.tell() if stat.S_ISREG(info.st_mode) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _too_large(name: str) -> str:
+    return (f"{name}: larger than {MAX_INPUT_BYTES / 2**30:g} GiB, the most forecast reads from one file or "
+            "from standard input; split it into smaller files")
+
+
+def _check_utf8(name: str, raw: bytes, final: bool) -> None:
+    """DataError naming the offset of the first byte that is not UTF-8. Decodes 1 MiB at a time, so that the
+    check never holds a decoded copy of the whole input (up to 4 bytes a character); ASCII needs no decoding.
+    final=False: a character cut at the end is not an error (the first chunk of a longer input)."""
+    if raw.isascii():
+        return
+    view, pos = memoryview(raw), 0
+    while pos < len(raw):
+        end = pos + _CHUNK_BYTES
+        try:
+            _, used = codecs.utf_8_decode(view[pos:end], "strict", final and end >= len(raw))
+        except UnicodeDecodeError as e:
+            raise DataError(f"{name}: not UTF-8 text (invalid byte at offset {pos + e.start}); save it as UTF-8 "
+                            "CSV") from e
+        if used == 0:  # (only a cut character is left, and final is False)
+            return
+        pos += used
+
+
+def _parse_csv(name: str, raw: bytes, config: DataConfig) -> pd.DataFrame:
+    """All columns as read by pandas; the index is shifted so that line = index + 2 (line 1 is the header).
+    The series id column is read as text, and only an empty cell in it is missing ('007' stays '007', 'NA' is a
+    series called NA); the other columns keep pandas' default missing-value spellings."""
     start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
-    head = raw[start : start + 65536]
-    start += len(head) - len(head.lstrip(b"\r\n"))
-    skipped = raw[:start].count(b"\n")  # blank lines above the header
-    first_line = raw[start : start + 65536].split(b"\n", 1)[0].decode("utf-8", errors="replace")
-    header = [h.strip() for h in next(csv.reader(io.StringIO(first_line)), [])]
-    id_like = [h for h in header if h.lower() in ID_NAMES]
+    head = raw[start : start + _HEAD_BYTES]
+    blank = head[: len(head) - len(head.lstrip(b"\r\n"))]
+    skipped = blank.count(b"\n") + blank.count(b"\r") - blank.count(b"\r\n")  # blank lines above the header
+    start += len(blank)
+    header = _header(name, raw, start)
+    id_at = _id_position(header, config)
+    options = {}
+    if id_at is not None:
+        options = {"dtype": {id_at: str}, "keep_default_na": False,
+                   "na_values": {i: [""] if i == id_at else _NA_TEXTS for i in range(len(header))}}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
             body = io.BytesIO(raw)  # shares the bytes, no copy
             body.seek(start)
-            table = pd.read_csv(body, skip_blank_lines=False, index_col=False, encoding="utf-8",
-                                dtype={h: str for h in id_like})
+            table = pd.read_csv(body, skip_blank_lines=False, index_col=False, encoding="utf-8", **options)
     except pd.errors.ParserWarning as e:
         raise DataError(f"{name}: line 2 has more fields than the header ({len(header)} columns)") from e
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise DataError(f"{name}: not a valid CSV table: {_clip(str(e), 120)}") from e
+        raise DataError(f"{name}: not a valid CSV table: {_clip(e, 120)}") from e
     table.index += skipped
     table.columns = [str(c).strip() for c in table.columns]
     table = table.dropna(how="all")  # blank lines
@@ -161,9 +253,65 @@ def _parse_csv(name: str, raw: bytes) -> pd.DataFrame:
     return table
 
 
+def _header(name: str, raw: bytes, start: int) -> list[str]:
+    """The header's names, stripped, checked before pandas sees them: at most MAX_COLUMNS, none twice (pandas
+    would rename an exact duplicate 'y.1' and keep ' y' beside 'y')."""
+    end = _record_end(raw, start)
+    if end is None:
+        raise DataError(f"{name}: line 1 (the header) is longer than {_MAX_HEADER_BYTES:,} bytes")
+    if raw.count(b",", start, end) >= MAX_COLUMNS and raw.find(b'"', start, end) < 0:  # exact: no quotes
+        raise DataError(f"{name}: line 1 has {raw.count(b',', start, end) + 1:,} columns; forecast reads at most "
+                        f"{MAX_COLUMNS:,}")
+    text = raw[start:end].decode("utf-8", errors="replace")
+    header = [h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), [])]
+    if len(header) > MAX_COLUMNS:
+        raise DataError(f"{name}: line 1 has {len(header):,} columns; forecast reads at most {MAX_COLUMNS:,}")
+    seen: set[str] = set()
+    for h in header:
+        if h in seen and h:  # (empty names become 'Unnamed: N', which differ)
+            raise DataError(f"{name}: line 1: column '{_clip(h)}' appears twice (names are compared without "
+                            "their surrounding spaces); rename one")
+        seen.add(h)
+    return header
+
+
+def _record_end(raw: bytes, start: int) -> int | None:
+    """Where the record starting at `start` ends: its first line end (CR, LF or CRLF) outside quotes; None when
+    that is more than _MAX_HEADER_BYTES away."""
+    limit = min(len(raw), start + _MAX_HEADER_BYTES)
+    pos, quotes = start, 0
+    while True:
+        lf = raw.find(b"\n", pos, limit)
+        cr = raw.find(b"\r", pos, lf if lf >= 0 else limit)
+        end = cr if cr >= 0 else lf
+        if end < 0:
+            return len(raw) if limit == len(raw) else None
+        quotes += raw.count(b'"', pos, end)
+        if quotes % 2 == 0:
+            return end
+        pos = end + 1
+
+
+def _id_position(header: list[str], config: DataConfig) -> int | None:
+    """The header position of the series id column (as _resolve_columns will choose it), if there is one."""
+    if config.id_col:
+        return header.index(config.id_col) if config.id_col in header else None
+    if config.layout not in (None, "long"):
+        return None
+    found = _find([h for h in header if h not in config.covariates], ID_NAMES)
+    return None if found is None else header.index(found)
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
 def _clip(value, limit: int = 40) -> str:
-    """A value as it can be shown inside a one-line message: control characters escaped, long ones cut."""
-    text = str(value).replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t").strip()
+    """A value as it can be shown inside a one-line message: control characters (C0, DEL, C1: ESC and so every
+    terminal escape sequence; line separators and bidirectional overrides too) escaped, long ones cut."""
+    text = str(value)[: 4 * limit + 16]
+    text = _CONTROLS.sub(lambda m: _ESCAPES.get(m[0]) or f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256
+                         else f"\\u{ord(m[0]):04x}", text).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -174,9 +322,9 @@ def _find(columns: list[str], candidates: tuple[str, ...]) -> str | None:
 
 def _require(name: str, columns: list[str], column: str, flag: str) -> str:
     if column not in columns:
-        raise DataError(
-            f"{name}: column '{column}' (from {flag}) not found; the columns are: {', '.join(columns)}"
-        )
+        shown = ", ".join(_clip(c) for c in columns[:20]) + (f" and {len(columns) - 20} more" if len(columns) > 20
+                                                            else "")
+        raise DataError(f"{name}: column '{_clip(column)}' (from {flag}) not found; the columns are: {shown}")
     return column
 
 
@@ -185,18 +333,22 @@ def _resolve_columns(name: str, table: pd.DataFrame, config: DataConfig):
     columns = list(table.columns)
     for cov in config.covariates:
         _require(name, columns, cov, "--covariates")
+    free = [c for c in columns if c not in config.covariates]  # what auto-detection may choose from
     if config.time_col:
         time_col = _require(name, columns, config.time_col, "--time-col")
     else:
-        time_col = _find(columns, TIME_NAMES) or columns[0]
+        time_col = _find(free, TIME_NAMES) or free[0] if free else columns[0]
     id_col = None
     if config.id_col:
         id_col = _require(name, columns, config.id_col, "--id-col")
     elif config.layout in (None, "long"):
-        id_col = _find(columns, ID_NAMES)
+        id_col = _find(free, ID_NAMES)
     layout = config.layout or ("long" if id_col else None)
     if layout == "long" and id_col is None:
         raise DataError(f"{name}: long layout needs a series id column; name it with --id-col")
+    for role, column in (("time", time_col), ("series id", id_col), ("target", config.target)):
+        if column in config.covariates:
+            raise ConfigError(f"--covariates: '{_clip(column)}' is the {role} column; a covariate is another column")
     taken = {time_col, id_col, *config.covariates}
     rest = [c for c in columns if c not in taken]
     notes: list[str] = []
@@ -209,19 +361,20 @@ def _resolve_columns(name: str, table: pd.DataFrame, config: DataConfig):
         target = _find(rest, TARGET_NAMES) or (rest[0] if len(rest) == 1 else None)
         if target is None:
             raise DataError(f"{name}: cannot tell which column is the target; pass --target (columns: "
-                            f"{', '.join(rest) or 'none left'})")
+                            f"{', '.join(_clip(c) for c in rest[:20]) or 'none left'})")
         return layout, id_col, time_col, [target], notes
     numeric = [c for c in rest if _mostly_numeric(table[c])]
     for c in rest:
         if c not in numeric:
-            notes.append(f"ignored column '{c}': it holds no numbers")
+            notes.append(f"ignored column '{_clip(c)}': it holds no numbers")
     if not numeric:
-        raise DataError(f"{name}: no numeric value column besides time column '{time_col}'")
+        raise DataError(f"{name}: no numeric value column besides time column '{_clip(time_col)}'")
     if layout is None:
         layout = "single" if len(numeric) == 1 else "wide"
     if layout == "single" and len(numeric) > 1:
         target = _find(numeric, TARGET_NAMES) or numeric[0]
-        notes.append(f"single-series layout: forecasting '{target}', ignoring {len(numeric) - 1} other column(s)")
+        notes.append(f"single-series layout: forecasting '{_clip(target)}', ignoring {len(numeric) - 1} other "
+                     "column(s)")
         return layout, None, time_col, [target], notes
     return layout, None, time_col, numeric, notes
 
@@ -234,82 +387,129 @@ def _mostly_numeric(column: pd.Series) -> bool:
 
 
 def _numbers(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
+    """A value column as float64: every cell a number within +-MAX_ABS_VALUE, or missing (NaN)."""
     raw = table[column]
     values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
     suspect = values.isna() & raw.notna()  # text that is not a number, or only blanks (a missing value)
     bad = suspect[suspect] & (raw[suspect].astype(str).str.strip() != "")
     if bad.any():
         row = bad.idxmax()
-        raise DataError(f"{name}: column '{column}', line {row + 2}: '{_clip(raw[row])}' is not a number")
+        raise DataError(f"{name}: column '{_clip(column)}', line {row + 2}: '{_clip(raw[row])}' is not a number")
     values = values.to_numpy(np.float64)
-    infinite = np.isinf(values)
-    if infinite.any():
-        row = table.index[int(np.argmax(infinite))]
-        raise DataError(f"{name}: column '{column}', line {row + 2}: infinite value '{_clip(raw[row])}'")
+    huge = np.abs(values) > MAX_ABS_VALUE  # infinities too (NaN compares False)
+    if huge.any():
+        at = int(np.argmax(huge))
+        row = table.index[at]
+        what = "infinite value" if np.isinf(values[at]) else "value"
+        raise DataError(f"{name}: column '{_clip(column)}', line {row + 2}: {what} '{_clip(raw[row])}' is beyond "
+                        f"+-{MAX_ABS_VALUE:g}, the largest magnitude forecast handles; rescale the column")
     return values
 
 
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+
+
 def _times(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
+    """The time column as datetime64[ns] or int64 (integer periods), every stamp within the representable
+    range (datetime64[ns] would wrap an earlier or later one silently: 0001-01-01 became 1754-08-30)."""
     raw = table[column]
+    where = f"{name}: column '{_clip(column)}'"
     if raw.isna().any():
         row = raw.isna().idxmax()
-        raise DataError(f"{name}: column '{column}', line {row + 2}: missing timestamp")
+        raise DataError(f"{where}, line {row + 2}: missing timestamp")
     if pd.api.types.is_integer_dtype(raw):
-        return raw.to_numpy(np.int64)
+        values = raw.to_numpy()
+        out = values > timeindex.MAX_PERIOD
+        if values.dtype.kind == "i":
+            out |= values < -timeindex.MAX_PERIOD
+        if out.any():
+            raise DataError(_period_out_of_range(where, table.index[int(np.argmax(out))], raw))
+        return values.astype(np.int64)
     # Parse each distinct text once: a panel repeats the same few thousand stamps in every series (5 million
     # rows of 10,000 daily series hold 500 dates), and parsing is the slow part.
     codes, distinct = pd.factorize(raw)
     stamps = pd.to_datetime(pd.Index(distinct.astype(str)).str.strip(), format="ISO8601", errors="coerce", utc=True)
     if stamps.isna().any():
         row = raw.index[int(np.argmax(stamps.isna()[codes]))]
+        if _INTEGER.fullmatch(str(raw[row])):
+            raise DataError(_period_out_of_range(where, row, raw))
         raise DataError(
-            f"{name}: column '{column}', line {row + 2}: '{_clip(raw[row])}' is not a date or time "
+            f"{where}, line {row + 2}: '{_clip(raw[row])}' is not a date or time "
             "(expected ISO 8601 such as 2024-01-31 or 2024-01-31T13:00, or an integer period such as 1990)"
         )
-    return stamps.tz_convert(None).to_numpy().astype("datetime64[ns]")[codes]
+    stamps = stamps.tz_convert(None)
+    out = (stamps < pd.Timestamp.min) | (stamps > pd.Timestamp.max)
+    if out.any():
+        row = raw.index[int(np.argmax(out[codes]))]
+        raise DataError(f"{where}, line {row + 2}: date '{_clip(raw[row])}' is outside the dates forecast can "
+                        f"represent, {timeindex.FIRST_DATE} to {timeindex.LAST_DATE}")
+    stamps = stamps.as_unit("ns")
+    first, last = stamps.argmin(), stamps.argmax()  # differences of stamps are int64 nanoseconds: 292 years
+    if int(stamps[last].value) - int(stamps[first].value) > timeindex.LAST_NS:
+        lines = [raw.index[int(np.argmax(codes == i))] + 2 for i in (first, last)]
+        raise DataError(f"{where}: the dates span more than 292 years ({_fmt(stamps[first])} on line {lines[0]} "
+                        f"to {_fmt(stamps[last])} on line {lines[1]}), more than forecast can represent")
+    return stamps.to_numpy()[codes]
 
 
-def _stripped(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(the column as stripped text, its rank among the distinct stripped values): each distinct value is
-    stripped once (a panel's ids repeat on every row), and the ranks let rows be sorted as integers."""
-    codes, distinct = pd.factorize(column)
-    rank, names = pd.factorize(pd.Index(distinct.astype(str)).str.strip(), sort=True)
+def _period_out_of_range(where: str, row, raw: pd.Series) -> str:
+    return (f"{where}, line {row + 2}: integer period '{_clip(raw[row])}' is outside the periods forecast can "
+            f"represent, -{timeindex.MAX_PERIOD:,} to {timeindex.MAX_PERIOD:,}")
+
+
+def _ids(name: str, table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the id column as stripped text, each row's rank among the distinct ids). Each distinct value is
+    checked and stripped once (a panel's ids repeat on every row), and the ranks let rows be sorted as
+    integers. An empty (or blank) cell is a missing id; an id has at most MAX_ID_CHARS characters."""
+    raw = table[column]
+    codes, distinct = pd.factorize(raw)  # (a missing cell has code -1)
+    stripped = pd.Index(distinct.astype(str)).str.strip()
+    blank = np.append(stripped.str.len().to_numpy() == 0, True)  # [-1]: the missing cells
+    long = stripped.str.len().to_numpy() > MAX_ID_CHARS
+    where = f"{name}: column '{_clip(column)}'"
+    if blank[codes].any():
+        raise DataError(f"{where}, line {raw.index[int(np.argmax(blank[codes]))] + 2}: missing series id")
+    if long.any():  # (no code is -1 now)
+        at = int(np.argmax(long[codes]))
+        raise DataError(f"{where}, line {raw.index[at] + 2}: a series id of {len(stripped[codes[at]]):,} characters; "
+                        f"forecast takes at most {MAX_ID_CHARS:,}")
+    rank, names = pd.factorize(stripped, sort=True)
     return names.to_numpy(object)[rank[codes]], rank[codes]
 
 
-def _to_long(name, table, layout, id_col, time_col, targets, covariates) -> pd.DataFrame:
+def _to_long(name, table, layout, id_col, time_col, targets, covariates) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the long working frame: unique_id, ds, y, covariate i under label i, the file's line under _LINE;
+    each row's series rank, for sorting)."""
     ds = _times(name, table, time_col)
-    covs = {c: _numbers(name, table, c) for c in covariates}
+    covs = {i: _numbers(name, table, c) for i, c in enumerate(covariates)}
     lines = table.index.to_numpy() + 2
     if layout == "long":
-        ids = table[id_col]
-        if ids.isna().any():
-            row = ids.isna().idxmax()
-            raise DataError(f"{name}: column '{id_col}', line {row + 2}: missing series id")
-        ids, rank = _stripped(ids)
-        return pd.DataFrame(
-            {"unique_id": ids, "ds": ds, "y": _numbers(name, table, targets[0]), **covs, "line": lines,
-             "rank": rank}
-        )
+        ids, rank = _ids(name, table, id_col)
+        frame = pd.DataFrame({"unique_id": ids, "ds": ds, "y": _numbers(name, table, targets[0]), **covs,
+                              _LINE: lines})
+        return frame, rank
+    too_long = [t for t in targets if len(t) > MAX_ID_CHARS]  # wide: each value column's name is a series id
+    if too_long:
+        raise DataError(f"{name}: line 1: a column name of {len(too_long[0]):,} characters, too long for a series "
+                        f"id; forecast takes at most {MAX_ID_CHARS:,}")
     k = len(targets)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "unique_id": np.repeat(np.asarray(targets, dtype=object), len(table)),
             "ds": np.tile(ds, k),
             "y": np.concatenate([_numbers(name, table, t) for t in targets]),
-            **{c: np.tile(v, k) for c, v in covs.items()},
-            "line": np.tile(lines, k),
-            "rank": np.repeat(np.argsort(np.argsort(np.asarray(targets, dtype=str), kind="stable")), len(table)),
+            **{i: np.tile(v, k) for i, v in covs.items()},
+            _LINE: np.tile(lines, k),
         }
     )
+    order = sorted(range(k), key=targets.__getitem__)
+    return frame, np.repeat(np.argsort(order), len(table))
 
 
-def _sorted(long: pd.DataFrame) -> pd.DataFrame:
-    """Rows by series id, then time (rows that tie keep their order in the file), without the "rank" column
-    of the ids. Sorts integers, and not at all when the file was in order already (a string sort of 50 million
-    rows took 11 s)."""
-    rank, ds = long["rank"].to_numpy(), long["ds"].to_numpy()
-    long = long.drop(columns="rank")
+def _sorted(long: pd.DataFrame, rank: np.ndarray) -> pd.DataFrame:
+    """Rows by series id (as ranked), then time (rows that tie keep their order in the file). Sorts integers,
+    and not at all when the file was in order already (a string sort of 50 million rows took 11 s)."""
+    ds = long["ds"].to_numpy()
     if np.all((rank[1:] > rank[:-1]) | ((rank[1:] == rank[:-1]) & (ds[1:] >= ds[:-1]))):
         return long
     return long.take(np.lexsort((ds, rank)))
@@ -321,12 +521,12 @@ def _check_duplicates(name: str, long: pd.DataFrame, time_col: str) -> None:
     ids, ds = long["unique_id"].to_numpy(), long["ds"].to_numpy()
     same = (ids[1:] == ids[:-1]) & (ds[1:] == ds[:-1])
     if same.any():
-        lines = long["line"].to_numpy()
+        lines = long[_LINE].to_numpy()
         pairs = np.flatnonzero(same)
         first = pairs[np.argmin(lines[pairs])]  # ties keep the file's order, so a group's first row is its earliest
         raise DataError(
-            f"{name}: column '{time_col}', lines {lines[first]} and {lines[first + 1]}: duplicate timestamp "
-            f"{_fmt(ds[first])} in series '{ids[first]}'; each series needs one row per time"
+            f"{name}: column '{_clip(time_col)}', lines {lines[first]} and {lines[first + 1]}: duplicate timestamp "
+            f"{_fmt(ds[first])} in series '{_clip(ids[first])}'; each series needs one row per time"
         )
 
 
@@ -346,15 +546,51 @@ def _segments(long: pd.DataFrame):
     return long["unique_id"].to_numpy(), list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _resolve_freq(name: str, long: pd.DataFrame, given: str | None) -> str:
-    ds = long["ds"].to_numpy()
-    is_int = np.issubdtype(ds.dtype, np.integer)
+def _resolve_freq(name: str, long: pd.DataFrame, given: str | None, expect: str | None) -> str:
+    """The panel's frequency: `expect` where the data's own (inferred) frequency is that, else `given`
+    (--freq), else the inferred one."""
+    is_int = np.issubdtype(long["ds"].dtype, np.integer)
+    kind = "integer periods" if is_int else "dates"
+    if expect is not None:
+        expected = timeindex.check_freq(expect)
+        if timeindex.is_int_freq(expected) != is_int:
+            raise DataError(f"{name}: the time column holds {kind} but the model was trained on "
+                            f"{timeindex.describe(expected)} ({expected}) data")
+        found = _inferred_freq(name, long, single=expected)
+        if found != expected:
+            raise DataError(
+                f"{name}: the data is {timeindex.describe(found)} ({found}) but the model is "
+                f"{timeindex.describe(expected)} ({expected}); pass data at the model's frequency, or train a "
+                "model on this data"
+            )
+        _check_single_rows(name, long, expected)
+        return expected
     if given is not None:
         freq = timeindex.check_freq(given)
         if timeindex.is_int_freq(freq) != is_int:
-            kind = "integer periods" if is_int else "dates"
-            raise ConfigError(f"--freq {given} does not suit the time column, which holds {kind}")
+            raise ConfigError(f"--freq {_clip(given)} does not suit the time column, which holds {kind}")
         return freq
+    return _inferred_freq(name, long)
+
+
+def _check_single_rows(name: str, long: pd.DataFrame, freq: str) -> None:
+    """A series of one row takes the model's frequency: its stamp must lie on that grid (a Sunday for W-SUN),
+    since its value is not to be averaged into a period."""
+    bounds = _bounds(long)
+    singles = bounds[:-1][np.diff(bounds) == 1]
+    ds = long["ds"].to_numpy()
+    for stamp in np.unique(ds[singles]):
+        if not timeindex.on_grid(np.array([stamp]), freq):
+            at = singles[np.flatnonzero(ds[singles] == stamp)[0]]
+            raise DataError(
+                f"{name}: series '{_clip(long['unique_id'].iat[at])}' has one row, at {_fmt(stamp)}, which is "
+                f"not a {timeindex.describe(freq)} ({freq}) stamp of the model; pass data at the model's frequency"
+            )
+
+
+def _inferred_freq(name: str, long: pd.DataFrame, single: str | None = None) -> str:
+    """The one frequency of every series of more than one row; `single` where every series has one row."""
+    ds = long["ds"].to_numpy()
     ids, segments = _segments(long)
     found: dict[str, str] = {}
     last = None
@@ -369,18 +605,25 @@ def _resolve_freq(name: str, long: pd.DataFrame, given: str | None) -> str:
         freq = seen[key]
         if freq is None:
             raise DataError(
-                f"{name}: cannot infer the frequency of series '{ids[start]}' from its timestamps "
+                f"{name}: cannot infer the frequency of series '{_clip(ids[start])}' from its timestamps "
                 f"({_fmt(seg[0])}, {_fmt(seg[1])}, ...); pass --freq (for example D, h, W-SUN, MS)"
+            )
+        if timeindex.is_subsecond(freq):
+            raise DataError(
+                f"{name}: series '{_clip(ids[start])}' steps by less than a second ({_fmt(seg[0])}, "
+                f"{_fmt(seg[1])}, ...); forecast handles steps of a second or more: pass --freq s or coarser"
             )
         found.setdefault(freq, ids[start])
         last = freq
     if not found:
+        if single is not None:
+            return single
         raise DataError(f"{name}: every series has a single row, so no frequency can be inferred; pass --freq")
     if len(found) > 1:
         (f1, s1), (f2, s2) = list(found.items())[:2]
         raise DataError(
-            f"{name}: series of mixed frequency: '{s1}' is {timeindex.describe(f1)} ({f1}) but '{s2}' is "
-            f"{timeindex.describe(f2)} ({f2}); pass --freq to put them all on one"
+            f"{name}: series of mixed frequency: '{_clip(s1)}' is {timeindex.describe(f1)} ({f1}) but "
+            f"'{_clip(s2)}' is {timeindex.describe(f2)} ({f2}); pass --freq to put them all on one"
         )
     return next(iter(found))
 
@@ -418,22 +661,29 @@ def _step(ds: np.ndarray, freq: str) -> int | None:
     if timeindex.is_int_freq(freq):
         return timeindex.int_step(freq)
     step = timeindex.fixed_step(freq)
-    return None if step is None else int(step / np.timedelta64(1, "ns"))
+    return None if step is None else int(step / np.timedelta64(1, "s")) * 10**9  # (exact: whole seconds)
 
 
 def _aggregate(long: pd.DataFrame, freq: str) -> pd.DataFrame:
-    values = long.drop(columns="line")
+    values = long.drop(columns=_LINE)
     if timeindex.is_int_freq(freq):
         step = timeindex.int_step(freq)
         grouped = values.assign(ds=values["ds"] // step * step).groupby(["unique_id", "ds"], sort=True)
     else:
         grouped = values.groupby(["unique_id", pd.Grouper(key="ds", freq=timeindex.to_offset(freq))], sort=True)
     out = grouped.mean().reset_index()
-    out["line"] = np.nan
+    out[_LINE] = np.nan
     return out
 
 
-def _fill(name, long, value_columns, policy, time_col, targets, layout) -> pd.DataFrame:
+def _fill(name, long, policy, time_col, target, covariates) -> pd.DataFrame:
+    """Fill the NaN cells by `policy`. target: the target column's name, None in the wide layout (where each
+    series is a column, named by its id); covariates: the names of value columns 1, 2, ..."""
+    value_columns = ["y", *range(len(covariates))]
+
+    def label(column, series) -> str:
+        return _clip((target or series) if column == "y" else covariates[column])
+
     mask = long[value_columns].isna()
     if not mask.to_numpy().any():
         return long
@@ -442,19 +692,20 @@ def _fill(name, long, value_columns, policy, time_col, targets, layout) -> pd.Da
     if (present == 0).any():
         series, col = np.argwhere(present == 0)[0]
         start, column = segments[series][0], value_columns[col]
-        label = (targets[0] if layout != "wide" else ids[start]) if column == "y" else column
-        raise DataError(f"{name}: column '{label}': series '{ids[start]}' has no values at all")
+        raise DataError(f"{name}: column '{label(column, ids[start])}': series '{_clip(ids[start])}' has no values "
+                        "at all")
     if policy == "error":
         row = long[mask.any(axis=1)].iloc[0]
-        if pd.isna(row["line"]):
+        if pd.isna(row[_LINE]):
             raise DataError(
-                f"{name}: column '{time_col}': series '{row['unique_id']}' has no row for {_fmt(row['ds'])} "
+                f"{name}: column '{_clip(time_col)}': series '{_clip(row['unique_id'])}' has no row for "
+                f"{_fmt(row['ds'])} "
                 "(a gap in the timestamps); use --fill interpolate, ffill or zero to fill it"
             )
         column = next(c for c in value_columns if pd.isna(row[c]))
-        label = (targets[0] if layout != "wide" else row["unique_id"]) if column == "y" else column
         raise DataError(
-            f"{name}: column '{label}', line {int(row['line'])}: missing value in series '{row['unique_id']}'; "
+            f"{name}: column '{label(column, row['unique_id'])}', line {int(row[_LINE])}: missing value in series "
+            f"'{_clip(row['unique_id'])}'; "
             "use --fill interpolate, ffill or zero to fill it"
         )
     if policy == "zero":

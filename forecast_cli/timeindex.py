@@ -15,12 +15,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forecast_cli.errors import ConfigError
+from forecast_cli.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 INT_PREFIX = "int:"
+
+# The stamps forecast can represent. Dates are datetime64[ns] (pandas' nanosecond range: 1677-09-21 00:12:43 to
+# 2262-04-11 23:47:16; int64 nanoseconds, less the one value that means NaT). Integer periods lie within
+# +-MAX_PERIOD, so that the difference of any two, and any step, fits in int64.
+FIRST_NS = -(2**63) + 1
+LAST_NS = 2**63 - 1
+FIRST_DATE, LAST_DATE = "1677-09-21", "2262-04-11"
+MAX_PERIOD = 10**18
 
 # pandas offset class name: (human label, steps per season, default horizon, unit)
 _KINDS = {
@@ -74,13 +82,37 @@ def to_offset(freq: str) -> pd.DateOffset:
 
 
 def check_freq(freq: str) -> str:
-    """Validate a user-given frequency and return it in canonical form."""
+    """Validate a user-given frequency and return it in canonical form: a step is positive, a second or more,
+    and shorter than the span of representable stamps."""
     if is_int_freq(freq) or freq == "int":
         step = freq[len(INT_PREFIX):] if is_int_freq(freq) else "1"
         if not step.isdigit() or int(step) < 1:
             raise ConfigError(f"Unknown frequency '{freq}': integer periods are written int:STEP, e.g. int:1.")
+        if int(step) > MAX_PERIOD:
+            raise ConfigError(f"Frequency '{freq}': an integer step is at most {MAX_PERIOD:,}.")
         return f"{INT_PREFIX}{int(step)}"
-    return to_offset(freq).freqstr
+    import pandas as pd
+
+    offset = to_offset(freq)
+    if offset.n < 1:
+        raise ConfigError(f"Frequency '{freq}': a step must be positive, for example D, 3D, h or 15min.")
+    if is_subsecond(offset.freqstr):
+        raise ConfigError(f"Frequency '{freq}': steps shorter than a second are not supported; the finest is s.")
+    try:
+        if pd.Timestamp.min + offset > pd.Timestamp.max:
+            raise OverflowError
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as e:
+        raise ConfigError(f"Frequency '{freq}': one step is longer than the dates forecast can represent "
+                          f"({FIRST_DATE} to {LAST_DATE}).") from e
+    return offset.freqstr
+
+
+_SUBSECOND = re.compile(r"\d*(ms|us|ns)")
+
+
+def is_subsecond(freq: str) -> bool:
+    """Whether a canonical datetime frequency steps by less than a second (ms, us, ns: not supported)."""
+    return _SUBSECOND.fullmatch(freq) is not None
 
 
 def describe(freq: str) -> str:
@@ -125,11 +157,13 @@ def on_grid(ds: np.ndarray, freq: str) -> bool:
     """Whether every stamp of one sorted series lies on the grid of `freq` that starts at its first stamp."""
     import pandas as pd
 
-    if len(ds) < 2:
+    if len(ds) < 2 and (len(ds) == 0 or is_int_freq(freq) or fixed_step(freq) is not None):
         return True
     if is_int_freq(freq):
         return bool(np.all((ds - ds[0]) % int_step(freq) == 0))
     offset = to_offset(freq)
+    if len(ds) == 1:  # a calendar grid has anchors: W-SUN stamps are Sundays, MS stamps the 1st
+        return isinstance(offset, (pd.offsets.Tick, pd.offsets.Day)) or bool(offset.is_on_offset(pd.Timestamp(ds[0])))
     if isinstance(offset, (pd.offsets.Tick, pd.offsets.Day)):
         ns = ds.astype("datetime64[ns]").astype(np.int64)
         step = pd.Timedelta(days=offset.n).value if isinstance(offset, pd.offsets.Day) else pd.Timedelta(offset).value
@@ -154,22 +188,86 @@ def grid_between(first, last, freq: str) -> np.ndarray:
     """All stamps from `first` to `last` inclusive at `freq` (first is assumed to lie on the grid)."""
     import pandas as pd
 
-    if is_int_freq(freq):
-        return np.arange(first, last + 1, int_step(freq), dtype=np.int64)
-    return pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq=to_offset(freq)).to_numpy()
+    if is_int_freq(freq):  # (no `last + 1`: it would overflow at the top of int64)
+        count = max(0, (int(last) - int(first)) // int_step(freq) + 1)
+        return np.int64(first) + np.int64(int_step(freq)) * np.arange(count, dtype=np.int64)
+    try:
+        return pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq=to_offset(freq)).to_numpy()
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as e:
+        raise DataError(f"the stamps from {first} to {last} at {freq} leave the dates forecast can represent "
+                        f"({FIRST_DATE} to {LAST_DATE})") from e
+
+
+_PAST_END = (f"the forecast would run past {LAST_DATE}, the last date forecast can represent; use a shorter "
+             "--horizon")
+_PAST_END_INT = (f"the forecast would run past integer period {MAX_PERIOD:,}, the last forecast can "
+                 "represent; use a shorter --horizon")
+_BEFORE_START = (f"the lookback window would start before {FIRST_DATE}, the first date forecast can represent; "
+                 "use a shorter --lookback")
+_BEFORE_START_INT = (f"the lookback window would start before integer period -{MAX_PERIOD:,}, the first "
+                     "forecast can represent; use a shorter --lookback")
 
 
 def future_times(last, freq: str, horizon: int) -> np.ndarray:
-    """The `horizon` stamps after `last`: one step of `freq`, two steps, ..."""
+    """The `horizon` stamps after `last`: one step of `freq`, two steps, ... DataError where the last of them
+    would leave the representable stamps (datetime64[ns] wraps silently, pandas raises)."""
+    return _steps_from(last, freq, horizon, 1)
+
+
+def past_times(last, freq: str, periods: int) -> np.ndarray:
+    """The `periods` stamps ending at `last` (inclusive), oldest first; DataError where the first of them would
+    come before the representable stamps."""
+    return _steps_from(last, freq, periods, -1)
+
+
+def _steps_from(last, freq: str, count: int, direction: int) -> np.ndarray:
+    """Future (direction 1: last + 1..count steps) or past (-1: last - (count-1)..0 steps) stamps, checked
+    against the ends of the representable range in exact integer arithmetic before any int64 is formed."""
+    ks = np.arange(1, count + 1, dtype=np.int64) if direction > 0 else np.arange(1 - count, 1, dtype=np.int64)
+    reach = count if direction > 0 else max(count - 1, 0)  # steps from `last` to the farthest stamp
     if is_int_freq(freq):
         step = int_step(freq)
-        return last + step * np.arange(1, horizon + 1, dtype=np.int64)
+        if not -MAX_PERIOD <= int(last) + direction * step * reach <= MAX_PERIOD:
+            raise DataError(_PAST_END_INT if direction > 0 else _BEFORE_START_INT)
+        return _affine(int(last), step, ks)
     step = fixed_step(freq)
     if step is not None:
-        return last + step * np.arange(1, horizon + 1)
+        ns, step_ns = _to_ns(last), int(step / np.timedelta64(1, "s")) * 10**9
+        if not FIRST_NS <= ns + direction * step_ns * reach <= LAST_NS:
+            raise DataError(_PAST_END if direction > 0 else _BEFORE_START)
+        return _affine(ns, step_ns, ks).view("datetime64[ns]")
     import pandas as pd
 
-    return pd.date_range(pd.Timestamp(last), periods=horizon + 1, freq=to_offset(freq))[1:].to_numpy()
+    stamp = pd.Timestamp(np.datetime64(_to_ns(last), "ns"))
+    try:
+        if direction > 0:
+            return pd.date_range(stamp, periods=count + 1, freq=to_offset(freq))[1:].to_numpy()
+        return pd.date_range(end=stamp, periods=count, freq=to_offset(freq)).to_numpy()
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as e:
+        raise DataError(_PAST_END if direction > 0 else _BEFORE_START) from e
+
+
+def _affine(base: int, step: int, ks: np.ndarray) -> np.ndarray:
+    """base + step * ks as int64, for results known to fit in int64. Vectorised where step * ks fits too; else
+    (a step of centuries, a few stamps) in Python integers, so that no intermediate wraps."""
+    if max(abs(int(ks[0])), abs(int(ks[-1]))) * step <= 2**63 - 1 if len(ks) else True:
+        return np.int64(base) + np.int64(step) * ks
+    return np.array([base + step * int(k) for k in ks], dtype=np.int64)
+
+
+def _to_ns(stamp) -> int:
+    """A datetime stamp as int nanoseconds since 1970, DataError where it is outside datetime64[ns]."""
+    value = np.datetime64(stamp)
+    unit, _ = np.datetime_data(value.dtype)
+    if unit == "ns":
+        return int(value.astype(np.int64))
+    import pandas as pd
+
+    try:
+        return int(pd.Timestamp(value).as_unit("ns").value)
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as e:
+        raise DataError(f"date {value} is outside the range forecast can represent ({FIRST_DATE} to {LAST_DATE})"
+                        ) from e
 
 
 def infer_freq(ds: np.ndarray) -> str | None:
