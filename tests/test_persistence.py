@@ -6,7 +6,7 @@ import pytest
 from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig
 from forecast_cli.data import read_series
 from forecast_cli.errors import ArtifactError
-from forecast_cli.persistence import Artifact, load_artifact, save_artifact, write_text_atomic
+from forecast_cli.persistence import FORMAT_VERSION, Artifact, load_artifact, save_artifact, write_text_atomic
 from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
 
 TINY = TrainConfig(epochs=3, patience=0, batch_size=32)
@@ -40,19 +40,23 @@ def test_same_seed_same_forecast(panel):
     assert not np.array_equal(a["y_hat"], predict_frame(train_artifact(panel, other)).frame["y_hat"])
 
 
-def small_artifact():
-    return Artifact({"kind": "naive", "series": ["a"]}, {"params/w": np.arange(3.0)})
+@pytest.fixture
+def small_artifact(panel):
+    artifact = train_artifact(panel, TrainSpec(kind="snaive", horizon=5, lookback=10))
+    return lambda: artifact
 
 
-def test_manifest_has_checksums_and_versions(tmp_path):
+def test_manifest_has_checksums_and_versions(tmp_path, small_artifact):
     save_artifact(tmp_path / "m", small_artifact())
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == FORMAT_VERSION
     assert len(manifest["files"]["arrays.npz"]["sha256"]) == 64
-    assert load_artifact(tmp_path / "m").params()["w"].tolist() == [0, 1, 2]
+    assert manifest["files"]["arrays.npz"]["bytes"] == (tmp_path / "m" / "arrays.npz").stat().st_size
+    loaded = load_artifact(tmp_path / "m")
+    assert loaded.arrays.keys() == small_artifact().arrays.keys()
 
 
-def test_corrupt_or_incompatible_directories_are_reported(tmp_path):
+def test_corrupt_or_incompatible_directories_are_reported(tmp_path, small_artifact):
     target = tmp_path / "m"
     with pytest.raises(ArtifactError, match="no model directory"):
         load_artifact(target)
@@ -73,7 +77,7 @@ def test_corrupt_or_incompatible_directories_are_reported(tmp_path):
         load_artifact(target)
 
 
-def test_failed_save_keeps_the_previous_model(tmp_path, monkeypatch):
+def test_failed_save_keeps_the_previous_model(tmp_path, monkeypatch, small_artifact):
     target = tmp_path / "m"
     save_artifact(target, small_artifact())
     before = (target / "manifest.json").read_text()
@@ -82,10 +86,10 @@ def test_failed_save_keeps_the_previous_model(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(ArtifactError, match="cannot save the model: disk full"):
         save_artifact(target, Artifact({"kind": "snaive"}, {}))
     assert (target / "manifest.json").read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary directory left behind
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.")] == []  # no temporary left behind
 
 
 def test_write_text_atomic_replaces_whole_files(tmp_path):
