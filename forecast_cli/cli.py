@@ -20,7 +20,7 @@ def _launched_as_forecast() -> bool:
 
 
 def _interrupted_early(signum, frame) -> None:  # until main() installs on_interrupt: nothing has started yet
-    os.write(2, b"Interrupted.\n")
+    os.write(2, b"Interrupted.\n" if signum == signal.SIGINT else b"Terminated.\n")
     os._exit(128 + signum)
 
 
@@ -202,14 +202,16 @@ def main_options(
 
 
 @contextmanager
-def user_errors(verbose: bool = False, interrupted: str = "Interrupted."):
+def user_errors(verbose: bool = False, interrupted: str = "Interrupted.",
+                saved: str = "Interrupted after the output was written."):
     """Turn a ForecastError into one line on stderr and its exit code; Ctrl-C into exit 130.
 
     In the console script Ctrl-C and SIGTERM never reach here: `main` handles them (see on_interrupt) and
-    says `interrupted`; KeyboardInterrupt is for library callers and the tests' CliRunner."""
+    says `interrupted` (`saved` once persistence has committed the result); KeyboardInterrupt is for library
+    callers and the tests' CliRunner."""
     from forecast_cli.errors import ForecastError
 
-    INTERRUPTED[:] = [interrupted]
+    INTERRUPTED[:] = [interrupted, saved]
     try:
         yield
     except ForecastError as e:
@@ -315,7 +317,8 @@ def guard_standard_streams() -> None:
 # main thread is: inside `import jax` that left C state half-built (the process then crashed), inside JAX's
 # own code it was caught and the run carried on and saved. Instead, the handler below never raises: it
 # removes whatever save is in flight, says one line and ends the process at once.
-INTERRUPTED = ["Interrupted."]  # the line for the running command (set by user_errors)
+INTERRUPTED = ["Interrupted.", "Interrupted after the output was written."]  # the running command's lines
+# before and after its result was committed (set by user_errors)
 EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # SIGINT, SIGTERM: 128 + the signal, as a shell reports it
 
 
@@ -337,10 +340,7 @@ def on_interrupt(signum, frame) -> None:
     for path in list(getattr(persistence, "STAGING", ())):
         _remove(path)
     what = "Interrupted" if signum == signal.SIGINT else "Terminated"
-    if getattr(persistence, "COMMITTED", False):
-        message = f"{what}: the new model had already been saved."
-    else:
-        message = INTERRUPTED[0].replace("Interrupted", what, 1)
+    message = INTERRUPTED[1 if getattr(persistence, "COMMITTED", False) else 0].replace("Interrupted", what, 1)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -665,7 +665,8 @@ def train(
 
     Example: forecast train sample_data/sales.csv --model gru --horizon 6
     """
-    with user_errors(verbose, interrupted="Interrupted: nothing was saved; the previous model is intact."):
+    with user_errors(verbose, interrupted="Interrupted: nothing was saved; the previous model is intact.",
+                     saved="Interrupted after the new model was saved."):
         from forecast_cli.config import MODEL_KINDS, ESNConfig, RecurrentConfig, TrainConfig
         from forecast_cli.errors import ConfigError
 
@@ -765,12 +766,10 @@ def read_fresh_data(data: str, m: dict):
     """DATA given to predict or plot, read with the model's data contract. A model trained with an explicit
     --freq resamples fresh data to it, as training did; one whose frequency was inferred refuses data of
     another frequency (weekly data to a daily model) rather than resampling it."""
-    import inspect as _inspect  # transitional: until data.read_series takes expect_freq
-
     from forecast_cli.config import DataConfig
     from forecast_cli.data import read_series
 
-    if m["data"].get("freq") is None and "expect_freq" in _inspect.signature(read_series).parameters:
+    if m["data"].get("freq") is None:
         return read_series(data, DataConfig.from_dict(m["data"]), expect_freq=m["freq"])
     return read_series(data, DataConfig.from_dict({**m["data"], "freq": m["freq"]}))
 

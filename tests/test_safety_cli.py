@@ -372,9 +372,37 @@ def test_the_handler_removes_a_save_in_flight_and_exits_130(tmp_path):
     (staged / "arrays.npz").write_bytes(b"half")
     code = ("import os, signal, sys; from pathlib import Path; import forecast_cli.cli as cli; "
             "import forecast_cli.persistence as p; p.STAGING.append(Path(sys.argv[1])); "
-            "cli.install_interrupt_handlers(); cli.INTERRUPTED[:] = [sys.argv[2]]; "
+            "cli.install_interrupt_handlers(); cli.INTERRUPTED[:] = [sys.argv[2], 'saved']; "
             "os.kill(os.getpid(), signal.SIGINT); print('not reached')")
     result = subprocess.run([sys.executable, "-c", code, str(staged), INTERRUPTED], capture_output=True, text=True,
                             timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (130, "", INTERRUPTED + "\n")
     assert not staged.exists()
+
+
+def test_a_signal_during_the_commit_waits_for_it_then_says_the_model_was_saved(tmp_path):
+    import forecast_cli.persistence as persistence
+
+    if not hasattr(persistence, "_commit_guard"):
+        pytest.skip("persistence has no commit guard")
+    code = ("import os, signal; import forecast_cli.cli as cli; import forecast_cli.persistence as p; "
+            "cli.install_interrupt_handlers(); cli.INTERRUPTED[:] = ['nothing saved', 'the new model was saved']\n"
+            "with p._commit_guard():\n"
+            "    os.kill(os.getpid(), signal.SIGTERM); print('renamed', flush=True)\n"
+            "print('not reached')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (143, "renamed\n", "the new model was saved\n")
+
+
+# ---- fresh data of another frequency is refused, not resampled ----------------------------------------------------
+
+@pytest.mark.parametrize("command", ["predict", "plot"])
+def test_fresh_data_of_another_frequency_is_refused(model, write_csv, tmp_path, command):
+    from conftest import seasonal_frame
+
+    weekly = write_csv(seasonal_frame(n_series=2, length=60, freq="W-SUN").to_csv(index=False), "weekly.csv")
+    result = runner.invoke(app, [command, str(weekly), "--model-dir", "m", "-o", f"out.{command}"])
+    one_line(result, 2, "weekly.csv")
+    assert not (tmp_path / f"out.{command}").exists()
+    daily = write_csv(seasonal_frame(n_series=2, length=60).to_csv(index=False), "daily.csv")
+    assert runner.invoke(app, ["predict", str(daily), "--model-dir", "m", "-q"]).exit_code == 0
