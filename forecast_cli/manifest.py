@@ -136,9 +136,10 @@ def record(fields: dict[str, Check], optional: tuple[str, ...] = ()) -> Check:
 def frequency(value, at):
     """A frequency in the canonical form timeindex.check_freq gives ("D", "15min", "W-SUN", "int:1")."""
     text(64)(value, at)
-    fixed = timeindex._FIXED.fullmatch(value)
-    if fixed is not None and timeindex.fixed_step(value) is not None:  # without pandas: D, 3D, h, 15min, s
-        canonical = fixed.group(1).isascii() and fixed.group(1) != "1"  # pandas writes 1D as D
+    step = timeindex.fixed_step(value)
+    if step is not None:  # D, 3D, h, 15min, s: checked without pandas, which writes 1D as D
+        count, unit = int(step.astype(np.int64)), value.lstrip("0123456789")
+        canonical = value.isascii() and value == ("" if count == 1 else str(count)) + unit
     else:  # integer periods without pandas; calendar frequencies (W-SUN, MS) need it to forecast anyway
         try:
             canonical = timeindex.check_freq(value) == value
@@ -253,8 +254,8 @@ def consistent(m: dict) -> None:
     if m["calendar"] != calendar:
         raise Invalid("calendar", f"must be {calendar} for freq {m['freq']}", show(m["calendar"]))
     if m["n_features"] != n_columns + 2 * len(calendar):
-        raise Invalid("n_features", f"must be {n_columns + 2 * len(calendar)} (the target, {n_columns - 1} "
-                      f"covariates, sin and cos of {len(calendar)} calendar cycles)", show(m["n_features"]))
+        raise Invalid("n_features", f"must be {n_columns + 2 * len(calendar)} (target, covariates, and sin and cos "
+                      f"of {len(calendar)} calendar cycles)", show(m["n_features"]))
     if timeindex.is_int_freq(m["freq"]) and m["season"] != 1:
         raise Invalid("season", "must be 1 for integer periods", show(m["season"]))
     fit = m["fit"]
@@ -397,7 +398,7 @@ def expected_params(manifest: dict) -> dict[str, tuple[int, ...]]:
     return {(f"member{k}/{name}" if k else name): shape for k in range(members) for name, shape in one.items()}
 
 
-def expected_arrays(manifest: dict, context_steps: int | None) -> dict[str, tuple[int, ...]]:
+def expected_arrays(manifest: dict, context_steps: int) -> dict[str, tuple[int, ...]]:
     n, lookback = len(manifest["series"]), manifest["window"]["lookback"]
     n_columns = 1 + len(manifest["covariates"])
     shapes = {"scaler/loc": (n, n_columns), "scaler/scale": (n, n_columns),
@@ -416,14 +417,14 @@ def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> N
         raise ArtifactError(f"{where}: array '{name}' {problem}; {RETRAIN}")
 
     context = arrays.get("context/values")
-    steps = context.shape[-1] if context is not None and context.ndim == 2 else None
+    steps = context.shape[-1] if context is not None and context.ndim == 2 else manifest["window"]["lookback"]
     expected = expected_arrays(manifest, steps)
     expected["calibration/abs_errors"] = None  # any number of validation windows
     for name in sorted(arrays.keys() - expected.keys()):
-        refuse(name, f"is not part of a {manifest['kind']} model")
+        refuse(name, f"is not part of this {manifest['kind']} model")
     for name in sorted(expected.keys() - arrays.keys()):
         refuse(name, "is missing")
-    n, horizon = len(manifest["series"]), manifest["window"]["horizon"]
+    horizon = manifest["window"]["horizon"]
     stamp_dtype = (("i", "int64 (integer periods)") if timeindex.is_int_freq(manifest["freq"])
                    else ("M", f"datetime64 (freq {manifest['freq']})"))
     for name, shape in expected.items():
@@ -435,10 +436,19 @@ def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> N
             if array.ndim != 2 or array.shape[1] != horizon:
                 refuse(name, f"has shape {array.shape}, not (windows, {horizon}) for the horizon {horizon}")
         elif array.shape != shape:
-            refuse(name, f"has shape {array.shape} but the manifest ({n} series, lookback "
-                   f"{manifest['window']['lookback']}, {1 + len(manifest['covariates'])} columns, "
-                   f"{manifest['kind']} {manifest['model']}) implies {shape}")
+            refuse(name, f"has shape {array.shape} but the manifest implies {shape} ({implied(manifest, name)})")
     check_values(manifest, arrays, refuse)
+
+
+def implied(manifest: dict, name: str) -> str:
+    """What in the manifest fixes the shape of array `name`, in words."""
+    window, model = manifest["window"], manifest["model"]
+    if name.startswith("params/"):
+        sizes = ", ".join(f"{k} {v}" for k, v in model.items() if k in ("cell", "hidden", "layers", "units"))
+        return (f"a {manifest['kind']} model: {sizes}, {manifest['n_features']} features, horizon {window['horizon']}"
+                + (f", {manifest['fit']['members']} members" if manifest["fit"].get("members", 1) > 1 else ""))
+    return (f"{len(manifest['series'])} series, lookback {window['lookback']}, "
+            f"{1 + len(manifest['covariates'])} columns")
 
 
 def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable[[str, str], None]) -> None:
