@@ -56,8 +56,13 @@ class OneLineErrors(TyperGroup):
 
 @contextmanager
 def _usage_errors():
+    from forecast_cli.errors import ForecastError
+
     try:
         yield
+    except ForecastError as e:  # raised outside a command's user_errors: printing --help to a full disk
+        say(f"Error: {e}", f"[red]Error:[/red] {escape(str(e))}")
+        raise typer.Exit(e.exit_code) from None
     except ClickException as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # `forecast` alone prints the help
             raise
@@ -181,7 +186,8 @@ def _show_version(value: bool) -> None:
     if value:
         from forecast_cli import __version__
 
-        print(f"forecast {__version__}")
+        with user_errors():
+            emit(f"forecast {__version__}\n")
         raise typer.Exit()
 
 
@@ -251,9 +257,9 @@ def stdout_errors():
         yield
         sys.stdout.flush()
     except BrokenPipeError:
-        _discard_stdout()
+        _discard_stdout(sys.stdout)
     except OSError as e:
-        _discard_stdout()
+        _discard_stdout(sys.stdout)
         raise OutputError(f"cannot write to standard output: {e.strerror or e}") from None
 
 
@@ -263,10 +269,10 @@ def emit(text: str) -> None:
         sys.stdout.write(text)
 
 
-def _discard_stdout() -> None:
+def _discard_stdout(stream) -> None:
     """Point stdout at /dev/null, so that what is still buffered can't fail again at exit."""
     try:
-        fd = sys.stdout.fileno()
+        fd = stream.fileno()
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, fd)
         os.close(null)
@@ -285,10 +291,42 @@ class ClosedStream:
 
         raise OSError(errno.EBADF, self.reason)
 
-    write = flush = read = readline = _closed
+    write = read = readline = _closed
+
+    def flush(self) -> None:
+        pass  # nothing is ever buffered
 
     def isatty(self) -> bool:
         return False
+
+
+class CheckedStdout:
+    """The console script's stdout: a write or flush that fails (a full disk, /dev/full, a closed stdout) is an
+    OutputError, whoever writes (a command, --help, --version); the stream is then pointed at /dev/null so that
+    what is still buffered can't fail again at exit. A reader that went away stays a BrokenPipeError."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _checked(self, method, *args):
+        from forecast_cli.errors import OutputError
+
+        try:
+            return method(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            _discard_stdout(self._stream)
+            raise OutputError(f"cannot write to standard output: {e.strerror or e}") from None
+
+    def write(self, text: str):
+        return self._checked(self._stream.write, text)
+
+    def flush(self) -> None:
+        return self._checked(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def guard_standard_streams() -> None:
@@ -969,6 +1007,7 @@ def main() -> None:  # pragma: no cover - the console script; tests drive `app` 
     down, which a cron job would pay on every run. Everything is written and flushed before."""
     install_interrupt_handlers()
     guard_standard_streams()
+    sys.stdout = CheckedStdout(sys.stdout)
     try:
         app()
         code = 0
@@ -979,9 +1018,10 @@ def main() -> None:  # pragma: no cover - the console script; tests drive `app` 
             stream.flush()
         except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
             pass
-        except (OSError, ValueError) as e:  # what a command printed last could not be written
+        except Exception as e:  # noqa: BLE001 - what a command printed last could not be written
             if stream is sys.stdout and code == 0:
-                say(f"Error: cannot write to standard output: {getattr(e, 'strerror', None) or e}")
+                say(f"Error: {e}" if type(e).__name__ == "OutputError" else
+                    f"Error: cannot write to standard output: {getattr(e, 'strerror', None) or e}")
                 code = 1
     os._exit(code)
 

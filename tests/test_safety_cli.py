@@ -233,6 +233,9 @@ def test_predict_to_dev_full_closed_stdout_and_closed_stdin(model, tmp_path):
     full = shell('"$PY" -m forecast_cli predict --model-dir m > /dev/full', tmp_path)
     assert full.returncode == 1, full.stderr
     assert full.stderr.strip() == "Error: cannot write to standard output: No space left on device"
+    for args in ("--version", "train --help", "inspect seasonal.csv", "inspect seasonal.csv --json"):
+        other = shell(f'"$PY" -m forecast_cli {args} > /dev/full', tmp_path)
+        assert (other.returncode, other.stderr) == (1, full.stderr), (args, other.stderr)
     closed = shell('"$PY" -m forecast_cli predict --model-dir m >&-', tmp_path)
     assert closed.returncode == 1, closed.stderr
     assert closed.stderr.strip().startswith("Error: cannot write to standard output: it was closed")
