@@ -913,8 +913,10 @@ def evaluate(
             report_filled(panel)
         split_cpu_cores()
         setup_jax(None)
-        from forecast_cli.evaluate import backtest, summarize_scores
+        from forecast_cli.evaluate import backtest, resolve_folds, summarize_scores
         from forecast_cli.pipeline import TrainSpec
+
+        resolve_folds(panel, horizon, folds, step)  # folds that can't fit: refused before saying anything
 
         specs = [TrainSpec(kind=k, lookback=lookback, data=config, train=TrainConfig(epochs=epochs, seed=seed))
                  for k in dict.fromkeys(kinds)]

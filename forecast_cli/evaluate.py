@@ -78,14 +78,19 @@ def check_backtest_options(folds: int, horizon: int, step: int) -> None:
             raise ConfigError(f"{name} {value!r}: expected a whole number from 1 to {high:,}")
 
 
-def check_folds_fit(panel: Panel, folds: int, horizon: int, step: int) -> None:
-    """The oldest fold's cutoff must leave some history in the longest series: refused before any training."""
+def resolve_folds(panel: Panel, horizon: int | None, folds: int, step: int | None) -> tuple[int, int]:
+    """(horizon, step) with their defaults (one season; the horizon), checked against the limits and against the
+    longest series: the oldest fold's cutoff must leave it some history. Refused before any training."""
+    horizon = timeindex.default_horizon(panel.freq) if horizon is None else horizon
+    step = horizon if step is None else step
+    check_backtest_options(folds, horizon, step)
     held_out = horizon + (folds - 1) * step
     longest = int(panel.lengths.max()) if len(panel.lengths) else 0
     if held_out >= longest:
         raise ConfigError(f"{panel.source}: {folds} fold(s) of horizon {horizon}, {step} step(s) apart, hold out "
                           f"the last {held_out} rows of each series, but the longest has {longest}; use fewer "
                           "--folds, a smaller --step or a shorter --horizon")
+    return horizon, step
 
 
 def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, step: int | None = None,
@@ -101,10 +106,8 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
 
     from forecast_cli.pipeline import TrainSpec, predict_frame, resolve_window, train_artifact
 
-    horizon = timeindex.default_horizon(panel.freq) if horizon is None else horizon
-    step = horizon if step is None else step
+    horizon, step = resolve_folds(panel, horizon, folds, step)
     drops = cutoffs_for(folds, horizon, step)
-    check_folds_fit(panel, folds, horizon, step)
     first = truncate(panel, drops[0])
     if not len(first.frame):
         raise DataError(f"{panel.source}: too short for {folds} folds of horizon {horizon}; use fewer --folds")
