@@ -135,12 +135,13 @@ Folds = _ranged(int, ("--folds",), "Number of forecast origins (cutoffs).", 1, l
 Step = _ranged(int, ("--step",), "Steps between cutoffs [default: the horizon].", 1, limits.MAX_STEP)
 
 
-def _processes(help: str) -> type:
-    return _ranged(int, ("--num-processes",), help, 1, limits.MAX_PROCESSES)
-
-
-def _process_id(help: str) -> type:
-    return _ranged(int, ("--process-id",), help, 0, limits.MAX_PROCESSES - 1)
+TrainProcesses = _ranged(int, ("--num-processes",), "Processes in the run.", 1, limits.MAX_PROCESSES)
+TrainProcessId = _ranged(int, ("--process-id",), "This process's rank, 0 writes the model.", 0,
+                         limits.MAX_PROCESSES - 1)
+PredictProcesses = _ranged(int, ("--num-processes",), "Split the series into this many parts (by a stable hash of "
+                           "their id)...", 1, limits.MAX_PROCESSES)
+PredictProcessId = _ranged(int, ("--process-id",), "...and forecast only part number this (0-based).", 0,
+                           limits.MAX_PROCESSES - 1)
 
 
 LOG_FILE: list[str] = []  # set by --log-file: every message also goes there, timestamped
@@ -363,10 +364,10 @@ EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # SIGINT, SIGTERM: 1
 def on_interrupt(signum, frame) -> None:
     """The SIGINT/SIGTERM handler: nothing saved (remove persistence.STAGING) and exit 130 (143 for SIGTERM).
 
-    persistence blocks both signals in the main thread while it renames a finished save into place. A signal
-    delivered to another thread still runs this handler in the main thread, so inside that window it is sent
-    again to the main thread, where it waits until the renames are done and then arrives here with
-    persistence.COMMITTED set."""
+    persistence holds both signals off while it renames a finished save into place (it blocks them in the main
+    thread and defers their handlers), then delivers them: they arrive here with persistence.COMMITTED set.
+    Should this handler still run inside such a window (a signal the kernel gave another thread while the
+    main thread blocks it), it sends the signal again to the main thread, where it waits for the unblocking."""
     import threading
 
     if signum in signal.pthread_sigmask(signal.SIG_BLOCK, []):
@@ -684,8 +685,8 @@ def train(
     devices: Devices = None,
     coordinator: Annotated[str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train "
                                                     "across several processes (jax.distributed).")] = None,
-    num_processes: _processes("Processes in the run.") = None,
-    process_id: _process_id("This process's rank, 0 writes the model.") = None,
+    num_processes: TrainProcesses = None,
+    process_id: TrainProcessId = None,
     local_data: Annotated[bool, typer.Option("--local-data", help="With --num-processes: DATA holds only this "
                                              "process's series (else each keeps its hash share of DATA).")
                           ] = False,
@@ -821,8 +822,8 @@ def predict(
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
                                                "instead of stdout.")] = None,
     levels: Levels = None,
-    num_processes: _processes("Split the series into this many parts (by a stable hash of their id)...") = None,
-    process_id: _process_id("...and forecast only part number this (0-based).") = None,
+    num_processes: PredictProcesses = None,
+    process_id: PredictProcessId = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
