@@ -123,8 +123,9 @@ def record(fields: dict[str, Check], optional: tuple[str, ...] = ()) -> Check:
     def check(value, at):
         if not isinstance(value, dict):
             raise Invalid(at, "must be an object", show(value))
-        for key in sorted(value.keys() - fields.keys()):
-            raise Invalid(f"{at}.{key}".lstrip("."), "is not a field of this model format")
+        unknown = sorted(value.keys() - fields.keys())
+        if unknown:
+            raise Invalid(f"{at}.{unknown[0]}".lstrip("."), "is not a field of this model format")
         for key, field_check in fields.items():
             if key in value:
                 field_check(value[key], f"{at}.{key}".lstrip("."))
