@@ -106,8 +106,10 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     window = resolve_window(panel, spec.horizon, spec.lookback)
     L, H = window.lookback, window.horizon
     starts, lengths = panel.starts, panel.lengths
-    stamps_around(panel.ds[starts[1:] - 1], panel.freq, 0, H)  # DataError now, not at predict time, when a
-    # forecast of the horizon would run past the last representable stamp
+    try:  # refused now, not at predict time: a forecast of the horizon must not run past the last stamp
+        stamps_around(panel.ds[starts[1:] - 1], panel.freq, 0, H)
+    except DataError as e:
+        raise DataError(f"{panel.source}: horizon {H}: {e}") from None
     val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
     cut = lengths - val_size
     log = use_log(panel, False if spec.kind == "esn" and spec.log is None else spec.log)  # the ESN measured
