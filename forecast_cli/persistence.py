@@ -243,10 +243,14 @@ def _read_fd(fd: int, limit: int) -> bytes:
         return f.read(limit)
 
 
+def _manifest_too_large(where: Path) -> ArtifactError:
+    return ArtifactError(f"{where}: larger than {MAX_MANIFEST_BYTES} bytes, not a manifest forecast writes; "
+                         "retrain the model")
+
+
 def _parse_manifest(raw: bytes, where: Path) -> dict:
     if len(raw) > MAX_MANIFEST_BYTES:
-        raise ArtifactError(f"{where}: larger than {MAX_MANIFEST_BYTES} bytes, not a manifest forecast writes; "
-                            "retrain the model")
+        raise _manifest_too_large(where)
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -257,7 +261,13 @@ def _parse_manifest(raw: bytes, where: Path) -> dict:
 
 
 def _read_manifest(dir_fd: int, where: Path) -> dict:
-    return _parse_manifest(_read_fd(_open_regular(dir_fd, MANIFEST, where), MAX_MANIFEST_BYTES + 1), where)
+    """manifest.json, refused unread when it is larger than the bound, and never read beyond it."""
+    fd = _open_regular(dir_fd, MANIFEST, where)
+    size = os.fstat(fd).st_size
+    if size > MAX_MANIFEST_BYTES:
+        os.close(fd)
+        raise _manifest_too_large(where)
+    return _parse_manifest(_read_fd(fd, size + 1), where)  # + 1: a file growing meanwhile is caught too
 
 
 def _read_arrays_bytes(dir_fd: int, where: Path, entry: dict) -> bytes:
@@ -401,7 +411,14 @@ def _leftovers(target: Path, kind: str | None = None) -> list[Path]:
 def _retired_model(target: Path) -> Path | None:
     """The newest complete model that an interrupted two-rename swap moved aside, if any."""
     found = [p / "model" for p in _leftovers(target, "old") if (p / "model" / MANIFEST).exists()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+    return max(found, key=_mtime) if found else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile (a save finishing its swap)
+        return -1.0
 
 
 def _recover(target: Path) -> None:

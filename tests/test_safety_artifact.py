@@ -161,10 +161,11 @@ def test_a_model_moved_aside_by_a_killed_swap_is_put_back(models, saved, tmp_pat
 @pytest.fixture
 def alarm():
     """Fail instead of hanging: a FIFO that is opened for reading blocks forever."""
-    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("hung"))
+    previous = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("hung"))
     signal.alarm(20)
     yield
     signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 def make_special(model_dir: Path, name: str, kind: str, tmp_path: Path) -> None:
@@ -210,7 +211,11 @@ def test_a_huge_or_deeply_nested_manifest_is_refused_in_one_line(saved, monkeypa
     monkeypatch.setattr(persistence, "_read_fd", lambda fd, limit: seen.append(limit) or real(fd, limit))
     with pytest.raises(ArtifactError, match="larger than 1000 bytes"):
         load_artifact(saved)
-    assert seen == [1001]  # read at most the bound and one byte
+    assert seen == []  # refused unread
+    (saved / "manifest.json").write_text(json.dumps({"pad": "x" * 500}))
+    with pytest.raises(ArtifactError):
+        load_artifact(saved)
+    assert seen == [(saved / "manifest.json").stat().st_size + 1]  # read once, never beyond its size
 
 
 def test_arrays_of_the_wrong_size_or_over_the_limit_are_refused_before_reading(saved, monkeypatch):
@@ -224,7 +229,7 @@ def test_arrays_of_the_wrong_size_or_over_the_limit_are_refused_before_reading(s
     monkeypatch.setattr(persistence, "MAX_ARRAYS_BYTES", 100)
     with pytest.raises(ArtifactError, match="over the limit of 100"):
         load_artifact(saved)
-    assert limits == [persistence.MAX_MANIFEST_BYTES + 1] * 2  # only the manifest was read, never arrays.npz
+    assert limits == [(saved / "manifest.json").stat().st_size + 1] * 2  # the manifest only, never the arrays
 
 
 def test_a_deflate_bomb_is_refused_before_inflating(saved):
@@ -381,11 +386,27 @@ def test_a_replaced_output_keeps_its_mode_and_a_link_stays_a_link(tmp_path, umas
     assert entries(tmp_path / "served") == ["forecast.csv"]
 
 
-def test_a_special_output_file_is_written_in_place_not_replaced(tmp_path):
-    write_text_atomic("/dev/null", "discarded")
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    with pytest.raises(OutputError, match="/dev/full: cannot write it"):
-        write_text_atomic("/dev/full", "x" * 10_000)
+def test_a_special_output_file_is_written_in_place_not_replaced(tmp_path, alarm):
+    """-o /dev/stdout, /dev/null or a FIFO: written into, never replaced by a regular file. Device nodes made in
+    tmp_path (not the real /dev, which a regression would clobber)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    write_text_atomic(fifo, "a\n1\n")
+    reader.join()
+    assert received == ["a\n1\n"] and stat.S_ISFIFO(fifo.lstat().st_mode)
+    try:
+        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        os.mknod(tmp_path / "full", stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("mknod not permitted")
+    write_text_atomic(tmp_path / "null", "discarded")
+    with pytest.raises(OutputError, match="full: cannot write it .No space left on device"):
+        write_text_atomic(tmp_path / "full", "x" * 10_000)
+    assert all(stat.S_ISCHR((tmp_path / n).lstat().st_mode) for n in ("null", "full"))
+    assert entries(tmp_path) == ["full", "null", "pipe"]
 
 
 # ---- 6. filesystem faults: one line, the old model and output survive, no litter -------------------------------
