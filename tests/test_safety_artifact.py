@@ -561,3 +561,55 @@ def test_ctrl_c_during_the_commit_is_delivered_after_it(models, saved, monkeypat
     assert persistence.COMMITTED is True and persistence.STAGING == []
     assert load_artifact(saved).manifest["fingerprint"] == models[1].manifest["fingerprint"]
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()  # the mask is restored
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from forecast_cli.data import read_series
+from forecast_cli.persistence import save_artifact
+from forecast_cli.pipeline import TrainSpec, train_artifact
+target, stop, *data = sys.argv[1:]
+models = [train_artifact(read_series(d), TrainSpec(kind="snaive", horizon=5, lookback=10)) for d in data]
+save_artifact(target, models[0])
+print("ready", flush=True)
+n = 0
+while not Path(stop).exists() or n < 20:
+    save_artifact(target, models[n % 2])
+    n += 1
+print(n, flush=True)
+"""
+
+
+def test_loads_while_another_process_saves_are_always_one_save(models, tmp_path):
+    """The issue's case across processes (no GIL between them): a writer saving two models in turn as fast as
+    it can, a reader loading: every load pairs a manifest with its own arrays."""
+    paths = []
+    for seed in (0, 1):
+        paths.append(tmp_path / f"{seed}.csv")
+        seasonal_frame(n_series=2, length=60, seed=seed).to_csv(paths[-1], index=False)
+    target, stop = tmp_path / "m", tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(stop), *map(str, paths)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        values = {m.manifest["fingerprint"]: m.arrays["history/values"] for m in models}
+        seen = set()
+        for _ in range(300):
+            artifact = load_artifact(target)
+            np.testing.assert_array_equal(artifact.arrays["history/values"], values[artifact.manifest["fingerprint"]])
+            seen.add(artifact.manifest["fingerprint"])
+    finally:
+        stop.touch()
+        saves = int(writer.communicate(timeout=60)[0].strip() or 0)
+    assert writer.returncode == 0 and saves >= 20 and len(seen) == 2
+
+
+def test_a_planted_lock_link_is_not_followed(tmp_path):
+    victim = tmp_path / "passwd"
+    victim.write_text("root:x:0:0")
+    (tmp_path / ".m.lock").symlink_to(victim)
+    with pytest.raises(ArtifactError, match="cannot create the lock file"):
+        with model_lock(tmp_path / "m"):
+            pass
+    assert victim.read_text() == "root:x:0:0"
