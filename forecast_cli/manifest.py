@@ -452,6 +452,18 @@ def implied(manifest: dict, name: str) -> str:
             f"{1 + len(manifest['covariates'])} columns")
 
 
+def calibration_rows(manifest: dict, rows: int) -> int:
+    """The rows that calibration/abs_errors must have: one per validation window, evenly thinned to at most
+    pipeline.MAX_CALIBRATION_WINDOWS; across processes each thinned its own, so there it is at most one per
+    window (returns `rows` when that holds)."""
+    from forecast_cli.pipeline import MAX_CALIBRATION_WINDOWS  # pipeline imports persistence, which imports this
+
+    windows = manifest["validation"]["windows"]
+    if "processes" in manifest:
+        return rows if rows <= windows else windows
+    return min(windows, MAX_CALIBRATION_WINDOWS)
+
+
 def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable[[str, str], None]) -> None:
     """The numbers a forecast uses are finite (every scan is linear in arrays already in memory)."""
     lookback = manifest["window"]["lookback"]
@@ -462,6 +474,9 @@ def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable
     errors = arrays["calibration/abs_errors"]
     if not (np.isfinite(errors) & (errors >= 0)).all():
         refuse("calibration/abs_errors", "holds values that are not finite and at least 0")
+    if len(errors) != calibration_rows(manifest, len(errors)):
+        refuse("calibration/abs_errors", f"has {len(errors)} rows for the manifest's "
+               f"{manifest['validation']['windows']} validation windows")
     scale = arrays["scaler/scale"]
     if not (np.isfinite(scale) & (scale > 0)).all():
         refuse("scaler/scale", "holds values that are not finite and above 0")
@@ -473,10 +488,13 @@ def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable
         refuse("history/values", "holds NaN or infinite values where history/length says there is data")
     stamps_fit(manifest, arrays["history/last_ds"], refuse)
     context = arrays.get("context/values")
-    if context is not None and (np.isinf(context).any() or not np.isfinite(context[:, -1]).all()
-                                or not lookback <= context.shape[1] <= max(lookback, CONTEXT)):
+    if context is not None and (not lookback <= context.shape[1] <= max(lookback, CONTEXT)
+                                or np.isinf(context).any() or not np.isfinite(context[:, -1]).all()):
         refuse("context/values", f"must hold {lookback} to {max(lookback, CONTEXT)} steps, NaN only before a "
                "series starts")
+    if context is not None and not np.array_equal(context[:, -lookback:], arrays["history/values"][:, :, 0],
+                                                  equal_nan=True):  # both end at the series' last value
+        refuse("context/values", "does not end with the target of history/values")
 
 
 def stamps_fit(manifest: dict, last: np.ndarray, refuse: Callable[[str, str], None]) -> None:

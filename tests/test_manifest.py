@@ -311,6 +311,8 @@ ARRAY_CASES = {
     "a missing weight": ("gru", lambda a: a.pop("params/head/bias"), "'params/head/bias' is missing"),
     "a reservoir of another size": ("esn", setter("params/W", lambda a: a[:-1, :-1]), "params/W"),
     "no Theta context": ("auto", lambda a: a.pop("context/values"), "'context/values' is missing"),
+    "a Theta context of no steps": ("auto", setter("context/values", lambda a: a[:, :0]), "must hold 21 to"),
+    "a Theta context without its last value": ("auto", setter("context/values", with_nan((0, -1))), "NaN only"),
     "float lengths": ("naive", setter("history/length", lambda a: a.astype(float)), "not integer"),
     "a length over the lookback": ("naive", setter("history/length", lambda a: a + 100), "outside 1..21"),
     "integer stamps for daily data": ("naive", setter("history/last_ds", lambda a: a.view(np.int64)),
@@ -376,3 +378,30 @@ def test_expected_parameter_shapes_are_those_flax_builds(cell, layers):
     expected = expected_params(manifest)
     assert {k: v for k, v in expected.items() if not k.startswith("member")} == built
     assert {k[len("member1/"):]: v for k, v in expected.items() if k.startswith("member1/")} == built
+
+
+def reshaped(array: np.ndarray):
+    """(what, array): one fewer along each axis, one axis more, another dtype."""
+    for axis in range(array.ndim):
+        if array.shape[axis]:
+            yield f"one fewer along axis {axis}", np.delete(array, -1, axis=axis)
+    yield "one axis more", array[..., None]
+    yield "another dtype", array.astype(np.float32) if array.dtype.kind in "iuM" else array.astype(np.int64)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_array_of_another_shape_or_dtype_is_refused(copy_of, trained, kind):
+    model_dir = copy_of(kind)
+    with np.load(model_dir / "arrays.npz") as data:
+        names = list(data.files)
+        cases = [(name, what, new) for name in names for what, new in reshaped(data[name])]
+    original = (model_dir / "manifest.json").read_text(), (model_dir / "arrays.npz").read_bytes()
+    wrong = []
+    for name, what, new in cases:
+        resave(model_dir, setter(name, new))
+        code, stdout, stderr = predict(model_dir)
+        if not (code == 1 and len(stderr.strip().splitlines()) == 1 and f"array '{name}'" in stderr):
+            wrong.append(f"{name} {what}: exit {code}, {stderr.strip()[-200:]!r}")
+        (model_dir / "manifest.json").write_text(original[0])
+        (model_dir / "arrays.npz").write_bytes(original[1])
+    assert not wrong, f"{len(wrong)} of {len(cases)} got through:\n" + "\n".join(wrong)
