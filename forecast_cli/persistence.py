@@ -449,6 +449,10 @@ def model_lock(directory: str | Path):
     except OSError as e:
         raise ArtifactError(f"{lock_path}: cannot create the lock file ({e.strerror}); fix the permissions of "
                             f"{target.parent} or use another --model-dir") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ArtifactError(f"{lock_path}: not a regular file, so not a lock file forecast made; remove it or use "
+                            "another --model-dir")
     with open(fd, "r+") as handle:
         _take_lock(handle, target)
         try:

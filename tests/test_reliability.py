@@ -46,27 +46,35 @@ def kill_test_data(tmp_path):
     return model, command
 
 
-@pytest.mark.parametrize(("stage", "exchange", "survivor"), [
-    ("arrays", True, "old"), ("manifest", True, "old"), ("committed", True, "new"),
-    ("manifest", False, "old"), ("retired", False, "old"), ("committed", False, "new"),
-])
-def test_sigkill_at_each_stage_of_a_save_leaves_the_old_or_the_new_model(tmp_path, stage, exchange, survivor):
-    """Kill `forecast train` at a chosen stage of its save (FORECAST_TEST_KILL_AT, a test-only hook): the
-    directory loads with the model that stage promises, and the next save clears the leftovers."""
+STAGES = [("arrays", True, "old"), ("manifest", True, "old"), ("committed", True, "new"),
+          ("manifest", False, "old"), ("retired", False, "old"), ("committed", False, "new")]
+
+
+def test_sigkill_at_each_stage_of_a_save_leaves_the_old_or_the_new_model(tmp_path):
+    """Kill `forecast train` at each stage of its save in turn (FORECAST_TEST_KILL_AT, a test-only hook), with
+    the atomic exchange and with the two-rename fallback: the directory always loads, with the model that stage
+    promises; each next save clears the leftovers of the one before."""
     model, command = kill_test_data(tmp_path)
+    fingerprints = {}
+    for data in ("a.csv", "b.csv"):
+        subprocess.run(command(data), check=True, cwd=tmp_path)
+        fingerprints[data] = load_artifact(model).manifest["fingerprint"]
+    current, before = "b.csv", []
+    for stage, exchange, survivor in STAGES:
+        data = "a.csv" if current == "b.csv" else "b.csv"
+        killed = subprocess.run(command(data, exchange), cwd=tmp_path,
+                                env={**os.environ, "FORECAST_TEST_KILL_AT": stage})
+        assert killed.returncode == -signal.SIGKILL, stage  # the hook fired: the stage was reached
+        current = data if survivor == "new" else current
+        artifact = load_artifact(model)  # raises if the directory were broken
+        assert artifact.manifest["fingerprint"] == fingerprints[current], stage
+        assert len(predict_frame(artifact).frame) == 20 * 7
+        left = leftovers(tmp_path)
+        assert 1 <= len(left) <= 2 and not set(before) & set(left), stage  # this save's only: the last cleared
+        before = left
     subprocess.run(command("a.csv"), check=True, cwd=tmp_path)
-    old = load_artifact(model).manifest["fingerprint"]
-    killed = subprocess.run(command("b.csv", exchange), cwd=tmp_path,
-                            env={**os.environ, "FORECAST_TEST_KILL_AT": stage})
-    assert killed.returncode == -signal.SIGKILL  # the hook fired: the stage was reached
-    artifact = load_artifact(model)  # raises if the directory were broken
-    new = artifact.manifest["fingerprint"]
-    assert (new == old) == (survivor == "old")
-    assert len(predict_frame(artifact).frame) == 20 * 7
-    assert 1 <= len(leftovers(tmp_path)) <= 2  # at most one interrupted save's worth
-    subprocess.run(command("a.csv", exchange), check=True, cwd=tmp_path)
     assert leftovers(tmp_path) == []  # the next save clears them
-    assert load_artifact(model).manifest["fingerprint"] == old
+    assert load_artifact(model).manifest["fingerprint"] == fingerprints["a.csv"]
 
 
 @pytest.mark.skipif("KILL_TRIALS" not in os.environ, reason="random-time kills: `make fuzz` sets KILL_TRIALS")

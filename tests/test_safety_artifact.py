@@ -613,3 +613,8 @@ def test_a_planted_lock_link_is_not_followed(tmp_path):
         with model_lock(tmp_path / "m"):
             pass
     assert victim.read_text() == "root:x:0:0"
+    (tmp_path / ".m.lock").unlink()
+    os.mkfifo(tmp_path / ".m.lock")
+    with pytest.raises(ArtifactError, match="not a regular file"):
+        with model_lock(tmp_path / "m"):
+            pass
