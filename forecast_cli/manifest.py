@@ -509,8 +509,8 @@ def stamps_fit(manifest: dict, last: np.ndarray, refuse: Callable[[str, str], No
         step = timeindex.fixed_step(freq) / np.timedelta64(1, np.datetime_data(last.dtype)[0])
     else:
         return  # calendar steps go through pandas, which raises rather than wraps
-    reach = step * max(window["horizon"], window["lookback"])
-    ticks = last.view(np.int64).astype(np.float64)
-    if ticks.size and (ticks.max() + reach >= 2.0**63 or ticks.min() - reach <= -(2.0**63)):
-        refuse("history/last_ds", f"holds stamps too near the end of the representable range for "
-               f"{max(window['horizon'], window['lookback'])} steps of {freq}")
+    ticks = last.view(np.int64).astype(np.float64)  # the history reaches back a lookback, a forecast ahead a horizon
+    if ticks.size and (ticks.max() + step * window["horizon"] >= 2.0**63
+                       or ticks.min() - step * window["lookback"] <= -(2.0**63)):
+        refuse("history/last_ds", f"holds stamps too near the end of the representable range for a lookback of "
+               f"{window['lookback']} and a horizon of {window['horizon']} steps of {freq}")
