@@ -61,7 +61,8 @@ def _usage_errors():
     try:
         yield
     except ForecastError as e:  # raised outside a command's user_errors: printing --help to a full disk
-        say(f"Error: {e}", f"[red]Error:[/red] {escape(str(e))}")
+        message = " ".join(str(e).split())
+        say(f"Error: {message}", f"[red]Error:[/red] {escape(message)}")
         raise typer.Exit(e.exit_code) from None
     except ClickException as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # `forecast` alone prints the help
