@@ -504,7 +504,7 @@ def save_artifact(directory: str | Path, artifact: Artifact) -> Path:
     _kill_point("committed")
     _fsync_dir(target.parent)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     return Path(directory).absolute()
 
 
@@ -516,9 +516,9 @@ def _save_error(target: Path, e: OSError) -> ArtifactError:
 
 def _discard(staging: Path) -> None:
     """Forget a staging directory; delete it unless the commit moved it (or the old model now there) away."""
-    if staging in STAGING:
-        STAGING.remove(staging)
+    if staging in STAGING:  # listed until it is gone, so that an interrupt meanwhile removes it too
         shutil.rmtree(staging, ignore_errors=True)
+        STAGING.remove(staging)
 
 
 def _stage(target: Path, artifact: Artifact) -> Path:
@@ -568,15 +568,22 @@ def _write_model_files(staging: Path, artifact: Artifact) -> None:
 
 def _swap_into_place(staging: Path, target: Path) -> Path | None:
     """Commit: put `staging` at `target`. Returns where the old model now is (to delete), if there was one."""
-    with _commit_guard():
-        if not os.path.lexists(target):
-            os.rename(staging, target)
-            old = None
-        elif _exchange(staging, target):
-            old = staging  # the old model now sits at the staging name
-        else:
-            old = _swap_by_two_renames(staging, target)
-        STAGING.remove(staging)
+    old = None
+    try:
+        with _commit_guard():
+            if not os.path.lexists(target):
+                os.rename(staging, target)
+            elif _exchange(staging, target):
+                old = staging  # the old model now sits at the staging name
+            else:
+                old = _swap_by_two_renames(staging, target)
+            STAGING.remove(staging)
+            if old is not None:  # the retired model: an interrupt delivered as the guard ends removes it too
+                STAGING.append(old)
+    except KeyboardInterrupt:  # (the CLI's handler exits instead, removing what STAGING lists)
+        if old is not None:
+            _discard(old)
+        raise
     return old
 
 

@@ -561,6 +561,20 @@ def test_ctrl_c_during_the_commit_is_delivered_after_it(models, saved, monkeypat
     assert persistence.COMMITTED is True and persistence.STAGING == []
     assert load_artifact(saved).manifest["fingerprint"] == models[1].manifest["fingerprint"]
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()  # the mask is restored
+    assert [p.name for p in saved.parent.iterdir() if p.name.startswith(f".{saved.name}.")] in (
+        [], [f".{saved.name}.lock"])  # the retired old model is gone too
+
+
+def test_the_retired_model_is_listed_in_staging_until_removed(models, saved, monkeypatch):
+    """A Ctrl-C delivered as the commit guard ends must find the retired old model in STAGING to remove it."""
+    seen = []
+    real = shutil.rmtree
+    monkeypatch.setattr(shutil, "rmtree", lambda p, **k: seen.append((Path(p), list(persistence.STAGING)))
+                        or real(p, **k))
+    save_artifact(saved, models[1])
+    retired = [(p, listed) for p, listed in seen if p != saved]
+    assert retired and all(p in listed for p, listed in retired)
+    assert persistence.STAGING == []
 
 
 WRITER = """
