@@ -220,3 +220,87 @@ def test_wide_layout_series_sorted_by_name(write_csv):
     panel = read_series(write_csv("ds,zeta,alpha\n2024-01-01,1,10\n2024-01-02,2,20\n2024-01-03,3,30\n"))
     assert list(panel.ids) == ["alpha", "zeta"]
     assert panel.values[:, 0].tolist() == [10, 20, 30, 1, 2, 3]
+
+
+def test_cr_only_line_endings_are_read_and_lines_counted(write_csv):
+    """Old Mac files end lines with a bare CR: the header used to fail in the csv module (a traceback)."""
+    panel = read_series(write_csv(b"ds,y\r2024-01-01,1\r2024-01-02,2\r2024-01-03,3\r"))
+    assert panel.values[:, 0].tolist() == [1, 2, 3] and panel.freq == "D"
+    with pytest.raises(DataError, match="column 'y', line 5: 'x' is not a number"):
+        read_series(write_csv(b"\r\r\nds,y\r2024-01-01,1\r2024-01-02,x\r"))
+
+
+@pytest.mark.parametrize("header", ["ds,y,y", "ds,y, y", "ds, y ,y"])
+def test_duplicate_column_names_are_refused(write_csv, header):
+    with pytest.raises(DataError) as excinfo:
+        read_series(write_csv(f"{header}\n2024-01-01,1,2\n2024-01-02,2,3\n"))
+    assert message(excinfo) == ("data.csv: line 1: column 'y' appears twice (names are compared without their "
+                                "surrounding spaces); rename one")
+
+
+def test_columns_named_like_internal_ones_are_ordinary_covariates(write_csv):
+    """The reader's working columns (the line number, the sort rank) and the canonical unique_id/ds/y cannot
+    collide with a user's column: `--covariates line,rank` used to raise KeyError, a covariate `ds` replaced
+    the time column."""
+    panel = read_series(write_csv("unique_id,ds,y,line,rank\nA,2024-01-01,1,5,6\nA,2024-01-02,2,7,8\n"
+                                  "A,2024-01-04,4,9,10\n"), DataConfig(covariates=("line", "rank")))
+    assert panel.values.tolist() == [[1, 5, 6], [2, 7, 8], [3, 8, 9], [4, 9, 10]]
+    assert panel.covariates == ("line", "rank")
+    path = write_csv("date,sales,y,ds,unique_id\n2024-01-01,1,10,100,7\n2024-01-02,2,20,200,8\n"
+                     "2024-01-03,3,30,300,9\n")
+    panel = read_series(path, DataConfig(target="sales", covariates=("y", "ds", "unique_id")))
+    assert panel.values.tolist() == [[1, 10, 100, 7], [2, 20, 200, 8], [3, 30, 300, 9]]
+    assert panel.ds[0] == np.datetime64("2024-01-01") and list(panel.ids) == ["sales"]
+
+
+def test_a_covariate_that_is_the_target_or_named_twice_is_a_config_error(write_csv):
+    with pytest.raises(ConfigError, match="'y' is the target column"):
+        read_series(write_csv(LONG), DataConfig(target="y", covariates=("y",)))
+    with pytest.raises(ConfigError, match="names 'x' twice"):
+        read_series(write_csv(LONG), DataConfig(covariates=("x", "x")))
+
+
+def test_control_characters_in_ids_and_names_are_escaped_in_messages(write_csv):
+    text = 'unique_id,ds,"v\x1b[2Jal"\n\x1b[31mred\x9b,2024-01-01,1\n\x1b[31mred\x9b,2024-01-01,2\n'
+    with pytest.raises(DataError) as excinfo:
+        read_series(write_csv(text))
+    assert "series '\\x1b[31mred\\x9b'" in message(excinfo)
+    with pytest.raises(DataError) as excinfo:
+        read_series(write_csv('ds,"a\nb\u202e"\n2024-01-01,1\n2024-01-02,zz\n'))
+    assert "column 'a\\nb\\u202e'" in message(excinfo)
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in message(excinfo))
+
+
+WEEKLY = "ds,y\n2024-01-01,1\n2024-01-08,2\n2024-01-15,3\n2024-01-22,4\n"
+
+
+def test_expect_freq_refuses_data_of_another_frequency(write_csv):
+    """Weekly data to a daily model used to be resampled to daily (86% interpolated) without a word."""
+    with pytest.raises(DataError) as excinfo:
+        read_series(write_csv(WEEKLY), expect_freq="D")
+    assert message(excinfo).startswith("data.csv: the data is weekly (W-MON) but the model is daily (D)")
+    with pytest.raises(DataError, match="holds dates but the model was trained on"):
+        read_series(write_csv(WEEKLY), expect_freq="int:1")
+    panel = read_series(write_csv(WEEKLY), DataConfig(freq="D"), expect_freq="W-MON")  # config.freq ignored
+    assert panel.freq == "W-MON" and panel.values[:, 0].tolist() == [1, 2, 3, 4] and not panel.notes
+
+
+def test_expect_freq_gives_single_rows_the_model_frequency(write_csv):
+    panel = read_series(write_csv("unique_id,ds,y\na,2024-01-07,1\nb,2024-01-14,2\n"), expect_freq="W-SUN")
+    assert panel.freq == "W-SUN" and panel.lengths.tolist() == [1, 1]
+    with pytest.raises(DataError, match="series 'a' has one row, at 2024-01-01 00:00:00, which is not a weekly"):
+        read_series(write_csv("unique_id,ds,y\na,2024-01-01,1\nb,2024-01-14,2\n"), expect_freq="W-SUN")
+
+
+def test_a_single_row_off_a_given_calendar_grid_is_averaged_into_its_period(write_csv):
+    """(It used to give an empty grid and an IndexError.)"""
+    panel = read_series(write_csv("ds,y\n2024-01-03,5\n"), DataConfig(freq="W-SUN"))
+    assert list(panel.ds) == [np.datetime64("2024-01-07", "ns")] and panel.values[:, 0].tolist() == [5]
+
+
+def test_sub_second_steps_are_refused(write_csv):
+    text = "ds,y\n2024-01-01T00:00:00.0,1\n2024-01-01T00:00:00.1,2\n2024-01-01T00:00:00.2,3\n"
+    with pytest.raises(DataError, match="steps by less than a second"):
+        read_series(write_csv(text))
+    with pytest.raises(ConfigError, match="shorter than a second"):
+        read_series(write_csv(text), DataConfig(freq="100ms"))

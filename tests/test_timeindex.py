@@ -1,9 +1,11 @@
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from forecast_cli import timeindex
+from forecast_cli.errors import ConfigError, DataError
 
 FREQS = ["h", "D", "W-SUN", "MS", "ME", "QS-JAN", "QE-DEC", "YS-JAN", "15min", "B"]
 
@@ -41,3 +43,34 @@ def test_calendar_features_are_bounded_cycles():
     assert np.allclose(features[0], features[24], atol=1e-6) is False  # day of week differs
     assert np.allclose(features[0, :2], features[24, :2], atol=1e-6)  # hour of day repeats
     assert np.abs(features).max() <= 1.0
+
+
+@pytest.mark.parametrize("freq, expected", [
+    ("0D", "a step must be positive"), ("-1D", "a step must be positive"), ("0h", "a step must be positive"),
+    ("1ns", "shorter than a second"), ("5ms", "shorter than a second"), ("int:0", "int:STEP"),
+    (f"int:{10**19}", "an integer step is at most"), ("200000D", "longer than the dates"),
+    ("10000YS", "longer than the dates"),
+])
+def test_check_freq_refuses_steps_that_are_not_positive_or_representable(freq, expected):
+    with pytest.raises(ConfigError, match=expected):
+        timeindex.check_freq(freq)
+
+
+@pytest.mark.parametrize("freq", ["D", "h", "MS", "W-SUN", "YS-JAN"])
+def test_future_times_raise_instead_of_wrapping_past_2262(freq):
+    last = pd.date_range("2261-01-01", "2262-04-11", freq=freq).to_numpy()[-1]
+    with pytest.raises(DataError, match="past 2262-04-11, the last date forecast can represent; use a shorter"):
+        timeindex.future_times(last, freq, 400)
+
+
+def test_integer_stamps_never_overflow_int64():
+    with pytest.raises(DataError, match="past integer period"):
+        timeindex.future_times(np.int64(2**63 - 5), "int:1", 10)
+    with pytest.raises(DataError, match="before integer period"):
+        timeindex.past_times(np.int64(-(10**18) + 3), "int:1", 10)
+    assert timeindex.grid_between(np.int64(2**63 - 3), np.int64(2**63 - 1), "int:1").tolist() == [
+        2**63 - 3, 2**63 - 2, 2**63 - 1]
+    # a step of centuries: step x k overflows int64 though each stamp fits
+    past = timeindex.past_times(np.datetime64("2262-01-01", "ns"), "50000D", 3)
+    assert (np.diff(past) > np.timedelta64(0)).all() and past[-1] == np.datetime64("2262-01-01")
+    assert timeindex.past_times(np.datetime64("2262-04-11", "ns"), "D", 0).shape == (0,)
