@@ -931,7 +931,9 @@ def evaluate(
                 ["model", "fold", "unique_id"]).size().max()), "folds": folds, "refit": refit,
                 "series": len(panel.ids), "rows": table.to_dict(orient="records")}, indent=2) + "\n")
         elif as_csv:
-            emit(table.to_csv(index=False, float_format="%.6g"))
+            from forecast_cli.csvout import to_csv
+
+            emit(to_csv({name: table[name].to_numpy() for name in table.columns}, float_format="%.6g"))
         else:
             with stdout_errors():
                 print_scores(table, panel, folds, per_series)

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import seasonal_frame
 from typer.testing import CliRunner
 
 from forecast_cli.cli import app
@@ -135,3 +136,14 @@ def test_plot_and_backtest_plot_write_pngs(seasonal_csv, tmp_path):
     assert (tmp_path / "b.png").stat().st_size > 10_000
     hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert hidden == [".forecast-model.lock"]  # the lock file stays (empty); no temporary files are left
+
+
+def test_evaluate_csv_quotes_an_id_with_a_bare_carriage_return(write_csv):
+    frame = seasonal_frame(n_series=2, length=80)
+    frame["unique_id"] = frame["unique_id"].map({"s0": "a\rb", "s1": "c"})
+    text = frame.to_csv(index=False).replace("a\rb", '"a\rb"')  # (pandas itself leaves the CR bare)
+    path = str(write_csv(text))
+    result = runner.invoke(app, ["evaluate", path, "-m", "snaive", "--horizon", "5", "--csv", "--per-series"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(io.StringIO(result.stdout), dtype={"unique_id": str})
+    assert len(table) == 4 and sorted(set(table["unique_id"])) == ["a\rb", "c"]
