@@ -34,6 +34,7 @@ TARGET_NAMES = ("y", "value", "target")
 _HEAD_BYTES = 65536  # the first chunk of input: checked to be text before anything more is read
 _CHUNK_BYTES = 1 << 20
 _MAX_HEADER_BYTES = MAX_COLUMNS * (4 * MAX_ID_CHARS + 3)  # MAX_COLUMNS quoted names of MAX_ID_CHARS characters
+_MAX_ADDED_ROWS = 10_000_000  # rows that filling the gaps may add beyond as many as were read
 _LINE = -1  # label of the working frame's line-number column: header names are text, so none can collide
 # pandas' default missing-value spellings, for every column but the series id (where only an empty cell is)
 _NA_TEXTS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
@@ -109,7 +110,7 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     long = _sorted(long, rank)
     _check_duplicates(name, long, time_col)
     freq = _resolve_freq(name, long, config.freq, expect_freq)
-    long, missing_timestamps, aggregated = _regularize(long, freq)
+    long, missing_timestamps, aggregated = _regularize(name, long, freq)
     if aggregated:
         notes.append(f"values were averaged into --freq {freq} periods")
     value_columns = ["y", *range(len(config.covariates))]
@@ -628,7 +629,7 @@ def _inferred_freq(name: str, long: pd.DataFrame, single: str | None = None) -> 
     return next(iter(found))
 
 
-def _regularize(long: pd.DataFrame, freq: str) -> tuple[pd.DataFrame, np.ndarray, bool]:
+def _regularize(name: str, long: pd.DataFrame, freq: str) -> tuple[pd.DataFrame, np.ndarray, bool]:
     """Put every series on a full grid at `freq` (averaging into periods where it is off the grid)."""
     bounds = _bounds(long)
     lengths = np.diff(bounds)
@@ -640,6 +641,7 @@ def _regularize(long: pd.DataFrame, freq: str) -> tuple[pd.DataFrame, np.ndarray
             sizes = (ns[bounds[1:] - 1] - ns[bounds[:-1]]) // step + 1
             if np.array_equal(sizes, lengths):  # sorted, on the grid, no duplicates: the rows are the grid
                 return long.reset_index(drop=True), np.zeros(len(lengths), np.int64), False
+    _check_grid_size(name, long, bounds, freq)
     ids, segments = _segments(long)
     ds = long["ds"].to_numpy()
     aggregated = not all(timeindex.on_grid(ds[s:e], freq) for s, e in segments)
@@ -654,6 +656,26 @@ def _regularize(long: pd.DataFrame, freq: str) -> tuple[pd.DataFrame, np.ndarray
                          "ds": np.concatenate(grids)})
     full = grid.merge(long, on=["unique_id", "ds"], how="left", sort=False)
     return full, sizes - lengths, aggregated
+
+
+def _check_grid_size(name: str, long: pd.DataFrame, bounds: np.ndarray, freq: str) -> None:
+    """Before any grid is built: filling the gaps may add at most as many rows as were read, or
+    _MAX_ADDED_ROWS (three rows a few years apart at --freq s would otherwise ask for 100 million). Sizes are
+    upper bounds for calendar frequencies (a month counted as its shortest)."""
+    ds = long["ds"].to_numpy()
+    span = ds[bounds[1:] - 1].view(np.int64) - ds[bounds[:-1]].view(np.int64)  # (fits: checked when read)
+    step = _step(ds, freq) or int(timeindex.shortest_step(freq) / np.timedelta64(1, "s")) * 10**9
+    sizes = span // step + 1
+    added = int(sizes.sum(dtype=np.float64)) - len(long)  # (float: an int64 sum of 1e18-row grids would wrap)
+    if added > max(len(long), _MAX_ADDED_ROWS):
+        worst = int(np.argmax(sizes))
+        raise DataError(
+            f"{name}: at frequency {freq}, series '{_clip(long['unique_id'].iat[bounds[worst]])}' from "
+            f"{_fmt(ds[bounds[worst]])} to {_fmt(ds[bounds[worst + 1] - 1])} needs about {int(sizes[worst]):,} rows "
+            f"and has {int(bounds[worst + 1] - bounds[worst]):,}; filling the gaps would add {added:,} rows to the "
+            f"{len(long):,} read, more than the {max(len(long), _MAX_ADDED_ROWS):,} allowed: check --freq and the "
+            "timestamps"
+        )
 
 
 def _step(ds: np.ndarray, freq: str) -> int | None:

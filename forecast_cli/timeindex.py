@@ -153,6 +153,23 @@ def default_horizon(freq: str) -> int:
     return horizon if offset.n == 1 else max(1, horizon // offset.n)
 
 
+def shortest_step(freq: str) -> np.timedelta64:
+    """The shortest step of a datetime frequency: the step itself when fixed, else the least of a year of
+    steps (28 days for MS, 1 day for B, 1 hour for bh)."""
+    import pandas as pd
+
+    step = fixed_step(freq)
+    if step is not None:
+        return step
+    offset = to_offset(freq)
+    for start, periods in (("1970-01-01", 13), ("1677-10-01", 2)):  # (a step of decades leaves the range)
+        try:
+            return np.diff(pd.date_range(start, periods=periods, freq=offset).to_numpy()).min()
+        except (OverflowError, pd.errors.OutOfBoundsDatetime):
+            continue
+    return np.timedelta64(LAST_NS, "ns")
+
+
 def on_grid(ds: np.ndarray, freq: str) -> bool:
     """Whether every stamp of one sorted series lies on the grid of `freq` that starts at its first stamp."""
     import pandas as pd

@@ -338,3 +338,17 @@ def test_dates_more_than_292_years_apart_are_refused(tmp_path):
             in message)
     panel = read_series(write(tmp_path, "ds,y\n1700-01-01,1\n1990-01-01,2\n"), DataConfig(freq="YS"))
     assert len(panel.ds) == 291 and panel.ds[0] == np.datetime64("1700-01-01") and (np.diff(panel.ds) > 0).all()
+
+
+@pytest.mark.parametrize("text, config", [
+    ("ds,y\n2024-01-01 00:00:00,1\n2024-01-01 00:00:01,2\n2200-01-01,3\n", None),  # inferred: secondly
+    ("t,y\n0,1\n1000000000000000000,2\n", DataConfig(freq="int:1")),
+    ("unique_id,ds,y\n" + "".join(f"s{i},0,1\ns{i},{10**17},2\n" for i in range(100)), DataConfig(freq="int:1")),
+    ("ds,y\n1700-01-01,1\n1990-01-01,2\n", DataConfig(freq="min")),
+])
+def test_filling_gaps_is_bounded_before_any_grid_is_built(tmp_path, text, config):
+    """A few rows far apart at a fine step used to build the whole grid (billions of rows, or a crash)."""
+    started = time.monotonic()
+    message = error(write(tmp_path, text), config)
+    assert "filling the gaps would add" in message and "check --freq and the timestamps" in message
+    assert time.monotonic() - started < 5
