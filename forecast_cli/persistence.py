@@ -554,6 +554,7 @@ def _write_model_files(staging: Path, artifact: Artifact) -> None:
         "files": {ARRAYS: {"sha256": sha256(arrays_path), "bytes": size}},
     })
     text = json.dumps(manifest, indent=2)
+    _check_before_saving(json.loads(text), artifact.arrays)
     if len(text.encode()) > MAX_MANIFEST_BYTES:
         raise ArtifactError(f"the model's manifest would exceed {MAX_MANIFEST_BYTES} bytes, which loading refuses; "
                             "train on fewer series")
@@ -564,6 +565,17 @@ def _write_model_files(staging: Path, artifact: Artifact) -> None:
     _kill_point("manifest")
 
 
+
+
+def _check_before_saving(manifest: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Run the checks that loading applies on what is about to be saved: a model that could not be loaded is
+    never committed (the old one stays), and a writer that drifted from manifest.py fails at once."""
+    try:
+        check_manifest(manifest, MANIFEST)
+        check_arrays(manifest, arrays, ARRAYS)
+    except ArtifactError as e:
+        raise ArtifactError(f"the new model fails the checks of loading, so it was not saved (a bug in forecast: "
+                            f"please report it): {e}") from None
 
 
 def _swap_into_place(staging: Path, target: Path) -> Path | None:

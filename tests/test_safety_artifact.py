@@ -632,3 +632,19 @@ def test_a_planted_lock_link_is_not_followed(tmp_path):
     with pytest.raises(ArtifactError, match="not a regular file"):
         with model_lock(tmp_path / "m"):
             pass
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda a: a.manifest["window"].update(horizon="5"),  # a field of the wrong type
+    lambda a: a.manifest.update(new_field=1),  # a field manifest.py does not know (a writer that drifted)
+    lambda a: a.arrays.update({"scaler/loc": a.arrays["scaler/loc"][:1]}),  # arrays that disagree
+])
+def test_a_model_that_would_not_load_is_never_saved(models, saved, spoil):
+    import copy
+
+    artifact = copy.deepcopy(models[1])
+    spoil(artifact)
+    with pytest.raises(ArtifactError, match="fails the checks of loading"):
+        save_artifact(saved, artifact)
+    assert load_artifact(saved).manifest["fingerprint"] == models[0].manifest["fingerprint"]
+    assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".m.tmp-")] == []
