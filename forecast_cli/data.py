@@ -157,6 +157,9 @@ def _read_text(source: str | Path) -> tuple[str, bytes]:
             raise DataError(f"{name}: is a directory, not a CSV file") from e
         except OSError as e:
             raise DataError(f"{name}: cannot be read ({_clip(e.strerror or e, 80)})") from e
+    nul = raw.find(b"\x00", _HEAD_BYTES)  # (memchr: the first chunk was checked as it came in)
+    if nul >= 0:
+        raise DataError(f"{name}: not a text file (a NUL byte at offset {nul}); expected UTF-8 CSV")
     _check_utf8(name, raw, final=True)
     if not raw or raw.isspace():  # (no copy, unlike strip)
         raise DataError(f"{name}: the file is empty")

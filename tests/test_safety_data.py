@@ -322,6 +322,12 @@ class TestBoundedReading:
     def test_a_blank_file_larger_than_the_head_is_empty(self, tmp_path):
         assert error(write(tmp_path, "\n" * 200_000)).endswith(": the file is empty")
 
+    def test_a_nul_byte_far_into_a_file_names_its_offset(self, tmp_path):
+        head = "unique_id,ds,y\n" + "a,2024-01-01,1\n" * 10_000
+        path = tmp_path / "data.csv"
+        path.write_bytes(head.encode() + b"b\x00c,2024-01-01,1\n")
+        assert f"not a text file (a NUL byte at offset {len(head) + 1})" in error(str(path))
+
     def test_invalid_utf8_far_into_a_file_names_its_offset(self, tmp_path):
         head = "ds,y\n" + "2024-01-01,1\n" * 200_000
         path = tmp_path / "data.csv"
