@@ -7,14 +7,7 @@ Errors name the file, the column and the line (line 1 is the header).
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-import os
 import re
-import stat
-import sys
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,21 +17,17 @@ import pandas as pd
 
 from forecast_cli import timeindex
 from forecast_cli.config import FILL_POLICIES, LAYOUTS, DataConfig
+from forecast_cli.csvin import clip as _clip
+from forecast_cli.csvin import parse_csv, read_text
 from forecast_cli.errors import ConfigError, DataError
-from forecast_cli.limits import MAX_ABS_VALUE, MAX_COLUMNS, MAX_ID_CHARS, MAX_INPUT_BYTES
+from forecast_cli.limits import MAX_ABS_VALUE, MAX_ID_CHARS
 
 ID_NAMES = ("unique_id", "id", "series", "series_id", "item_id")
 TIME_NAMES = ("ds", "date", "time", "timestamp", "datetime", "period", "year")
 TARGET_NAMES = ("y", "value", "target")
 
-_HEAD_BYTES = 65536  # the first chunk of input: checked to be text before anything more is read
-_CHUNK_BYTES = 1 << 20
-_MAX_HEADER_BYTES = MAX_COLUMNS * (4 * MAX_ID_CHARS + 3)  # MAX_COLUMNS quoted names of MAX_ID_CHARS characters
 _MAX_ADDED_ROWS = 10_000_000  # rows that filling the gaps may add beyond as many as were read
 _LINE = -1  # label of the working frame's line-number column: header names are text, so none can collide
-# pandas' default missing-value spellings, for every column but the series id (where only an empty cell is)
-_NA_TEXTS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
 @dataclass(frozen=True)
@@ -101,8 +90,8 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     twice = [c for i, c in enumerate(config.covariates) if c in config.covariates[:i]]
     if twice:
         raise ConfigError(f"--covariates names '{_clip(twice[0])}' twice")
-    name, raw = _read_text(source)
-    table = _parse_csv(name, raw, config)
+    name, raw = read_text(source)
+    table = parse_csv(name, raw, lambda header: _id_column(header, config))
     del raw  # each stage lets go of the one before: the peak is about two copies of the table, not five
     layout, id_col, time_col, targets, notes = _resolve_columns(name, table, config)
     long, rank = _to_long(name, table, layout, id_col, time_col, targets, config.covariates)
@@ -133,195 +122,18 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     )
 
 
-def _read_text(source: str | Path) -> tuple[str, bytes]:
-    """(name, the input's bytes), checked to be UTF-8 text and at most MAX_INPUT_BYTES. The bytes go to the
-    parser as they are: a decoded copy in a StringIO would cost 4 bytes a character (CPython stores it as UCS-4),
-    6x the file in all."""
-    if str(source) == "-":
-        name = "<stdin>"
-        stream = getattr(sys.stdin, "buffer", None)  # None when fd 0 was closed before Python started
-        if stream is None:
-            raise DataError(f"{name}: standard input is closed; pipe the CSV in or pass a file")
-        try:
-            raw = _read_bounded(name, stream)
-        except (OSError, ValueError) as e:  # (ValueError: a closed file object)
-            raise DataError(f"{name}: standard input cannot be read ({_clip(e, 80)})") from e
-    else:
-        name = _clip(source, 200)
-        try:
-            with open(source, "rb") as stream:
-                raw = _read_bounded(name, stream)
-        except FileNotFoundError as e:
-            raise DataError(f"{name}: no such file") from e
-        except IsADirectoryError as e:
-            raise DataError(f"{name}: is a directory, not a CSV file") from e
-        except OSError as e:
-            raise DataError(f"{name}: cannot be read ({_clip(e.strerror or e, 80)})") from e
-    nul = raw.find(b"\x00", _HEAD_BYTES)  # (memchr: the first chunk was checked as it came in)
-    if nul >= 0:
-        raise DataError(f"{name}: not a text file (a NUL byte at offset {nul}); expected UTF-8 CSV")
-    _check_utf8(name, raw, final=True)
-    if not raw or raw.isspace():  # (no copy, unlike strip)
-        raise DataError(f"{name}: the file is empty")
-    return name, raw
-
-
-def _read_bounded(name: str, stream) -> bytes:
-    """At most MAX_INPUT_BYTES from a binary stream. The first chunk is checked to be text before more is read
-    (/dev/zero is refused at once); a regular file is sized first and read into one buffer; anything else
-    (a pipe, a device) is read in chunks until it ends or passes the bound."""
-    size = _remaining_size(stream)
-    if size is not None and size > MAX_INPUT_BYTES:
-        raise DataError(_too_large(name))
-    head = stream.read(_HEAD_BYTES)
-    if b"\x00" in head:
-        raise DataError(f"{name}: not a text file (it contains NUL bytes); expected UTF-8 CSV")
-    _check_utf8(name, head, final=False)
-    if size is not None and len(head) == _HEAD_BYTES and stream.seekable():
-        stream.seek(-len(head), os.SEEK_CUR)
-        head = stream.read(size + 1)  # the whole file in one buffer, no joined copy; 1 more byte if it grew
-        if len(head) <= size:
-            return head
-    chunks, total = [head], len(head)
-    while chunk := stream.read(_CHUNK_BYTES):
-        total += len(chunk)
-        if total > MAX_INPUT_BYTES:
-            raise DataError(_too_large(name))
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _remaining_size(stream) -> int | None:
-    """Bytes left in a regular file; None for pipes, devices and streams without a file descriptor."""
-    try:
-        info = os.fstat(stream.fileno())
-        return info.st_size - stream.tell() if stat.S_ISREG(info.st_mode) else None
-    except (OSError, ValueError):
-        return None
-
-
-def _too_large(name: str) -> str:
-    return (f"{name}: larger than {MAX_INPUT_BYTES / 2**30:g} GiB, the most forecast reads from one file or "
-            "from standard input; split it into smaller files")
-
-
-def _check_utf8(name: str, raw: bytes, final: bool) -> None:
-    """DataError naming the offset of the first byte that is not UTF-8. Decodes 1 MiB at a time, so that the
-    check never holds a decoded copy of the whole input (up to 4 bytes a character); ASCII needs no decoding.
-    final=False: a character cut at the end is not an error (the first chunk of a longer input)."""
-    if raw.isascii():
-        return
-    view, pos = memoryview(raw), 0
-    while pos < len(raw):
-        end = pos + _CHUNK_BYTES
-        try:
-            _, used = codecs.utf_8_decode(view[pos:end], "strict", final and end >= len(raw))
-        except UnicodeDecodeError as e:
-            raise DataError(f"{name}: not UTF-8 text (invalid byte at offset {pos + e.start}); save it as UTF-8 "
-                            "CSV") from e
-        if used == 0:  # (only a cut character is left, and final is False)
-            return
-        pos += used
-
-
-def _parse_csv(name: str, raw: bytes, config: DataConfig) -> pd.DataFrame:
-    """All columns as read by pandas; the index is shifted so that line = index + 2 (line 1 is the header).
-    The series id column is read as text, and only an empty cell in it is missing ('007' stays '007', 'NA' is a
-    series called NA); the other columns keep pandas' default missing-value spellings."""
-    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
-    head = raw[start : start + _HEAD_BYTES]
-    blank = head[: len(head) - len(head.lstrip(b"\r\n"))]
-    skipped = blank.count(b"\n") + blank.count(b"\r") - blank.count(b"\r\n")  # blank lines above the header
-    start += len(blank)
-    header = _header(name, raw, start)
-    id_at = _id_position(header, config)
-    options = {}
-    if id_at is not None:
-        options = {"dtype": {id_at: str}, "keep_default_na": False,
-                   "na_values": {i: [""] if i == id_at else _NA_TEXTS for i in range(len(header))}}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
-            body = io.BytesIO(raw)  # shares the bytes, no copy
-            body.seek(start)
-            table = pd.read_csv(body, skip_blank_lines=False, index_col=False, encoding="utf-8", **options)
-    except pd.errors.ParserWarning as e:
-        raise DataError(f"{name}: line 2 has more fields than the header ({len(header)} columns)") from e
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise DataError(f"{name}: not a valid CSV table: {_clip(e, 120)}") from e
-    table.index += skipped
-    table.columns = [str(c).strip() for c in table.columns]
-    table = table.dropna(how="all")  # blank lines
-    if table.empty:
-        raise DataError(f"{name}: has a header but no data rows")
-    return table
-
-
-def _header(name: str, raw: bytes, start: int) -> list[str]:
-    """The header's names, stripped, checked before pandas sees them: at most MAX_COLUMNS, none twice (pandas
-    would rename an exact duplicate 'y.1' and keep ' y' beside 'y')."""
-    end = _record_end(raw, start)
-    if end is None:
-        raise DataError(f"{name}: line 1 (the header) is longer than {_MAX_HEADER_BYTES:,} bytes")
-    if raw.count(b",", start, end) >= MAX_COLUMNS and raw.find(b'"', start, end) < 0:  # exact: no quotes
-        raise DataError(f"{name}: line 1 has {raw.count(b',', start, end) + 1:,} columns; forecast reads at most "
-                        f"{MAX_COLUMNS:,}")
-    text = raw[start:end].decode("utf-8", errors="replace")
-    header = [h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), [])]
-    if len(header) > MAX_COLUMNS:
-        raise DataError(f"{name}: line 1 has {len(header):,} columns; forecast reads at most {MAX_COLUMNS:,}")
-    seen: set[str] = set()
-    for h in header:
-        if h in seen and h:  # (empty names become 'Unnamed: N', which differ)
-            raise DataError(f"{name}: line 1: column '{_clip(h)}' appears twice (names are compared without "
-                            "their surrounding spaces); rename one")
-        seen.add(h)
-    return header
-
-
-def _record_end(raw: bytes, start: int) -> int | None:
-    """Where the record starting at `start` ends: its first line end (CR, LF or CRLF) outside quotes; None when
-    that is more than _MAX_HEADER_BYTES away."""
-    limit = min(len(raw), start + _MAX_HEADER_BYTES)
-    pos, quotes = start, 0
-    while True:
-        lf = raw.find(b"\n", pos, limit)
-        cr = raw.find(b"\r", pos, lf if lf >= 0 else limit)
-        end = cr if cr >= 0 else lf
-        if end < 0:
-            return len(raw) if limit == len(raw) else None
-        quotes += raw.count(b'"', pos, end)
-        if quotes % 2 == 0:
-            return end
-        pos = end + 1
-
-
-def _id_position(header: list[str], config: DataConfig) -> int | None:
-    """The header position of the series id column (as _resolve_columns will choose it), if there is one."""
-    if config.id_col:
-        return header.index(config.id_col) if config.id_col in header else None
-    if config.layout not in (None, "long"):
-        return None
-    found = _find([h for h in header if h not in config.covariates], ID_NAMES)
-    return None if found is None else header.index(found)
-
-
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
-
-
-def _clip(value, limit: int = 40) -> str:
-    """A value as it can be shown inside a one-line message: control characters (C0, DEL, C1: ESC and so every
-    terminal escape sequence; line separators and bidirectional overrides too) escaped, long ones cut."""
-    text = str(value)[: 4 * limit + 16]
-    text = _CONTROLS.sub(lambda m: _ESCAPES.get(m[0]) or f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256
-                         else f"\\u{ord(m[0]):04x}", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _find(columns: list[str], candidates: tuple[str, ...]) -> str | None:
     lower = {c.lower(): c for c in columns}
     return next((lower[c] for c in candidates if c in lower), None)
+
+
+def _id_column(header: list[str], config: DataConfig) -> str | None:
+    """The series id column among the header's names, as _resolve_columns will choose it, if there is one."""
+    if config.id_col:
+        return config.id_col
+    if config.layout not in (None, "long"):
+        return None
+    return _find([h for h in header if h not in config.covariates], ID_NAMES)
 
 
 def _require(name: str, columns: list[str], column: str, flag: str) -> str:

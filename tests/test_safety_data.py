@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forecast_cli import data, timeindex
+from forecast_cli import csvin, timeindex
 from forecast_cli.config import DataConfig
 from forecast_cli.data import read_series
 from forecast_cli.errors import DataError
@@ -243,7 +243,7 @@ class TestBoundedReading:
         assert raw.served <= 1 << 20
 
     def test_endless_text_stdin_stops_at_the_bound(self, monkeypatch):
-        monkeypatch.setattr(data, "MAX_INPUT_BYTES", 1 << 20)
+        monkeypatch.setattr(csvin, "MAX_INPUT_BYTES", 1 << 20)
         raw = Endless(b"2024-01-01,1\n")
         self.stdin(monkeypatch, raw)
         assert error("-").startswith("<stdin>: larger than 0.000976562 GiB, the most forecast reads")
@@ -251,23 +251,23 @@ class TestBoundedReading:
 
     def test_a_regular_file_over_the_bound_is_refused_before_it_is_read(self, tmp_path, monkeypatch):
         path = write(tmp_path, "ds,y\n" + "2024-01-01,1\n" * 10_000)
-        monkeypatch.setattr(data, "MAX_INPUT_BYTES", 1000)
+        monkeypatch.setattr(csvin, "MAX_INPUT_BYTES", 1000)
         assert "larger than" in error(path)
         with open(path, "rb") as f:
             counted = Counted(f)
             with pytest.raises(DataError, match="larger than"):
-                data._read_bounded(path, counted)
+                csvin._read_bounded(path, counted)
         assert counted.reads == 0
 
     def test_a_file_at_the_bound_is_read(self, tmp_path, monkeypatch):
         text = "ds,y\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in range(1, 29))
-        monkeypatch.setattr(data, "MAX_INPUT_BYTES", len(text))
+        monkeypatch.setattr(csvin, "MAX_INPUT_BYTES", len(text))
         assert len(read_series(write(tmp_path, text)).ds) == 28
 
     def test_a_fifo_is_read_up_to_the_bound(self, tmp_path, monkeypatch):
         if not hasattr(os, "mkfifo"):
             pytest.skip("no FIFOs here")
-        monkeypatch.setattr(data, "MAX_INPUT_BYTES", 1 << 20)
+        monkeypatch.setattr(csvin, "MAX_INPUT_BYTES", 1 << 20)
         fifo = tmp_path / "pipe.csv"
         os.mkfifo(fifo)
         stop = threading.Event()
@@ -305,7 +305,7 @@ class TestBoundedReading:
         assert "columns; forecast reads at most" in error(write(tmp_path, quoted + "\n2024-01-01\n"))
 
     def test_a_header_without_end_is_refused(self, tmp_path, monkeypatch):
-        monkeypatch.setattr(data, "_MAX_HEADER_BYTES", 100)
+        monkeypatch.setattr(csvin, "_MAX_HEADER_BYTES", 100)
         assert "line 1 (the header) is longer than 100 bytes" in error(write(tmp_path, "ds" + ",y" * 1000))
 
     def test_a_directory_and_a_missing_file(self, tmp_path):

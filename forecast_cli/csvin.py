@@ -1,0 +1,207 @@
+"""Bytes to a raw table: DATA or standard input read with a bound and checked to be UTF-8 text as it comes in,
+then parsed by pandas with the series id column kept as text. data.py makes a Panel of the table.
+
+Bounds (limits.py): MAX_INPUT_BYTES of input, MAX_COLUMNS columns; the header line is at most _MAX_HEADER_BYTES.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import re
+import stat
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from forecast_cli.errors import DataError
+from forecast_cli.limits import MAX_COLUMNS, MAX_ID_CHARS, MAX_INPUT_BYTES
+
+_HEAD_BYTES = 65536  # the first chunk of input: checked to be text before anything more is read
+_CHUNK_BYTES = 1 << 20
+_MAX_HEADER_BYTES = MAX_COLUMNS * (4 * MAX_ID_CHARS + 3)  # MAX_COLUMNS quoted names of MAX_ID_CHARS characters
+# pandas' default missing-value spellings, for every column but the series id (where only an empty cell is)
+_NA_TEXTS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def read_text(source: str | Path) -> tuple[str, bytes]:
+    """(name, the input's bytes), checked to be UTF-8 text and at most MAX_INPUT_BYTES. The bytes go to the
+    parser as they are: a decoded copy in a StringIO would cost 4 bytes a character (CPython stores it as UCS-4),
+    6x the file in all."""
+    if str(source) == "-":
+        name = "<stdin>"
+        stream = getattr(sys.stdin, "buffer", None)  # None when fd 0 was closed before Python started
+        if stream is None:
+            raise DataError(f"{name}: standard input is closed; pipe the CSV in or pass a file")
+        try:
+            raw = _read_bounded(name, stream)
+        except (OSError, ValueError) as e:  # (ValueError: a closed file object)
+            raise DataError(f"{name}: standard input cannot be read ({clip(e, 80)})") from e
+    else:
+        name = clip(source, 200)
+        try:
+            with open(source, "rb") as stream:
+                raw = _read_bounded(name, stream)
+        except FileNotFoundError as e:
+            raise DataError(f"{name}: no such file") from e
+        except IsADirectoryError as e:
+            raise DataError(f"{name}: is a directory, not a CSV file") from e
+        except OSError as e:
+            raise DataError(f"{name}: cannot be read ({clip(e.strerror or e, 80)})") from e
+    nul = raw.find(b"\x00", _HEAD_BYTES)  # (memchr: the first chunk was checked as it came in)
+    if nul >= 0:
+        raise DataError(f"{name}: not a text file (a NUL byte at offset {nul}); expected UTF-8 CSV")
+    _check_utf8(name, raw, final=True)
+    if not raw or raw.isspace():  # (no copy, unlike strip)
+        raise DataError(f"{name}: the file is empty")
+    return name, raw
+
+
+def _read_bounded(name: str, stream) -> bytes:
+    """At most MAX_INPUT_BYTES from a binary stream. The first chunk is checked to be text before more is read
+    (/dev/zero is refused at once); a regular file is sized first and read into one buffer; anything else
+    (a pipe, a device) is read in chunks until it ends or passes the bound."""
+    size = _remaining_size(stream)
+    if size is not None and size > MAX_INPUT_BYTES:
+        raise DataError(_too_large(name))
+    head = stream.read(_HEAD_BYTES)
+    if b"\x00" in head:
+        raise DataError(f"{name}: not a text file (it contains NUL bytes); expected UTF-8 CSV")
+    _check_utf8(name, head, final=False)
+    if size is not None and len(head) == _HEAD_BYTES and stream.seekable():
+        stream.seek(-len(head), os.SEEK_CUR)
+        head = stream.read(size + 1)  # the whole file in one buffer, no joined copy; 1 more byte if it grew
+        if len(head) <= size:
+            return head
+    chunks, total = [head], len(head)
+    while chunk := stream.read(_CHUNK_BYTES):
+        total += len(chunk)
+        if total > MAX_INPUT_BYTES:
+            raise DataError(_too_large(name))
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _remaining_size(stream) -> int | None:
+    """Bytes left in a regular file; None for pipes, devices and streams without a file descriptor."""
+    try:
+        info = os.fstat(stream.fileno())
+        return info.st_size - stream.tell() if stat.S_ISREG(info.st_mode) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _too_large(name: str) -> str:
+    return (f"{name}: larger than {MAX_INPUT_BYTES / 2**30:g} GiB, the most forecast reads from one file or "
+            "from standard input; split it into smaller files")
+
+
+def _check_utf8(name: str, raw: bytes, final: bool) -> None:
+    """DataError naming the offset of the first byte that is not UTF-8. Decodes 1 MiB at a time, so that the
+    check never holds a decoded copy of the whole input (up to 4 bytes a character); ASCII needs no decoding.
+    final=False: a character cut at the end is not an error (the first chunk of a longer input)."""
+    if raw.isascii():
+        return
+    view, pos = memoryview(raw), 0
+    while pos < len(raw):
+        end = pos + _CHUNK_BYTES
+        try:
+            _, used = codecs.utf_8_decode(view[pos:end], "strict", final and end >= len(raw))
+        except UnicodeDecodeError as e:
+            raise DataError(f"{name}: not UTF-8 text (invalid byte at offset {pos + e.start}); save it as UTF-8 "
+                            "CSV") from e
+        if used == 0:  # (only a cut character is left, and final is False)
+            return
+        pos += used
+
+
+def parse_csv(name: str, raw: bytes, id_column: Callable[[list[str]], str | None]) -> pd.DataFrame:
+    """All columns as read by pandas; the index is shifted so that line = index + 2 (line 1 is the header).
+    The series id column is read as text, and only an empty cell in it is missing ('007' stays '007', 'NA' is a
+    series called NA); the other columns keep pandas' default missing-value spellings."""
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    head = raw[start : start + _HEAD_BYTES]
+    blank = head[: len(head) - len(head.lstrip(b"\r\n"))]
+    skipped = blank.count(b"\n") + blank.count(b"\r") - blank.count(b"\r\n")  # blank lines above the header
+    start += len(blank)
+    header = _header(name, raw, start)
+    chosen = id_column(header)
+    id_at = header.index(chosen) if chosen in header else None
+    options = {}
+    if id_at is not None:
+        options = {"dtype": {id_at: str}, "keep_default_na": False,
+                   "na_values": {i: [""] if i == id_at else _NA_TEXTS for i in range(len(header))}}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
+            body = io.BytesIO(raw)  # shares the bytes, no copy
+            body.seek(start)
+            table = pd.read_csv(body, skip_blank_lines=False, index_col=False, encoding="utf-8", **options)
+    except pd.errors.ParserWarning as e:
+        raise DataError(f"{name}: line 2 has more fields than the header ({len(header)} columns)") from e
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise DataError(f"{name}: not a valid CSV table: {clip(e, 120)}") from e
+    table.index += skipped
+    table.columns = [str(c).strip() for c in table.columns]
+    table = table.dropna(how="all")  # blank lines
+    if table.empty:
+        raise DataError(f"{name}: has a header but no data rows")
+    return table
+
+
+def _header(name: str, raw: bytes, start: int) -> list[str]:
+    """The header's names, stripped, checked before pandas sees them: at most MAX_COLUMNS, none twice (pandas
+    would rename an exact duplicate 'y.1' and keep ' y' beside 'y')."""
+    end = _record_end(raw, start)
+    if end is None:
+        raise DataError(f"{name}: line 1 (the header) is longer than {_MAX_HEADER_BYTES:,} bytes")
+    if raw.count(b",", start, end) >= MAX_COLUMNS and raw.find(b'"', start, end) < 0:  # exact: no quotes
+        raise DataError(f"{name}: line 1 has {raw.count(b',', start, end) + 1:,} columns; forecast reads at most "
+                        f"{MAX_COLUMNS:,}")
+    text = raw[start:end].decode("utf-8", errors="replace")
+    header = [h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), [])]
+    if len(header) > MAX_COLUMNS:
+        raise DataError(f"{name}: line 1 has {len(header):,} columns; forecast reads at most {MAX_COLUMNS:,}")
+    seen: set[str] = set()
+    for h in header:
+        if h in seen and h:  # (empty names become 'Unnamed: N', which differ)
+            raise DataError(f"{name}: line 1: column '{clip(h)}' appears twice (names are compared without "
+                            "their surrounding spaces); rename one")
+        seen.add(h)
+    return header
+
+
+def _record_end(raw: bytes, start: int) -> int | None:
+    """Where the record starting at `start` ends: its first line end (CR, LF or CRLF) outside quotes; None when
+    that is more than _MAX_HEADER_BYTES away."""
+    limit = min(len(raw), start + _MAX_HEADER_BYTES)
+    pos, quotes = start, 0
+    while True:
+        lf = raw.find(b"\n", pos, limit)
+        cr = raw.find(b"\r", pos, lf if lf >= 0 else limit)
+        end = cr if cr >= 0 else lf
+        if end < 0:
+            return len(raw) if limit == len(raw) else None
+        quotes += raw.count(b'"', pos, end)
+        if quotes % 2 == 0:
+            return end
+        pos = end + 1
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def clip(value, limit: int = 40) -> str:
+    """A value as it can be shown inside a one-line message: control characters (C0, DEL, C1: ESC and so every
+    terminal escape sequence; line separators and bidirectional overrides too) escaped, long ones cut."""
+    text = str(value)[: 4 * limit + 16]
+    text = _CONTROLS.sub(lambda m: _ESCAPES.get(m[0]) or f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256
+                         else f"\\u{ord(m[0]):04x}", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
