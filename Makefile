@@ -26,9 +26,13 @@ test-all: $(VENV)/.installed-test  ## including tests marked slow
 
 RIVER := sample_data/river.csv --target discharge --covariates rain,temp
 
-fuzz: $(VENV)/.installed-test  ## the long hostile-input and kill-test profile
+SAFETY := tests/test_safety_data.py tests/test_safety_numbers.py tests/test_manifest.py tests/test_safety_artifact.py \
+	tests/test_safety_cli.py tests/test_hostile.py
+
+fuzz: $(VENV)/.installed-test  ## the long hostile-input and kill-test profile (issue 14's classes, thousands of cases)
 	FUZZ_EXAMPLES=3000 KILL_TRIALS=50 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py \
 		tests/test_reliability.py -k "survive or sigkill" -s
+	FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q -p no:cacheprovider $(SAFETY)
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[bench]'
