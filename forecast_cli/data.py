@@ -461,7 +461,7 @@ def _regularize(name: str, long: pd.DataFrame, freq: str) -> tuple[pd.DataFrame,
     ds = long["ds"].to_numpy()
     aggregated = not all(timeindex.on_grid(ds[s:e], freq) for s, e in segments)
     if aggregated:
-        long = _aggregate(long, freq)
+        long = _aggregate(name, long, freq)
         ids, segments = _segments(long)
         ds = long["ds"].to_numpy()
         lengths = np.array([e - s for s, e in segments])
@@ -501,14 +501,24 @@ def _step(ds: np.ndarray, freq: str) -> int | None:
     return None if step is None else int(step / np.timedelta64(1, "s")) * 10**9  # (exact: whole seconds)
 
 
-def _aggregate(long: pd.DataFrame, freq: str) -> pd.DataFrame:
+def _aggregate(name: str, long: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """The mean of each series' values in each period of `freq`, labelled by the period's stamp. Dates are
+    grouped in microseconds (pandas' bins step past the last stamp, which overflows nanoseconds near 2262)."""
     values = long.drop(columns=_LINE)
     if timeindex.is_int_freq(freq):
         step = timeindex.int_step(freq)
         grouped = values.assign(ds=values["ds"] // step * step).groupby(["unique_id", "ds"], sort=True)
     else:
+        values = values.assign(ds=values["ds"].dt.as_unit("us"))
         grouped = values.groupby(["unique_id", pd.Grouper(key="ds", freq=timeindex.to_offset(freq))], sort=True)
     out = grouped.mean().reset_index()
+    if not timeindex.is_int_freq(freq):
+        outside = (out["ds"] < pd.Timestamp.min) | (out["ds"] > pd.Timestamp.max)
+        if outside.any():
+            raise DataError(f"{name}: at --freq {freq}, a period would be labelled "
+                            f"{_fmt(out['ds'][outside].iloc[0])}, outside the dates forecast can represent "
+                            f"({timeindex.FIRST_DATE} to {timeindex.LAST_DATE}); use another --freq")
+        out["ds"] = out["ds"].dt.as_unit("ns")
     out[_LINE] = np.nan
     return out
 

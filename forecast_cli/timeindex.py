@@ -208,11 +208,11 @@ def grid_between(first, last, freq: str) -> np.ndarray:
     if is_int_freq(freq):  # (no `last + 1`: it would overflow at the top of int64)
         count = max(0, (int(last) - int(first)) // int_step(freq) + 1)
         return np.int64(first) + np.int64(int_step(freq)) * np.arange(count, dtype=np.int64)
-    try:
-        return pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq=to_offset(freq)).to_numpy()
-    except (OverflowError, pd.errors.OutOfBoundsDatetime) as e:
-        raise DataError(f"the stamps from {first} to {last} at {freq} leave the dates forecast can represent "
-                        f"({FIRST_DATE} to {LAST_DATE})") from e
+    # Built in microseconds: pandas steps one past the end, which overflows nanoseconds near 2262; every stamp
+    # kept lies between first and last, so back in nanoseconds it is exact.
+    grid = pd.date_range(pd.Timestamp(first).as_unit("us"), pd.Timestamp(last).as_unit("us"), freq=to_offset(freq),
+                         unit="us")
+    return grid.as_unit("ns").to_numpy()
 
 
 _PAST_END = (f"the forecast would run past {LAST_DATE}, the last date forecast can represent; use a shorter "
@@ -255,11 +255,15 @@ def _steps_from(last, freq: str, count: int, direction: int) -> np.ndarray:
         return _affine(ns, step_ns, ks).view("datetime64[ns]")
     import pandas as pd
 
-    stamp = pd.Timestamp(np.datetime64(_to_ns(last), "ns"))
+    stamp = pd.Timestamp(np.datetime64(_to_ns(last), "ns")).as_unit("us")  # (microseconds: room past 2262)
     try:
         if direction > 0:
-            return pd.date_range(stamp, periods=count + 1, freq=to_offset(freq))[1:].to_numpy()
-        return pd.date_range(end=stamp, periods=count, freq=to_offset(freq)).to_numpy()
+            stamps = pd.date_range(stamp, periods=count + 1, freq=to_offset(freq), unit="us")[1:]
+        else:
+            stamps = pd.date_range(end=stamp, periods=count, freq=to_offset(freq), unit="us")
+        if len(stamps) and (stamps[0] < pd.Timestamp.min or stamps[-1] > pd.Timestamp.max):
+            raise OverflowError
+        return stamps.as_unit("ns").to_numpy()
     except (OverflowError, pd.errors.OutOfBoundsDatetime) as e:
         raise DataError(_PAST_END if direction > 0 else _BEFORE_START) from e
 

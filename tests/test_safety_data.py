@@ -358,3 +358,22 @@ def test_filling_gaps_is_bounded_before_any_grid_is_built(tmp_path, text, config
     message = error(write(tmp_path, text), config)
     assert "filling the gaps would add" in message and "check --freq and the timestamps" in message
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("freq, start, ok", [
+    ("MS", "2262-01-01", True), ("7D", "2262-01-01", True), ("W-SUN", "2262-01-01", False),
+    ("ME", "2262-01-01", False), ("YE", "2262-01-01", False),
+    ("W-SUN", "1677-09-22", True), ("ME", "1677-09-22", True), ("MS", "1677-09-22", False),
+    ("YS", "1677-09-22", False),
+])
+def test_given_frequencies_at_either_end_of_the_range(tmp_path, freq, start, ok):
+    """Daily data reaching an end of the range, averaged into --freq periods: pandas' bins and grids step one
+    past the last stamp, which used to overflow (tracebacks); a period labelled outside the range is refused."""
+    days = pd.date_range(start, periods=101, freq="D")
+    days = days[days <= LAST]
+    path = write(tmp_path, "ds,y\n" + "".join(f"{d.date()},{i % 7}\n" for i, d in enumerate(days)))
+    if ok:
+        panel = read_series(path, DataConfig(freq=freq))
+        assert (np.diff(panel.ds) > np.timedelta64(0)).all() and panel.ds.dtype == np.dtype("datetime64[ns]")
+    else:
+        assert "a period would be labelled" in error(path, DataConfig(freq=freq))
