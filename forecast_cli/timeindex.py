@@ -68,6 +68,12 @@ def fixed_step(freq: str) -> np.timedelta64 | None:
     return np.timedelta64(int(found.group(1) or 1), _FIXED_UNITS[found.group(2)])
 
 
+def _shown(freq: str) -> str:
+    """A user's frequency as it can be quoted in a one-line message: control characters escaped, cut short."""
+    text = ascii(str(freq))[1:-1]
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def to_offset(freq: str) -> pd.DateOffset:
     """The pandas offset for a datetime frequency; ConfigError for an unknown alias."""
     import pandas as pd
@@ -76,7 +82,7 @@ def to_offset(freq: str) -> pd.DateOffset:
         return pd.tseries.frequencies.to_offset(freq)
     except (ValueError, TypeError) as e:
         raise ConfigError(
-            f"Unknown frequency '{freq}'. Use a pandas alias such as h, D, W-SUN, MS, QS, YS, 15min, or int:1 "
+            f"Unknown frequency '{_shown(freq)}'. Use a pandas alias such as h, D, W-SUN, MS, QS, YS, 15min, or int:1 "
             "for integer periods."
         ) from e
 
@@ -87,22 +93,23 @@ def check_freq(freq: str) -> str:
     if is_int_freq(freq) or freq == "int":
         step = freq[len(INT_PREFIX):] if is_int_freq(freq) else "1"
         if not step.isdigit() or int(step) < 1:
-            raise ConfigError(f"Unknown frequency '{freq}': integer periods are written int:STEP, e.g. int:1.")
+            raise ConfigError(f"Unknown frequency '{_shown(freq)}': integer periods are written int:STEP, e.g. int:1.")
         if int(step) > MAX_PERIOD:
-            raise ConfigError(f"Frequency '{freq}': an integer step is at most {MAX_PERIOD:,}.")
+            raise ConfigError(f"Frequency '{_shown(freq)}': an integer step is at most {MAX_PERIOD:,}.")
         return f"{INT_PREFIX}{int(step)}"
     import pandas as pd
 
     offset = to_offset(freq)
     if offset.n < 1:
-        raise ConfigError(f"Frequency '{freq}': a step must be positive, for example D, 3D, h or 15min.")
+        raise ConfigError(f"Frequency '{_shown(freq)}': a step must be positive, for example D, 3D, h or 15min.")
     if is_subsecond(offset.freqstr):
-        raise ConfigError(f"Frequency '{freq}': steps shorter than a second are not supported; the finest is s.")
+        raise ConfigError(f"Frequency '{_shown(freq)}': steps shorter than a second are not supported; the finest "
+                          "is s.")
     try:
         if pd.Timestamp.min + offset > pd.Timestamp.max:
             raise OverflowError
     except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as e:
-        raise ConfigError(f"Frequency '{freq}': one step is longer than the dates forecast can represent "
+        raise ConfigError(f"Frequency '{_shown(freq)}': one step is longer than the dates forecast can represent "
                           f"({FIRST_DATE} to {LAST_DATE}).") from e
     return offset.freqstr
 

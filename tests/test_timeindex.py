@@ -74,3 +74,9 @@ def test_integer_stamps_never_overflow_int64():
     past = timeindex.past_times(np.datetime64("2262-01-01", "ns"), "50000D", 3)
     assert (np.diff(past) > np.timedelta64(0)).all() and past[-1] == np.datetime64("2262-01-01")
     assert timeindex.past_times(np.datetime64("2262-04-11", "ns"), "D", 0).shape == (0,)
+
+
+def test_frequency_messages_escape_control_characters():
+    with pytest.raises(ConfigError) as excinfo:
+        timeindex.check_freq("\x1b[31mD")
+    assert "'\\x1b[31mD'" in str(excinfo.value) and "\x1b" not in str(excinfo.value)
