@@ -333,7 +333,7 @@ class CheckedStdout:
 
 def guard_standard_streams() -> None:
     """Standard streams closed at start: put /dev/null on their descriptors, so that no file this run opens
-    takes descriptor 0, 1 or 2 (a lock file receiving the CSV). Closed stdin reads as empty, closed stderr
+    takes descriptor 0, 1 or 2 (a lock file receiving the CSV). Closed stdin is an error when read, closed stderr
     loses the messages (the exit code still tells), and writing a result to a closed stdout is an error."""
     for fd in (0, 1, 2):
         try:
@@ -346,7 +346,7 @@ def guard_standard_streams() -> None:
             os.dup2(null, fd)
             os.close(null)
         if fd == 0:
-            sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
+            sys.stdin = None  # data.read_series says "standard input is closed"
         elif fd == 1:
             sys.stdout = ClosedStream("it was closed when forecast started")
         else:
