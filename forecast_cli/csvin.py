@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 
 from forecast_cli.errors import DataError
-from forecast_cli.limits import MAX_COLUMNS, MAX_ID_CHARS, MAX_INPUT_BYTES
+from forecast_cli.limits import MAX_COLUMNS, MAX_HEADER_BYTES, MAX_INPUT_BYTES
 
 _HEAD_BYTES = 65536  # the first chunk of input: checked to be text before anything more is read
 _CHUNK_BYTES = 1 << 20
-_MAX_HEADER_BYTES = MAX_COLUMNS * (4 * MAX_ID_CHARS + 3)  # MAX_COLUMNS quoted names of MAX_ID_CHARS characters
+_MAX_HEADER_BYTES = MAX_HEADER_BYTES  # (a module name, so that a test can lower it)
 # pandas' default missing-value spellings, for every column but the series id (where only an empty cell is)
 _NA_TEXTS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]

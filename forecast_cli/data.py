@@ -20,13 +20,13 @@ from forecast_cli.config import FILL_POLICIES, LAYOUTS, DataConfig
 from forecast_cli.csvin import clip as _clip
 from forecast_cli.csvin import parse_csv, read_text
 from forecast_cli.errors import ConfigError, DataError
-from forecast_cli.limits import MAX_ABS_VALUE, MAX_ID_CHARS
+from forecast_cli.limits import MAX_ABS_VALUE, MAX_ADDED_ROWS, MAX_ID_CHARS
 
 ID_NAMES = ("unique_id", "id", "series", "series_id", "item_id")
 TIME_NAMES = ("ds", "date", "time", "timestamp", "datetime", "period", "year")
 TARGET_NAMES = ("y", "value", "target")
 
-_MAX_ADDED_ROWS = 10_000_000  # rows that filling the gaps may add beyond as many as were read
+_MAX_ADDED_ROWS = MAX_ADDED_ROWS  # (a module name, so that a test can lower it)
 _LINE = -1  # label of the working frame's line-number column: header names are text, so none can collide
 
 

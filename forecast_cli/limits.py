@@ -12,6 +12,10 @@ MAX_INPUT_BYTES = 4 << 30  # bytes of one CSV file or of standard input
 MAX_COLUMNS = 10_000  # columns of one CSV file
 MAX_ID_CHARS = 1_000  # characters of one series id
 MAX_ABS_VALUE = 1e100  # |value| of a target or covariate: beyond it sums of squares would overflow float64
+MAX_HEADER_BYTES = MAX_COLUMNS * (4 * MAX_ID_CHARS + 3)  # the header line (about 40 MB)
+MAX_PERIOD = 10**18  # |integer period| (and an integer step): differences and steps stay inside int64
+MAX_ADDED_ROWS = 10_000_000  # rows that filling gaps may add beyond as many as were read
+# Dates: 1677-09-21 to 2262-04-11 (datetime64[ns]), at most 292 years apart within one file
 
 # Windows and forecasts
 MAX_HORIZON = 10_000  # steps of --horizon (train, predict, evaluate, plot)

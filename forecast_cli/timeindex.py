@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from forecast_cli import limits
 from forecast_cli.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ INT_PREFIX = "int:"
 FIRST_NS = -(2**63) + 1
 LAST_NS = 2**63 - 1
 FIRST_DATE, LAST_DATE = "1677-09-21", "2262-04-11"
-MAX_PERIOD = 10**18
+MAX_PERIOD = limits.MAX_PERIOD
 
 # pandas offset class name: (human label, steps per season, default horizon, unit)
 _KINDS = {
