@@ -192,15 +192,18 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
+def _entries(path: Path) -> list[str] | None:
+    """The names in `path` when it is a real directory (not a link), else None."""
+    try:
+        return os.listdir(path) if stat.S_ISDIR(os.lstat(path).st_mode) else None
+    except OSError:
+        return None
+
+
 def _holds_only_ours(path: Path) -> bool:
     """`path` is a real directory holding nothing but regular files named manifest.json and arrays.npz."""
-    try:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            return False
-        names = os.listdir(path)
-    except OSError:
-        return False
-    return set(names) <= OURS and all(_is_regular(path / n) for n in names)
+    names = _entries(path)
+    return names is not None and set(names) <= OURS and all(_is_regular(path / n) for n in names)
 
 
 # ---- reading, bounded and without following links -------------------------------------------------------------
@@ -386,12 +389,7 @@ def _our_leftover(path: Path, kind: str) -> bool:
         return False
     if kind == "tmp":
         return _holds_only_ours(path)
-    try:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            return False
-        names = os.listdir(path)
-    except OSError:
-        return False
+    names = _entries(path)
     return names == [] or (names == ["model"] and _holds_only_ours(path / "model"))
 
 
