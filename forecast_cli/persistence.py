@@ -157,11 +157,12 @@ def _commit_guard():
     try:
         yield
         COMMITTED = True
-    finally:
+    finally:  # the mask first, while the deferring handlers are still in place: a signal held off is delivered
+        # to them, so nothing raises before the mask and the handlers are both restored
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for s, handler in handlers.items():
             if callable(handler):
                 signal.signal(s, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held off is delivered here
         for number in deferred:
             signal.raise_signal(number)
 
@@ -499,10 +500,12 @@ def save_artifact(directory: str | Path, artifact: Artifact) -> Path:
         raise _save_error(target, e) from None
     finally:
         _discard(staging)
-    _kill_point("committed")
-    _fsync_dir(target.parent)
-    if old is not None:
-        _discard(old)
+    try:
+        _kill_point("committed")
+        _fsync_dir(target.parent)
+    finally:  # (a signal held off during the commit may be raised here, in a library caller)
+        if old is not None:
+            _discard(old)
     return Path(directory).absolute()
 
 
@@ -515,8 +518,10 @@ def _save_error(target: Path, e: OSError) -> ArtifactError:
 def _discard(staging: Path) -> None:
     """Forget a staging directory; delete it unless the commit moved it (or the old model now there) away."""
     if staging in STAGING:  # listed until it is gone, so that an interrupt meanwhile removes it too
-        shutil.rmtree(staging, ignore_errors=True)
-        STAGING.remove(staging)
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+        finally:  # a KeyboardInterrupt inside rmtree (a library caller's Ctrl-C): the next save clears the rest
+            STAGING.remove(staging)
 
 
 def _stage(target: Path, artifact: Artifact) -> Path:
