@@ -8,9 +8,12 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import tempfile
+import threading
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,6 +31,29 @@ TIMEOUT = 60  # seconds: every bounded case answers well within it
 def forecast(*args, cwd, stdin=None, timeout=TIMEOUT, env=None, **kwargs):
     return subprocess.run([sys.executable, "-m", "forecast_cli", *map(str, args)], cwd=cwd, stdin=stdin,
                           capture_output=True, timeout=timeout, env={**os.environ, **(env or {})}, **kwargs)
+
+
+BOUNDED_SECONDS = 30  # an input beyond a bound is refused within seconds...
+BOUNDED_KIB = 1536 * 1024  # ...and in under 1.5 GB (the peak RSS of the whole process, JAX's import included)
+
+
+def bounded(*args, cwd, stdin=None):
+    """Run forecast like forecast(), measuring the child's own peak memory (os.wait4) and killing it after
+    BOUNDED_SECONDS; asserts both bounds and returns the CompletedProcess."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen([sys.executable, "-m", "forecast_cli", *map(str, args)], cwd=cwd,
+                                   stdin=stdin or subprocess.DEVNULL, stdout=out, stderr=err)
+        timer = threading.Timer(BOUNDED_SECONDS, process.kill)
+        timer.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        timer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())
+    assert process.returncode != -signal.SIGKILL, f"no answer within {BOUNDED_SECONDS} s"
+    assert usage.ru_maxrss < BOUNDED_KIB, f"peak memory {usage.ru_maxrss / 1024:.0f} MB"
+    return result
 
 
 def refused(result, code):
@@ -140,17 +166,24 @@ def test_integer_periods_near_the_int64_limit_never_wrap(tmp_path):
     ["train", "daily.csv", "--model", "naive", "--horizon", "1e20"],
 ])
 def test_huge_counts_are_refused_at_once(work, args):
-    refused(forecast(*args, cwd=work, timeout=30), 2)
+    refused(bounded(*args, cwd=work), 2)
 
 
 def test_zero_streams_are_refused_at_once(work):
     with open("/dev/zero", "rb") as zero:
-        refused(forecast("inspect", "-", cwd=work, stdin=zero, timeout=30), 2)
-    refused(forecast("inspect", "/dev/zero", cwd=work, timeout=30), 2)
+        refused(bounded("inspect", "-", cwd=work, stdin=zero), 2)
+    refused(bounded("inspect", "/dev/zero", cwd=work), 2)
     manifest = work / "model" / "manifest.json"
     manifest.unlink()
     manifest.symlink_to("/dev/zero")
-    refused(forecast("predict", "--model-dir", "model", cwd=work, timeout=30), 1)
+    refused(bounded("predict", "--model-dir", "model", cwd=work), 1)
+
+
+def test_a_megabyte_id_is_refused_not_stored_300_times(tmp_path):
+    frame = seasonal_frame(n_series=300, length=30)
+    frame.loc[frame["unique_id"] == "s7", "unique_id"] = "x" * 2**20
+    frame.to_csv(tmp_path / "long_id.csv", index=False)
+    assert "line" in refused(bounded("train", "long_id.csv", "--model", "naive", cwd=tmp_path), 2)
 
 
 def test_a_deflate_bomb_in_the_arrays_is_refused(work):
@@ -173,7 +206,7 @@ def test_a_deflate_bomb_in_the_arrays_is_refused(work):
     manifest = manifest_of(model)
     manifest["files"]["arrays.npz"] = {"sha256": sha256(arrays), "bytes": arrays.stat().st_size}
     write_manifest(model, manifest)
-    refused(forecast("predict", "--model-dir", "model", cwd=work, timeout=30), 1)
+    refused(bounded("predict", "--model-dir", "model", cwd=work), 1)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "shadow", "outside"])
@@ -186,7 +219,7 @@ def test_special_files_and_links_in_the_model_directory_are_refused(work, kind):
         os.mkfifo(arrays)
     else:
         arrays.symlink_to({"dev-zero": "/dev/zero", "shadow": "/etc/shadow", "outside": work / "elsewhere.npz"}[kind])
-    refused(forecast("predict", "--model-dir", "model", cwd=work, timeout=30), 1)
+    refused(bounded("predict", "--model-dir", "model", cwd=work), 1)
 
 
 def test_a_linked_file_gives_the_same_error_whatever_it_holds(work):
@@ -278,12 +311,12 @@ def test_a_resealed_manifest_with_a_bad_field_is_refused(work, edit):
     manifest = manifest_of(model)
     edit(manifest)
     write_manifest(model, manifest)
-    refused(forecast("predict", "--model-dir", "model", cwd=work, timeout=30), 1)
+    refused(bounded("predict", "--model-dir", "model", cwd=work), 1)
 
 
 def test_a_deeply_nested_manifest_is_refused(work):
     (work / "model" / "manifest.json").write_text("[" * 200_000 + "]" * 200_000)
-    refused(forecast("predict", "--model-dir", "model", cwd=work, timeout=30), 1)
+    refused(bounded("predict", "--model-dir", "model", cwd=work), 1)
 
 
 # Unclean: filesystem faults
