@@ -37,23 +37,37 @@ BOUNDED_SECONDS = 30  # an input beyond a bound is refused within seconds...
 BOUNDED_KIB = 1536 * 1024  # ...and in under 1.5 GB (the peak RSS of the whole process, JAX's import included)
 
 
+# A child inherits the high-water mark of the process it was forked from (pytest grows past 1.5 GB under
+# `make fuzz`), so forecast runs as the grandchild of a small fresh Python that reports its peak (os.wait4).
+_MEASURED = """import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "forecast_cli", *sys.argv[2:]])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 def bounded(*args, cwd, stdin=None):
-    """Run forecast like forecast(), measuring the child's own peak memory (os.wait4) and killing it after
-    BOUNDED_SECONDS; asserts both bounds and returns the CompletedProcess."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen([sys.executable, "-m", "forecast_cli", *map(str, args)], cwd=cwd,
-                                   stdin=stdin or subprocess.DEVNULL, stdout=out, stderr=err)
-        timer = threading.Timer(BOUNDED_SECONDS, process.kill)
+    """Run forecast like forecast(), measuring its peak memory and killing it after BOUNDED_SECONDS; asserts
+    both bounds and returns the CompletedProcess."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        process = subprocess.Popen([sys.executable, "-c", _MEASURED, report.name, *map(str, args)], cwd=cwd,
+                                   stdin=stdin or subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, start_new_session=True)
+        timer = threading.Timer(BOUNDED_SECONDS, os.killpg, (process.pid, signal.SIGKILL))
         timer.start()
-        _, status, usage = os.wait4(process.pid, 0)
+        out, err = process.communicate()
         timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        result = subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())
+        peak_kib = int(report.read() or 0)
     assert process.returncode != -signal.SIGKILL, f"no answer within {BOUNDED_SECONDS} s"
-    assert usage.ru_maxrss < BOUNDED_KIB, f"peak memory {usage.ru_maxrss / 1024:.0f} MB"
-    return result
+    assert peak_kib < BOUNDED_KIB, f"peak memory {peak_kib / 1024:.0f} MB"
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def refused(result, code):
