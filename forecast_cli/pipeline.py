@@ -295,9 +295,10 @@ def _fit_recurrent(spec, inputs, train_idx, val_idx, window, key, on_epoch, row_
 
     model_key, train_key = jax.random.split(key)
     model = recurrent.build(inputs.shape[1], H, config, model_key)
-    if distributed.process_count() > 1:
+    several = distributed.process_count() > 1
+    if several:
         model, history = train.fit_across_processes(model, inputs, train_idx, val_idx, L, H, spec.train,
-                                                    on_epoch=on_epoch)
+                                                    on_epoch=on_epoch, row_weight=row_weight)
     else:
         model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key,
                                    dropout=dropout, on_epoch=on_epoch, row_weight=row_weight)
@@ -305,17 +306,24 @@ def _fit_recurrent(spec, inputs, train_idx, val_idx, window, key, on_epoch, row_
             "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
             "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
     validated = params = flat(model)
-    if spec.train.refit and len(val_idx) and distributed.process_count() == 1:
+    validation_anywhere = distributed.allsum(np.array(len(val_idx))) > 0 if several else len(val_idx) > 0
+    if spec.train.refit and validation_anywhere:
         every = np.union1d(train_idx, val_idx)
         again = dataclasses.replace(spec.train, epochs=history.best_epoch, patience=0)
         params = {}
         for member in range(spec.train.ensemble):
             if member:
                 model_key, train_key = jax.random.split(jax.random.fold_in(key, member))
-            model, _ = train.fit(recurrent.build(inputs.shape[1], H, config, model_key), inputs, every,
-                                 np.zeros(0, np.int64), L, H, again, train_key, dropout=dropout, row_weight=row_weight)
+            fresh = recurrent.build(inputs.shape[1], H, config, model_key)
+            if several:  # every process refits alike: the same epochs and seeds, each on its own windows
+                model, _ = train.fit_across_processes(fresh, inputs, every, np.zeros(0, np.int64), L, H, again,
+                                                      row_weight=row_weight)
+            else:
+                model, _ = train.fit(fresh, inputs, every, np.zeros(0, np.int64), L, H, again, train_key,
+                                     dropout=dropout, row_weight=row_weight)
             params.update({(f"member{member}/{k}" if member else k): v for k, v in flat(model).items()})
-        info.update(refit_windows=int(len(every)), members=spec.train.ensemble)
+        refit_windows = int(distributed.allsum(np.array(len(every)))) if several else len(every)
+        info.update(refit_windows=refit_windows, members=spec.train.ensemble)
     return params, {**info, "model_config": config.to_dict()}, validated
 
 

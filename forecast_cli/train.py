@@ -247,8 +247,10 @@ def fit_across_processes(
     horizon: int,
     config: TrainConfig,
     on_epoch: Callable[[int, dict], None] | None = None,
+    row_weight: np.ndarray | None = None,
 ) -> tuple[nnx.Module, TrainHistory]:
-    """fit() when several processes each hold a shard of the series (jax.distributed is running).
+    """fit() when several processes each hold a shard of the series (jax.distributed is running): the same
+    `config.loss` and per-row weights (`row_weight: (n_rows,)` of this process's rows, default 1) as fit().
 
     Every step's global batch is assembled from each process's own windows (gathered on its host, then
     `jax.make_array_from_process_local_data` over a mesh of every device of every process); parameters are
@@ -275,14 +277,17 @@ def fit_across_processes(
     params = to_global(params)
     opt_state = jax.jit(tx.init)(params)
 
-    def loss_sums(params, X, Y, w):
+    rows_weight = np.ones(len(inputs), np.float32) if row_weight is None else np.asarray(row_weight, np.float32)
+
+    def loss_sums(params, X, Y, w, rw):
+        """(sum of the windows' losses, each times its row weight, over real windows; how many are real)."""
         pred = nnx.merge(graphdef, params)(X)
-        return jnp.sum(jnp.mean((pred - Y) ** 2, axis=1) * w), jnp.sum(w)
+        return jnp.sum(window_loss(pred, Y, config.loss) * w * rw), jnp.sum(w)
 
     @jax.jit
-    def step(params, opt_state, X, Y, w):
+    def step(params, opt_state, X, Y, w, rw):
         def loss_fn(params):
-            total, weight = loss_sums(params, X, Y, w)
+            total, weight = loss_sums(params, X, Y, w, rw)
             return total / jnp.maximum(weight, 1.0), (total, weight)
 
         (_, (total, weight)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -296,7 +301,7 @@ def fit_across_processes(
         begin = np.concatenate([part, np.zeros(local - len(part), np.int64)]).astype(np.int64)
         X, Y = gather_windows(inputs, begin, lookback, horizon)
         w = (np.arange(local) < len(part)).astype(np.float32)
-        return tuple(jax.make_array_from_process_local_data(split, a) for a in (X, Y, w))
+        return tuple(jax.make_array_from_process_local_data(split, a) for a in (X, Y, w, rows_weight[begin]))
 
     def scalar(x) -> float:
         return float(np.asarray(x.addressable_data(0)))
@@ -305,6 +310,7 @@ def fit_across_processes(
     best, best_loss, waited = params, math.inf, 0
     rng = np.random.default_rng([config.seed, jax.process_index()])
     monitor = val_idx if n_val_batches else train_idx
+    monitored = n_val_batches > 0 or config.patience > 0  # else (a refit): fixed epochs, the last weights kept
     for epoch in range(1, config.epochs + 1):
         order = rng.permutation(train_idx)
         total = weight = 0.0
@@ -313,15 +319,15 @@ def fit_across_processes(
             total, weight = total + scalar(t), weight + scalar(w)
         train_loss = total / max(weight, 1.0)
         val_total = val_weight = 0.0
-        for b in range(n_val_batches or n_batches):
+        for b in range(n_val_batches or n_batches) if monitored else ():
             t, w = sums(params, *global_batch(monitor, b * local))
             val_total, val_weight = val_total + scalar(t), val_weight + scalar(w)
-        val_loss = val_total / max(val_weight, 1.0)
+        val_loss = val_total / max(val_weight, 1.0) if monitored else train_loss
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise TrainingError(f"training diverged at epoch {epoch} (loss {train_loss}); nothing was saved")
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
-        if val_loss < best_loss:
+        if val_loss < best_loss or not monitored:
             best, best_loss, waited, history.best_epoch = params, val_loss, 0, epoch
         else:
             waited += 1

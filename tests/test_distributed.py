@@ -43,19 +43,21 @@ def predictions(tmp_path, model_dir):
     return pd.read_csv(io.StringIO(result.stdout))
 
 
-@pytest.mark.parametrize("model, args, tolerance", [
-    ("esn", ["--units", "60"], 1e-3),  # the normal equations are summed exactly: the same readout
-    ("gru", ["--epochs", "4", "--hidden", "16", "--batch-size", "64"], 0.05),  # batches composed differently
+@pytest.mark.parametrize("model, args, n_series, tolerance", [
+    ("esn", ["--units", "60"], 8, 1e-3),  # the normal equations are summed exactly: the same readout
+    # the default MASE loss and refit on both sides (two processes used plain MSE and no refit: 4.9% apart here);
+    # what remains is batches composed differently
+    ("gru", ["--epochs", "3"], 16, 0.025),
 ])
-def test_two_processes_match_one(tmp_path, model, args, tolerance):
-    seasonal_frame(n_series=8, length=120, noise=0.3).to_csv(tmp_path / "data.csv", index=False)
+def test_two_processes_match_one(tmp_path, model, args, n_series, tolerance):
+    seasonal_frame(n_series=n_series, length=120, noise=0.3).to_csv(tmp_path / "data.csv", index=False)
     train_two_processes(tmp_path, ["--model", model, *args])
     single = forecast("train", "data.csv", "--model", model, *args, "--model-dir", "one", "-q", cwd=tmp_path)
     assert single.returncode == 0, single.stderr
     two, one = predictions(tmp_path, "two"), predictions(tmp_path, "one")
-    assert sorted(two["unique_id"].unique()) == [f"s{i}" for i in range(8)]  # every series, from both halves
+    assert sorted(two["unique_id"].unique()) == sorted(f"s{i}" for i in range(n_series))  # both halves
     merged = two.merge(one, on=["unique_id", "ds"])
-    assert len(merged) == len(one) == 8 * 7
+    assert len(merged) == len(one) == n_series * 7
     relative = ((merged["y_hat_x"] - merged["y_hat_y"]).abs() / merged["y_hat_y"].abs()).max()
     assert relative < tolerance
     assert not (tmp_path / ".two.lock").read_text()  # only process 0 took the lock, and released it
