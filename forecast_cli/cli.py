@@ -873,7 +873,7 @@ def predict(
 def evaluate(
     data: DataArg,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to backtest; repeat the "
-                                                    "option for several [default: gru].")] = None,
+                                                    "option for several [default: auto].")] = None,
     horizon: Horizon = None,
     folds: Folds = 3,
     step: Step = None,

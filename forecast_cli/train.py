@@ -32,7 +32,7 @@ Array = jax.Array
 
 @dataclass
 class TrainHistory:
-    """Per-epoch losses (mean squared error on scaled values) and where training stopped."""
+    """Per-epoch losses (the `--loss` of TrainConfig, on scaled values) and where training stopped."""
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -76,8 +76,6 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
         optax.adamw(schedule, weight_decay=config.weight_decay),
     )
 
-
-LOSSES = ("mse", "mae")
 
 
 def window_loss(pred: Array, Y: Array, loss: str) -> Array:

@@ -14,7 +14,7 @@ from forecast_cli.config import MODEL_KINDS, RECURRENT_KINDS, ESNConfig, Recurre
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
-__all__ = ["MODEL_KINDS", "RECURRENT_KINDS", "flatten_params", "make_predictor", "unflatten_params"]
+__all__ = ["MODEL_KINDS", "RECURRENT_KINDS", "flatten_params", "make_predictor"]
 
 
 def flatten_params(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -27,15 +27,6 @@ def flatten_params(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
         else:
             flat[name] = np.asarray(value)
     return flat
-
-
-def unflatten_params(like: dict, flat: dict[str, np.ndarray], prefix: str = "") -> dict:
-    """Fill the structure of `like` (a nested dict, keys of any type) from `flat`; KeyError if one is missing."""
-    out = {}
-    for key, value in like.items():
-        name = f"{prefix}{key}"
-        out[key] = unflatten_params(value, flat, name + "/") if isinstance(value, dict) else flat[name]
-    return out
 
 
 def make_predictor(kind: str, manifest: dict, params: dict[str, np.ndarray]) -> Predictor:
