@@ -1,6 +1,8 @@
 """Data parallelism over the local devices with JAX's own sharding: a one-axis mesh named "data"; the batch
-axis of every minibatch is split over it, parameters and the input series are replicated, and XLA inserts
-the gradient all-reduce. With one device nothing changes."""
+axis of every minibatch is split over it and parameters and the input series are replicated. Each device
+computes its part's loss sum and gradient inside `jax.shard_map`, and one `psum` per batch adds them up
+(train.make_steps; left to XLA's partitioner, the recurrent gradient was all-reduced at every time step).
+With one device nothing changes."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ class RecurrentForecaster(nnx.Module):
         cell = CELLS[config.cell]
         sizes = [n_features] + [config.hidden] * config.layers
         self.layers = nnx.List(
-            # rngs=False: an RNN that keeps its own RNG counter breaks jit over split state (TOOLCHAIN.md)
+            # rngs=False: an RNN that keeps its own RNG counter mutates it on every call, which breaks jit over split
+            # state and tree-mode gradients
             nnx.RNN(cell(i, config.hidden, rngs=rngs), return_carry=True, rngs=False)
             for i in sizes[:-1]
         )
