@@ -39,24 +39,35 @@ def theta_on_windows(target: np.ndarray, starts: np.ndarray, begin: np.ndarray, 
     return {d: np.stack([f.forecast(horizon, d) for f in fits]) for d in DRIFTS}
 
 
-def choose_blend(network: np.ndarray, by_theta: dict[float, np.ndarray], truth: np.ndarray,
-                 window_weight: np.ndarray) -> tuple[float, float, dict[str, float]]:
-    """The pair (drift of DRIFTS, network weight of WEIGHTS) with the least weighted mean absolute error on the
-    validation windows.
+PAIRS = tuple((drift, w) for drift in DRIFTS for w in WEIGHTS)  # every (drift, network weight) tried
+
+
+def blend_error_sums(network: np.ndarray, by_theta: dict[float, np.ndarray], truth: np.ndarray,
+                     window_weight: np.ndarray) -> np.ndarray:
+    """(len(PAIRS),) each pair's sum over the windows of (mean absolute error x window weight). Sums, so that
+    processes holding different windows can add theirs up before choosing (see choose_from_sums).
 
     `network`, `truth` and each `by_theta[drift]`: (n_windows, horizon) in the same units; `window_weight:
-    (n_windows,)` each window's weight (the inverse of its series' error scale). Returns (drift, weight, the error
-    of each pair as {"drift/weight": error}, leaving out those that overflowed); ties go to the larger network
-    share, then the classic drift 0.5. ValueError when no pair's error is finite."""
-    errors = {}
-    for drift, theta_forecast in by_theta.items():
-        for w in WEIGHTS:
-            blend = w * network + (1 - w) * theta_forecast
-            mean = np.sum(np.mean(np.abs(blend - truth), axis=1) * window_weight) / np.sum(window_weight)
-            errors[(drift, w)] = float(mean)
+    (n_windows,)` each window's weight (the inverse of its series' error scale)."""
+    return np.array([np.sum(np.mean(np.abs(w * network + (1 - w) * by_theta[drift] - truth), axis=1) * window_weight)
+                     for drift, w in PAIRS])
+
+
+def choose_from_sums(sums: np.ndarray, total_weight: float) -> tuple[float, float, dict[str, float]]:
+    """The pair with the least weighted mean error: (drift, weight, the error of each pair as {"drift/weight":
+    error}, leaving out those that overflowed); ties go to the larger network share, then the classic drift 0.5.
+    ValueError when no pair's error is finite."""
+    errors = dict(zip(PAIRS, (float(e) for e in np.asarray(sums) / total_weight), strict=True))
     finite = [e for e in errors.values() if np.isfinite(e)]
     if not finite:
         raise ValueError("no blend has a finite validation error")
     best = min(finite)
     drift, weight = max((pair for pair, e in errors.items() if e <= best), key=lambda p: (p[1], -abs(p[0] - 0.5)))
     return drift, weight, {f"{d:g}/{w:g}": round(e, 6) for (d, w), e in errors.items() if np.isfinite(e)}
+
+
+def choose_blend(network: np.ndarray, by_theta: dict[float, np.ndarray], truth: np.ndarray,
+                 window_weight: np.ndarray) -> tuple[float, float, dict[str, float]]:
+    """The pair (drift of DRIFTS, network weight of WEIGHTS) with the least weighted mean absolute error on the
+    validation windows (blend_error_sums, then choose_from_sums)."""
+    return choose_from_sums(blend_error_sums(network, by_theta, truth, window_weight), float(np.sum(window_weight)))

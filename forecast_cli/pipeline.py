@@ -156,7 +156,8 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
                    "history/last_ds": history.last_ds, "history/length": history.length,
                    "calibration/abs_errors": abs_errors})
     if spec.kind == "auto":
-        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, starts, blend.context_rows(lengths, L))
+        every_length = distributed.gather_rows(lengths) if distributed.process_count() > 1 else lengths
+        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, starts, blend.context_rows(every_length, L))
         arrays["context/values"] = context.values[:, :, 0]
     if distributed.process_count() > 1:
         _gather_across_processes(manifest, arrays)
@@ -199,22 +200,32 @@ def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, cut
                   ) -> tuple[dict, np.ndarray | None]:
     """The network's weight and Theta's drift in `auto` and the blended validation forecasts (scaled units), or
     weight 1 (Theta left out) when there are no validation windows to judge by. They are chosen on the MASE of the
-    blend in original units (each window's error divided by its series' in-sample seasonal-naive error)."""
-    if distributed.process_count() > 1:
-        raise ConfigError("--model auto is not supported across several processes yet; use --model gru or esn")
-    if not len(val_idx):
+    blend in original units (each window's error divided by its series' in-sample seasonal-naive error). With
+    several processes, each adds up its own windows' errors and the sums are shared, so all choose alike."""
+    several = distributed.process_count() > 1
+    windows = int(distributed.allsum(np.array(len(val_idx)))) if several else len(val_idx)
+    if not windows:
         return {"weight": 1.0, "drift": 0.5, "errors": {}}, None
-    L, H = window.lookback, window.horizon
-    X, Y = gather_windows(inputs, val_idx, L, H)
-    series = np.searchsorted(panel.starts, val_idx, side="right") - 1
-    network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
-    by_theta = blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
-    mase_weight = loss_weights(panel.values[:, 0], panel.starts, cut, season)[val_idx]
+    sums, total = np.zeros(len(blend.PAIRS)), 0.0
+    if len(val_idx):
+        L, H = window.lookback, window.horizon
+        X, Y = gather_windows(inputs, val_idx, L, H)
+        series = np.searchsorted(panel.starts, val_idx, side="right") - 1
+        network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
+        by_theta = blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
+        mase_weight = loss_weights(panel.values[:, 0], panel.starts, cut, season)[val_idx]
+        sums = blend.blend_error_sums(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
+        total = float(np.sum(mase_weight))
+    if several:
+        shared = distributed.allsum(np.append(sums, total))
+        sums, total = shared[:-1], float(shared[-1])
     try:
-        drift, weight, errors = blend.choose_blend(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
+        drift, weight, errors = blend.choose_from_sums(sums, total)
     except ValueError as e:
         raise TrainingError(f"cannot choose the blend: {e} (a numerical overflow); nothing was saved. Try "
                             "--scaling robust or another --model") from e
+    if not len(val_idx):
+        return {"weight": weight, "drift": drift, "errors": errors}, np.zeros((0, window.horizon))
     blended = weight * network + (1 - weight) * by_theta[drift]
     return {"weight": weight, "drift": drift, "errors": errors}, scaler.target_to_scaled(blended, series)
 
@@ -229,7 +240,10 @@ def loss_weights(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray
 
 def _gather_across_processes(manifest: dict, arrays: dict) -> None:
     """Put every process's series into the artifact (in process order); the weights are already shared."""
-    for name in ("scaler/loc", "scaler/scale", "history/values", "history/length", "calibration/abs_errors"):
+    for name in ("scaler/loc", "scaler/scale", "history/values", "history/length", "calibration/abs_errors",
+                 "context/values"):
+        if name not in arrays:
+            continue
         arrays[name] = distributed.gather_rows(arrays[name])
     last = arrays["history/last_ds"]
     arrays["history/last_ds"] = distributed.gather_rows(last.view(np.int64)).view(last.dtype)

@@ -2,6 +2,7 @@
 process 0 writes a model whose forecasts match a model trained by one process on all the data."""
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -48,6 +49,8 @@ def predictions(tmp_path, model_dir):
     # the default MASE loss and refit on both sides (two processes used plain MSE and no refit: 4.9% apart here);
     # what remains is batches composed differently
     ("gru", ["--epochs", "3"], 16, 0.025),
+    # the default model: the blend is chosen on the validation errors of every process, summed (0.09% apart)
+    ("auto", ["--epochs", "10"], 16, 0.02),
 ])
 def test_two_processes_match_one(tmp_path, model, args, n_series, tolerance):
     seasonal_frame(n_series=n_series, length=120, noise=0.3).to_csv(tmp_path / "data.csv", index=False)
@@ -61,6 +64,9 @@ def test_two_processes_match_one(tmp_path, model, args, n_series, tolerance):
     relative = ((merged["y_hat_x"] - merged["y_hat_y"]).abs() / merged["y_hat_y"].abs()).max()
     assert relative < tolerance
     assert not (tmp_path / ".two.lock").read_text()  # only process 0 took the lock, and released it
+    if model == "auto":
+        blends = [json.loads((tmp_path / d / "manifest.json").read_text())["blend"] for d in ("one", "two")]
+        assert blends[0]["weight"] == blends[1]["weight"] > 0 and blends[0]["drift"] == blends[1]["drift"]
 
 
 def test_each_process_can_read_only_its_own_file(tmp_path):
