@@ -34,6 +34,7 @@ from rich.markup import escape  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
 from forecast_cli import limits  # noqa: E402
+from forecast_cli.escapes import escape_controls  # noqa: E402
 
 try:
     from typer._click.exceptions import ClickException
@@ -150,11 +151,9 @@ LOG_FILE: list[str] = []  # set by --log-file: every message also goes there, ti
 
 def visible(text: str) -> str:
     """`text` safe to print on a terminal: control characters (C0 but newline and tab, DEL, C1, so ESC and CSI
-    too) become visible escapes such as \\x1b, so an id or a file name can't move the cursor or recolour it."""
-    return text.translate(_CONTROL_ESCAPES)
-
-
-_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
+    too; line separators and bidirectional overrides) become visible escapes such as \\x1b, so an id or a file
+    name can't move the cursor, recolour or reorder the text."""
+    return escape_controls(text, keep="\n\t")
 
 
 def cell(value) -> str:

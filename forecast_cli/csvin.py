@@ -10,7 +10,6 @@ import codecs
 import csv
 import io
 import os
-import re
 import stat
 import sys
 import warnings
@@ -20,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecast_cli.errors import DataError
+from forecast_cli.escapes import escape_controls
 from forecast_cli.limits import MAX_COLUMNS, MAX_HEADER_BYTES, MAX_INPUT_BYTES
 
 _HEAD_BYTES = 65536  # the first chunk of input: checked to be text before anything more is read
@@ -194,14 +194,9 @@ def _record_end(raw: bytes, start: int) -> int | None:
         pos = end + 1
 
 
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
-
-
 def clip(value, limit: int = 40) -> str:
     """A value as it can be shown inside a one-line message: control characters (C0, DEL, C1: ESC and so every
     terminal escape sequence; line separators and bidirectional overrides too) escaped, long ones cut."""
     text = str(value)[: 4 * limit + 16]
-    text = _CONTROLS.sub(lambda m: _ESCAPES.get(m[0]) or f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256
-                         else f"\\u{ord(m[0]):04x}", text).strip()
+    text = escape_controls(text, named=True).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -270,6 +270,15 @@ def test_visible_escapes_control_characters_once():
     assert visible("line 1\nline\t2 é 東") == "line 1\nline\t2 é 東"
 
 
+def test_the_terminal_and_messages_escape_the_same_characters():
+    """One list (forecast_cli.escapes) for both: bidirectional overrides and line separators, which reorder or
+    break what a terminal shows, are escaped at the terminal too, not only in error messages."""
+    from forecast_cli.csvin import clip
+
+    assert visible("id\u202eevil\u2028") == "id\\u202eevil\\u2028"
+    assert clip("id\u202eevil\u2028") == "id\\u202eevil\\u2028"
+
+
 def test_ids_and_messages_with_escapes_are_shown_escaped(write_csv, tmp_path):
     path = write_csv("unique_id,ds,y\n" + "".join(f"A\x1b[31mred\x07,2024-01-0{d},{d}\n" for d in (1, 2, 3)))
     result = runner.invoke(app, ["inspect", str(path)])
