@@ -23,7 +23,7 @@ OURS = [("auto", "auto"), ("gru", "gru"), ("esn", "esn"), ("naive", "naive"),
 
 
 def score(forecast: pd.DataFrame, test: pd.DataFrame, history: dict, season: int) -> tuple[float, float]:
-    from forecast_cli.evaluate import mase, smape
+    from forecast_cli.metrics import mase, smape
 
     merged = forecast.merge(test, on=["unique_id", "ds"])
     smapes, mases = [], []
@@ -35,11 +35,12 @@ def score(forecast: pd.DataFrame, test: pd.DataFrame, history: dict, season: int
 
 def ours(panel, kind: str, horizon: int) -> tuple[pd.DataFrame, float, dict]:
     """(forecast frame, seconds to train and predict, the model's manifest)."""
-    from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
+    from forecast_cli.fit import TrainSpec, fit_model
+    from forecast_cli.forecast import predict
 
     start = time.perf_counter()
-    artifact = train_artifact(panel, TrainSpec(kind=kind, horizon=horizon))
-    frame = predict_frame(artifact, None, horizon).frame
+    artifact = fit_model(panel, TrainSpec(kind=kind, horizon=horizon))
+    frame = predict(artifact, None, horizon).frame
     return frame, time.perf_counter() - start, artifact.manifest
 
 

@@ -31,7 +31,7 @@ def series_of(panel) -> list[np.ndarray]:
 
 
 def scores(forecast: np.ndarray, truth: np.ndarray, history: list[np.ndarray], season: int) -> list[float]:
-    from forecast_cli.evaluate import mase, smape
+    from forecast_cli.metrics import mase, smape
 
     rows = range(len(truth))
     return [round(float(np.mean([smape(truth[i], forecast[i]) for i in rows])), 2),
@@ -41,7 +41,8 @@ def scores(forecast: np.ndarray, truth: np.ndarray, history: list[np.ndarray], s
 def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
     """(n_series, horizon) forecasts of the configured model, averaged over seeds, and its last manifest."""
     from forecast_cli.config import RecurrentConfig, TrainConfig
-    from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
+    from forecast_cli.fit import TrainSpec, fit_model
+    from forecast_cli.forecast import predict
 
     config = dict(config)
     seeds, lookback = config.pop("seeds", 1), config.pop("lookback", None)
@@ -58,8 +59,8 @@ def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
     for seed in range(seeds):
         spec = TrainSpec(kind=kind, horizon=horizon, lookback=lookback and int(lookback * horizon),
                          recurrent=recurrent, train=TrainConfig(**config, seed=seed))
-        artifact = train_artifact(panel, spec)
-        frame = predict_frame(artifact, None, horizon).frame
+        artifact = fit_model(panel, spec)
+        frame = predict(artifact, None, horizon).frame
         runs.append(frame["y_hat"].to_numpy().reshape(len(panel.ids), horizon))  # series in panel order
     forecast = np.mean(runs, axis=0)
     return np.exp(forecast) if log else forecast, artifact.manifest

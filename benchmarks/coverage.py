@@ -26,7 +26,8 @@ def coverage(name: str, columns: dict, kind: str, folds: int) -> list:
     from forecast_cli.config import DataConfig
     from forecast_cli.data import read_series
     from forecast_cli.evaluate import truncate
-    from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
+    from forecast_cli.fit import TrainSpec, fit_model
+    from forecast_cli.forecast import predict
 
     panel = read_series(os.path.join(ROOT, "sample_data", name), DataConfig(**columns))
     horizon = timeindex.default_horizon(panel.freq)
@@ -34,7 +35,7 @@ def coverage(name: str, columns: dict, kind: str, folds: int) -> list:
     inside = {80: [], 95: []}
     for fold in range(folds):
         drop = horizon * (folds - fold)
-        frame = predict_frame(train_artifact(truncate(panel, drop), TrainSpec(kind=kind, horizon=horizon)),
+        frame = predict(fit_model(truncate(panel, drop), TrainSpec(kind=kind, horizon=horizon)),
                               levels=[80, 95]).frame
         merged = frame.merge(panel.frame, on=["unique_id", "ds"])
         for level in inside:

@@ -419,6 +419,21 @@ def data_config(id_col, time_col, target, covariates, freq, fill, layout):
                       fill=fill, layout=layout)
 
 
+def parse_levels(text: str | None) -> list[int]:
+    """--levels "80,95" -> [80, 95]; ConfigError unless each is a whole percentage from 1 to 99."""
+    from forecast_cli.errors import ConfigError
+
+    if not text:
+        return []
+    try:
+        levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as e:
+        raise ConfigError(f"--levels '{text}': expected whole percentages such as 80,95") from e
+    if any(not 0 < level < 100 for level in levels):
+        raise ConfigError(f"--levels '{text}': each level must be between 1 and 99")
+    return levels
+
+
 def warn(message: str) -> None:
     say(f"Note: {message}", f"[yellow]Note:[/yellow] {escape(message)}")
 
@@ -733,8 +748,8 @@ def train(
             split_cpu_cores()
         where = setup_jax(device)
         writer = distributed.process_index() == 0
+        from forecast_cli.fit import TrainSpec, fit_model
         from forecast_cli.persistence import model_lock, save_artifact
-        from forecast_cli.pipeline import TrainSpec, train_artifact
 
         spec = TrainSpec(
             kind=model, horizon=horizon, lookback=lookback, data=config, scaling=scaling, log=log,
@@ -753,7 +768,7 @@ def train(
                 with writing(directory):
                     stack.enter_context(model_lock(directory))
             reporter = stack.enter_context(EpochReporter(epochs, quiet or not neural or not writer))
-            artifact = train_artifact(panel, spec, on_epoch=reporter)
+            artifact = fit_model(panel, spec, on_epoch=reporter)
             if not writer:
                 return  # process 0 writes the model of a distributed run
             with writing(directory):
@@ -834,7 +849,6 @@ def predict(
     Example: forecast predict --horizon 7 --levels 80,95 -o forecast.csv
     """
     with user_errors(verbose):
-        from forecast_cli.evaluate import parse_levels
         from forecast_cli.persistence import load_artifact
 
         interval_levels = parse_levels(levels)
@@ -847,9 +861,9 @@ def predict(
             if not quiet:
                 report_filled(panel)
         setup_jax(None)
-        from forecast_cli.pipeline import predict_frame
+        from forecast_cli.forecast import predict
 
-        result = predict_frame(artifact, panel, horizon, interval_levels, shard)
+        result = predict(artifact, panel, horizon, interval_levels, shard)
         if not quiet:
             if result.rolled:
                 warn(f"horizon {horizon} is longer than the trained {m['window']['horizon']}: forecasts are fed "
@@ -915,7 +929,7 @@ def evaluate(
         split_cpu_cores()
         setup_jax(None)
         from forecast_cli.evaluate import backtest, resolve_folds, summarize_scores
-        from forecast_cli.pipeline import TrainSpec
+        from forecast_cli.fit import TrainSpec
 
         resolve_folds(panel, horizon, folds, step)  # folds that can't fit: refused before saying anything
 
@@ -978,7 +992,6 @@ def plot(
     """
     with user_errors(verbose):
         from forecast_cli.errors import ConfigError
-        from forecast_cli.evaluate import parse_levels
         from forecast_cli.persistence import load_artifact
 
         interval_levels = parse_levels(levels)
@@ -986,10 +999,10 @@ def plot(
         m = artifact.manifest
         panel = read_fresh_data(data, m) if data is not None else None
         setup_jax(None)
-        from forecast_cli.pipeline import predict_frame, recent_history
+        from forecast_cli.forecast import predict, recent_history
         from forecast_cli.plots import pick_series, plot_forecast
 
-        result = predict_frame(artifact, panel, horizon, interval_levels)
+        result = predict(artifact, panel, horizon, interval_levels)
         ids = list(dict.fromkeys(result.frame["unique_id"]))
         unknown = [s for s in series or [] if s not in ids]
         if unknown:

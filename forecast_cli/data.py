@@ -74,6 +74,16 @@ class Panel:
     def ds(self) -> np.ndarray:
         return self.frame["ds"].to_numpy()
 
+    def first_not_positive(self) -> str | None:
+        """Where the target first is 0 or below, in words for a message ("series 'A' has -1 on 2024-01-05 in
+        column 'y'"), or None when every value is above 0."""
+        bad = self.values[:, 0] <= 0
+        if not bad.any():
+            return None
+        row = self.frame.iloc[int(np.argmax(bad))]
+        column = self.columns.get("target") or row["unique_id"]
+        return f"series '{row['unique_id']}' has {row['y']:g} on {row['ds']} in column '{column}'"
+
 
 def read_series(source: str | Path, config: DataConfig | None = None, expect_freq: str | None = None) -> Panel:
     """Read a CSV file (or "-" for stdin) into a validated Panel. Raises DataError or ConfigError.

@@ -1,57 +1,27 @@
-"""How good a forecast is: error metrics, rolling-origin backtests against naive baselines, and conformal
-prediction intervals.
+"""Rolling-origin backtests: how good each model's forecasts are against naive baselines, fold by fold.
 
-Metrics follow the M-competitions: sMAPE in percent (0-200), MASE scaled by the in-sample MAE of the seasonal
-naive forecast (naive when the series is no longer than a season), each computed per series and fold, then
-averaged.
+Built on forecast_cli.fit and forecast_cli.forecast; the metrics themselves are in forecast_cli.metrics.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forecast_cli import limits, timeindex
 from forecast_cli.errors import ConfigError, DataError
+from forecast_cli.fit import TrainSpec, fit_model, resolve_window
+from forecast_cli.forecast import predict
+from forecast_cli.metrics import METRICS, mae, mase, rmse, smape
 
-if TYPE_CHECKING:  # pandas is imported where it is used: `forecast predict` needs only parse_levels and
-    import pandas as pd  # interval_radius from here, and can run without it
+if TYPE_CHECKING:
+    import pandas as pd
 
     from forecast_cli.data import Panel
 
-METRICS = ("mae", "rmse", "smape", "mase")
 BASELINES = ("naive", "snaive")
-
-
-def mae(y: np.ndarray, f: np.ndarray) -> float:
-    return float(np.mean(np.abs(y - f)))
-
-
-def rmse(y: np.ndarray, f: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((y - f) ** 2)))
-
-
-def smape(y: np.ndarray, f: np.ndarray) -> float:
-    """Symmetric MAPE in percent, 200 |y - f| / (|y| + |f|); a step where both are 0 counts as 0."""
-    denominator = np.abs(y) + np.abs(f)
-    ratio = np.divide(2 * np.abs(y - f), denominator, out=np.zeros_like(denominator), where=denominator > 0)
-    return float(100 * np.mean(ratio))
-
-
-def mase_scale(insample: np.ndarray, season: int) -> float:
-    """In-sample MAE of the seasonal naive forecast (lag `season`, or lag 1 when the series is too short)."""
-    lag = season if len(insample) > season else 1
-    if len(insample) <= lag:
-        return math.nan
-    return float(np.mean(np.abs(insample[lag:] - insample[:-lag])))
-
-
-def mase(y: np.ndarray, f: np.ndarray, insample: np.ndarray, season: int) -> float:
-    scale = mase_scale(insample, season)
-    return mae(y, f) / scale if scale and scale > 0 else math.nan
 
 
 def truncate(panel: Panel, drop: int) -> Panel:
@@ -104,8 +74,6 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
     """
     import pandas as pd
 
-    from forecast_cli.pipeline import TrainSpec, predict_frame, resolve_window, train_artifact
-
     horizon, step = resolve_folds(panel, horizon, folds, step)
     drops = cutoffs_for(folds, horizon, step)
     first = truncate(panel, drops[0])
@@ -122,8 +90,8 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
         for fold, drop in enumerate(drops):
             past = truncate(panel, drop)
             if refit or artifact is None:
-                artifact = train_artifact(past, spec)
-            result = predict_frame(artifact, None if refit or fold == 0 else past, horizon).frame
+                artifact = fit_model(past, spec)
+            result = predict(artifact, None if refit or fold == 0 else past, horizon).frame
             actual = _actuals(panel, drop, horizon)
             merged = result.merge(actual, on=["unique_id", "ds"], how="inner")
             merged["model"], merged["fold"] = spec.kind, fold
@@ -161,35 +129,3 @@ def summarize_scores(scores: pd.DataFrame, per_series: bool = False) -> pd.DataF
     table = scores.groupby(keys, sort=False)[list(METRICS)].mean().reset_index()
     table["model"] = pd.Categorical(table["model"], order, ordered=True)
     return table.sort_values(keys).reset_index(drop=True).assign(model=lambda t: t["model"].astype(str))
-
-
-def conformal_quantiles(abs_errors: np.ndarray, level: float) -> np.ndarray:
-    """Per-step split-conformal radius: the ceil((n+1)·level)-th smallest |error| of each column.
-
-    abs_errors: (n_windows, horizon) -> (horizon,). With n too small for the level, the largest error.
-    """
-    n = abs_errors.shape[0]
-    rank = min(n, math.ceil((n + 1) * level))
-    return np.sort(abs_errors, axis=0)[rank - 1]
-
-
-def interval_radius(abs_errors: np.ndarray, level: float, horizon: int) -> np.ndarray:
-    """(horizon,) radii in scaled units; beyond the calibrated horizon they grow like sqrt(step)."""
-    q = conformal_quantiles(abs_errors, level)
-    calibrated = len(q)
-    if horizon <= calibrated:
-        return q[:horizon]
-    extra = q[-1] * np.sqrt(np.arange(calibrated + 1, horizon + 1) / calibrated)
-    return np.concatenate([q, extra])
-
-
-def parse_levels(text: str | None) -> list[int]:
-    if not text:
-        return []
-    try:
-        levels = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError as e:
-        raise ConfigError(f"--levels '{text}': expected whole percentages such as 80,95") from e
-    if any(not 0 < level < 100 for level in levels):
-        raise ConfigError(f"--levels '{text}': each level must be between 1 and 99")
-    return levels

@@ -23,6 +23,7 @@ MAX_LOOKBACK = 10_000  # steps of --lookback
 MAX_FORECAST_CELLS = 50_000_000  # series x horizon of one forecast
 MAX_FOLDS = 1_000  # evaluate --folds
 MAX_STEP = 100_000  # evaluate --step
+MAX_CALIBRATION_WINDOWS = 20_000  # validation windows whose errors a model keeps to calibrate its intervals
 
 # Training options
 MAX_EPOCHS = 100_000

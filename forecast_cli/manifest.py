@@ -3,7 +3,7 @@ by field (type and range) when loaded, so that an edited or corrupt manifest is 
 
 The checksum is the sha256 of a canonical JSON encoding of every field but "checksum" (sorted keys, no spaces,
 UTF-8, no NaN), so it covers content, not layout: re-indenting the file keeps it valid, any change of a value
-does not. The schema below is what `pipeline.train_artifact` and `persistence.save_artifact` write, field by
+does not. The schema below is what `fit.fit_model` and `persistence.save_artifact` write, field by
 field; `check_arrays` then holds the arrays to the shapes that the manifest implies. Neither imports pandas or
 Flax, so a cron `forecast predict` pays nothing for them.
 """
@@ -17,11 +17,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from forecast_cli import limits, timeindex
+from forecast_cli import __version__, limits, timeindex
 from forecast_cli.blend import CONTEXT, DRIFTS, WEIGHTS
 from forecast_cli.config import FILL_POLICIES, LAYOUTS, MODEL_KINDS, RECURRENT_KINDS, DataConfig
 from forecast_cli.errors import ArtifactError, ConfigError
 from forecast_cli.windows import SCALINGS
+
+FORMAT_VERSION = 2  # of the model directory; bump it when the layout or the manifest's schema changes
 
 RETRAIN = "retrain the model"
 
@@ -118,7 +120,7 @@ def mapping(value_check: Check) -> Check:
 def record(fields: dict[str, Check], optional: tuple[str, ...] = ()) -> Check:
     """An object with exactly these keys (those in `optional` may be absent). Unknown keys are refused: the
     checksum already proves nobody edited them, so one is from a writer this version does not know (or this
-    schema is behind pipeline.py, which every save-and-load test then shows at once); either way what it means
+    schema is behind fit.py, which every save-and-load test then shows at once); either way what it means
     for the forecast is unknown."""
     def check(value, at):
         if not isinstance(value, dict):
@@ -279,7 +281,7 @@ def consistent(m: dict) -> None:
             raise Invalid("fit.val_loss_by_ridge", f"must have the keys {sorted(tried)}")
     if m["kind"] == "auto":
         tried = {f"{d:g}/{w:g}" for d in DRIFTS for w in WEIGHTS} if windows else set()
-        if set(m["blend"]["errors"]) != tried:  # as pipeline._choose_blend names them
+        if set(m["blend"]["errors"]) != tried:  # as fit._choose_blend names them
             raise Invalid("blend.errors", f"must have a key for every pair of {DRIFTS} and {WEIGHTS}")
     try:
         DataConfig.from_dict(m["data"])
@@ -332,9 +334,6 @@ def depth(value: object) -> int:
 def check_manifest(manifest: object, where: str) -> dict:
     """Verify the checksum and every field's type and range; returns the manifest. ArtifactError naming `where`
     (the manifest's path) and the field otherwise. Called before the arrays are read."""
-    from forecast_cli import __version__
-    from forecast_cli.persistence import FORMAT_VERSION
-
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{where}: corrupt manifest (not a JSON object); {RETRAIN}")
     version = manifest.get("format_version")
@@ -454,14 +453,12 @@ def implied(manifest: dict, name: str) -> str:
 
 def calibration_rows(manifest: dict, rows: int) -> int:
     """The rows that calibration/abs_errors must have: one per validation window, evenly thinned to at most
-    pipeline.MAX_CALIBRATION_WINDOWS; across processes each thinned its own, so there it is at most one per
+    limits.MAX_CALIBRATION_WINDOWS; across processes each thinned its own, so there it is at most one per
     window (returns `rows` when that holds)."""
-    from forecast_cli.pipeline import MAX_CALIBRATION_WINDOWS  # pipeline imports persistence, which imports this
-
     windows = manifest["validation"]["windows"]
     if "processes" in manifest:
         return rows if rows <= windows else windows
-    return min(windows, MAX_CALIBRATION_WINDOWS)
+    return min(windows, limits.MAX_CALIBRATION_WINDOWS)
 
 
 def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable[[str, str], None]) -> None:

@@ -53,9 +53,8 @@ from forecast_cli import __version__
 from forecast_cli.config import MODEL_KINDS
 from forecast_cli.errors import ArtifactError, OutputError
 from forecast_cli.limits import MAX_ARRAYS_BYTES, MAX_MANIFEST_BYTES
-from forecast_cli.manifest import check_arrays, check_manifest, seal
+from forecast_cli.manifest import FORMAT_VERSION, check_arrays, check_manifest, seal
 
-FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 OURS = frozenset({MANIFEST, ARRAYS})

@@ -8,9 +8,11 @@ from conftest import seasonal_frame
 from forecast_cli import blend
 from forecast_cli.config import RecurrentConfig, TrainConfig
 from forecast_cli.data import read_series
+from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.forecast import predict
+from forecast_cli.metrics import mase_weights
 from forecast_cli.models.theta import seasonal_index, theta, theta_one
 from forecast_cli.persistence import Artifact, load_artifact, save_artifact
-from forecast_cli.pipeline import TrainSpec, loss_weights, predict_frame, train_artifact
 
 
 def test_theta_extrapolates_half_the_trend_of_a_straight_line():
@@ -77,7 +79,7 @@ def test_choose_blend_prefers_whichever_is_right():
 def test_loss_weights_are_the_inverse_seasonal_naive_error_of_the_fitted_part():
     target = np.concatenate([np.array([0.0, 1, 3, 6, 10, 99]), np.array([2.0, 2, 2, 5])])
     starts = np.array([0, 6, 10])
-    weights = loss_weights(target, starts, np.array([5, 4]), season=1)
+    weights = mase_weights(target, starts, np.array([5, 4]), season=1)
     np.testing.assert_allclose(weights[:6], 1 / 2.5)  # |diffs| of the first 5 rows: 1, 2, 3, 4
     np.testing.assert_allclose(weights[6:], 1 / 1.0)  # 0, 0, 3
 
@@ -98,15 +100,15 @@ TINY = TrainSpec(kind="auto", horizon=5, lookback=14, recurrent=RecurrentConfig(
 
 def test_auto_blends_by_validation_and_round_trips(tmp_path):
     panel = _panel(tmp_path, short=10)
-    artifact = train_artifact(panel, TINY)
+    artifact = fit_model(panel, TINY)
     m = artifact.manifest
     b = m["blend"]
     assert m["kind"] == "auto" and b["weight"] in blend.WEIGHTS and b["drift"] in blend.DRIFTS
     assert b["errors"][f"{b['drift']:g}/{b['weight']:g}"] == min(b["errors"].values())
     assert m["fit"]["refit_windows"] > 0  # refitted on training + validation windows
-    first = predict_frame(artifact, None, 5).frame
+    first = predict(artifact, None, 5).frame
     save_artifact(tmp_path / "model", artifact)
-    again = predict_frame(load_artifact(tmp_path / "model"), None, 5).frame
+    again = predict(load_artifact(tmp_path / "model"), None, 5).frame
     np.testing.assert_allclose(first["y_hat"], again["y_hat"])
     # the series shorter than the lookback is forecast by Theta alone
     tiny = first[first.unique_id == "tiny"]["y_hat"].to_numpy()
@@ -116,11 +118,11 @@ def test_auto_blends_by_validation_and_round_trips(tmp_path):
 
 def test_auto_forecasts_are_the_weighted_blend_of_its_two_halves(tmp_path):
     panel = _panel(tmp_path)
-    artifact = train_artifact(panel, TINY)
+    artifact = fit_model(panel, TINY)
     weight, drift = artifact.manifest["blend"]["weight"], artifact.manifest["blend"]["drift"]
-    got = predict_frame(artifact, None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
+    got = predict(artifact, None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
     gru_only = dict(artifact.manifest, kind="gru")
-    network = predict_frame(Artifact(gru_only, artifact.arrays), None, 5).frame["y_hat"].to_numpy()
+    network = predict(Artifact(gru_only, artifact.arrays), None, 5).frame["y_hat"].to_numpy()
     context = artifact.arrays["context/values"]
     expected = weight * network.reshape(3, 5) + (1 - weight) * theta(context, 5, 7, drift)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
@@ -131,7 +133,7 @@ def test_ensemble_members_are_trained_and_averaged(tmp_path):
 
     spec = TrainSpec(kind="auto", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
                      train=TrainConfig(epochs=3, batch_size=32, ensemble=3))
-    artifact = train_artifact(_panel(tmp_path), spec)
+    artifact = fit_model(_panel(tmp_path), spec)
     params, m = artifact.params(), artifact.manifest
     assert m["fit"]["members"] == 3
     members = [{k: v for k, v in params.items() if not k.startswith("member")}] + [
@@ -147,5 +149,5 @@ def test_ensemble_members_are_trained_and_averaged(tmp_path):
 def test_every_loss_trains(loss, tmp_path):
     spec = TrainSpec(kind="gru", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
                      train=TrainConfig(epochs=2, batch_size=32, loss=loss, refit=False))
-    fit = train_artifact(_panel(tmp_path, n_series=2), spec).manifest["fit"]
+    fit = fit_model(_panel(tmp_path, n_series=2), spec).manifest["fit"]
     assert np.isfinite(fit["train_loss"]) and "refit_windows" not in fit

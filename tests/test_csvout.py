@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from forecast_cli import csvout, timeindex
 from forecast_cli.cli import app
 from forecast_cli.features import stamps_around
+from forecast_cli.forecast import predict
 from forecast_cli.persistence import load_artifact
-from forecast_cli.pipeline import predict_frame
 
 runner = CliRunner()
 
@@ -86,7 +86,7 @@ def test_predict_csv_equals_the_pandas_path(seasonal_csv, kind, freq):
     assert runner.invoke(app, args).exit_code == 0
     result = runner.invoke(app, ["predict", "--horizon", "8", "--levels", "80,95", "--model-dir", "model"])
     assert result.exit_code == 0
-    forecast = predict_frame(load_artifact("model"), horizon=8, levels=[80, 95])
+    forecast = predict(load_artifact("model"), horizon=8, levels=[80, 95])
     expected = forecast.frame.to_csv(index=False, float_format="%.8g")
     assert result.stdout == expected
     assert expected.splitlines()[0] == "unique_id,ds,y_hat,y_hat_lo_80,y_hat_hi_80,y_hat_lo_95,y_hat_hi_95"

@@ -13,15 +13,12 @@ from forecast_cli.config import ESNConfig
 from forecast_cli.data import read_series
 from forecast_cli.evaluate import (
     backtest,
-    conformal_quantiles,
-    mae,
-    mase,
-    rmse,
-    smape,
     summarize_scores,
     truncate,
 )
-from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
+from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.forecast import predict
+from forecast_cli.metrics import conformal_quantiles, mae, mase, rmse, smape
 
 runner = CliRunner()
 
@@ -85,8 +82,8 @@ def test_interval_coverage_on_a_known_process(seasonal_csv):
     """Sine plus Gaussian noise: held-out coverage of 80% and 95% intervals is close to nominal."""
     panel = read_series(seasonal_csv(n_series=80, length=260, noise=1.0))
     past = truncate(panel, 7)
-    artifact = train_artifact(past, TrainSpec(kind="esn", horizon=7, lookback=21, esn=ESNConfig(units=80)))
-    frame = predict_frame(artifact, levels=[80, 95]).frame
+    artifact = fit_model(past, TrainSpec(kind="esn", horizon=7, lookback=21, esn=ESNConfig(units=80)))
+    frame = predict(artifact, levels=[80, 95]).frame
     actual = panel.frame.merge(frame, on=["unique_id", "ds"])
     assert len(actual) == 80 * 7
     for level, tolerance in ((80, 0.06), (95, 0.04)):

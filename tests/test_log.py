@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from forecast_cli.cli import app
 from forecast_cli.data import read_series
 from forecast_cli.errors import DataError
-from forecast_cli.pipeline import use_log
+from forecast_cli.fit import use_log
 from forecast_cli.windows import fit_scaler
 
 runner = CliRunner()

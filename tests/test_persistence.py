@@ -6,8 +6,9 @@ import pytest
 from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig
 from forecast_cli.data import read_series
 from forecast_cli.errors import ArtifactError
+from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.forecast import predict
 from forecast_cli.persistence import FORMAT_VERSION, Artifact, load_artifact, save_artifact, write_text_atomic
-from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
 
 TINY = TrainConfig(epochs=3, patience=0, batch_size=32)
 
@@ -21,10 +22,10 @@ def panel(seasonal_csv):
 def test_save_load_predict_gives_the_same_numbers(panel, tmp_path, kind):
     spec = TrainSpec(kind=kind, horizon=5, lookback=10, recurrent=RecurrentConfig(hidden=8),
                      esn=ESNConfig(units=40), train=TINY)
-    artifact = train_artifact(panel, spec)
-    before = predict_frame(artifact).frame
+    artifact = fit_model(panel, spec)
+    before = predict(artifact).frame
     save_artifact(tmp_path / "model", artifact)
-    after = predict_frame(load_artifact(tmp_path / "model")).frame
+    after = predict(load_artifact(tmp_path / "model")).frame
     np.testing.assert_array_equal(before["y_hat"].to_numpy(), after["y_hat"].to_numpy())
     assert before["ds"].equals(after["ds"])
     assert len(after) == 2 * 5
@@ -32,17 +33,17 @@ def test_save_load_predict_gives_the_same_numbers(panel, tmp_path, kind):
 
 def test_same_seed_same_forecast(panel):
     spec = TrainSpec(kind="gru", horizon=5, lookback=10, recurrent=RecurrentConfig(hidden=8), train=TINY)
-    a = predict_frame(train_artifact(panel, spec)).frame
-    b = predict_frame(train_artifact(panel, spec)).frame
+    a = predict(fit_model(panel, spec)).frame
+    b = predict(fit_model(panel, spec)).frame
     np.testing.assert_array_equal(a["y_hat"], b["y_hat"])
     other = TrainSpec(kind="gru", horizon=5, lookback=10, recurrent=RecurrentConfig(hidden=8),
                       train=TrainConfig(epochs=3, patience=0, batch_size=32, seed=1))
-    assert not np.array_equal(a["y_hat"], predict_frame(train_artifact(panel, other)).frame["y_hat"])
+    assert not np.array_equal(a["y_hat"], predict(fit_model(panel, other)).frame["y_hat"])
 
 
 @pytest.fixture
 def small_artifact(panel):
-    artifact = train_artifact(panel, TrainSpec(kind="snaive", horizon=5, lookback=10))
+    artifact = fit_model(panel, TrainSpec(kind="snaive", horizon=5, lookback=10))
     return lambda: artifact
 
 

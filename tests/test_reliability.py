@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from forecast_cli.cli import app
 from forecast_cli.errors import ArtifactError
+from forecast_cli.forecast import predict
 from forecast_cli.manifest import seal
 from forecast_cli.persistence import FORMAT_VERSION, load_artifact, model_lock, sha256
-from forecast_cli.pipeline import predict_frame
 
 runner = CliRunner()
 KILL_TRIALS = int(os.environ.get("KILL_TRIALS", "8"))
@@ -68,7 +68,7 @@ def test_sigkill_at_each_stage_of_a_save_leaves_the_old_or_the_new_model(tmp_pat
         current = data if survivor == "new" else current
         artifact = load_artifact(model)  # raises if the directory were broken
         assert artifact.manifest["fingerprint"] == fingerprints[current], stage
-        assert len(predict_frame(artifact).frame) == 20 * 7
+        assert len(predict(artifact).frame) == 20 * 7
         left = leftovers(tmp_path)
         assert len(left) <= 2 and not set(before) & set(left), stage  # this save's only: the last cleared
         before = left
@@ -96,7 +96,7 @@ def test_sigkill_during_train_never_breaks_the_model_directory(tmp_path):
         killed += process.wait() == -signal.SIGKILL  # else it had already finished
         artifact = load_artifact(model)  # raises if the directory were broken
         assert artifact.manifest["fingerprint"] in fingerprints  # the old model or the new one, never a mix
-        assert len(predict_frame(artifact).frame) == 20 * 7
+        assert len(predict(artifact).frame) == 20 * 7
         assert len(leftovers(tmp_path)) <= 2  # at most one interrupted save's worth
         survived += 1
     subprocess.run(command("a.csv"), check=True, cwd=tmp_path)

@@ -22,9 +22,9 @@ from conftest import seasonal_frame
 import forecast_cli.persistence as persistence
 from forecast_cli.data import read_series
 from forecast_cli.errors import ArtifactError, OutputError
+from forecast_cli.fit import TrainSpec, fit_model
 from forecast_cli.manifest import seal
 from forecast_cli.persistence import load_artifact, model_lock, save_artifact, sha256, write_text_atomic
-from forecast_cli.pipeline import TrainSpec, train_artifact
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def models(tmp_path_factory):
     for seed in (0, 1):
         path = tmp_path_factory.mktemp("data") / "data.csv"
         seasonal_frame(n_series=2, length=60, seed=seed).to_csv(path, index=False)
-        found.append(train_artifact(read_series(str(path)), TrainSpec(kind="snaive", horizon=5, lookback=10)))
+        found.append(fit_model(read_series(str(path)), TrainSpec(kind="snaive", horizon=5, lookback=10)))
     assert found[0].manifest["fingerprint"] != found[1].manifest["fingerprint"]
     return found
 
@@ -583,9 +583,9 @@ import sys
 from pathlib import Path
 from forecast_cli.data import read_series
 from forecast_cli.persistence import save_artifact
-from forecast_cli.pipeline import TrainSpec, train_artifact
+from forecast_cli.fit import TrainSpec, fit_model
 target, stop, *data = sys.argv[1:]
-models = [train_artifact(read_series(d), TrainSpec(kind="snaive", horizon=5, lookback=10)) for d in data]
+models = [fit_model(read_series(d), TrainSpec(kind="snaive", horizon=5, lookback=10)) for d in data]
 save_artifact(target, models[0])
 print("ready", flush=True)
 n = 0

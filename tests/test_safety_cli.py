@@ -95,12 +95,12 @@ def test_a_bad_option_or_command_is_one_line():
 # ---- evaluate: folds x step that can't fit, refused before any training --------------------------------------
 
 def test_folds_that_cannot_fit_are_refused_before_training(seasonal_csv, monkeypatch):
-    import forecast_cli.pipeline as pipeline
+    import forecast_cli.evaluate as evaluate
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking the folds")
 
-    monkeypatch.setattr(pipeline, "train_artifact", no_training)
+    monkeypatch.setattr(evaluate, "fit_model", no_training)
     path = seasonal_csv(n_series=1, length=60)
     result = runner.invoke(app, ["evaluate", str(path), "--model", "naive", "--folds", "1000", "--step", "7"])
     assert result.exit_code == 2, result.output
@@ -155,9 +155,9 @@ def test_train_save_failing_on_the_filesystem_is_one_line(model, seasonal_csv, m
 
 
 def test_model_dir_that_is_a_file_or_under_one_is_refused_before_training(seasonal_csv, tmp_path, monkeypatch):
-    import forecast_cli.pipeline as pipeline
+    import forecast_cli.fit as fit
 
-    monkeypatch.setattr(pipeline, "train_artifact", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(fit, "fit_model", lambda *a, **k: pytest.fail("trained"))
     (tmp_path / "file").write_text("mine")
     path = seasonal_csv(n_series=2, length=60)
     for model_dir in ("file", "file/m"):

@@ -14,7 +14,8 @@ from forecast_cli import limits
 from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig
 from forecast_cli.data import read_series
 from forecast_cli.errors import ConfigError, TrainingError
-from forecast_cli.pipeline import TrainSpec, predict_frame, train_artifact
+from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.forecast import predict
 from forecast_cli.windows import fit_scaler
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
@@ -58,7 +59,7 @@ def test_values_near_1e154_train_and_forecast_finite(tmp_path, monkeypatch, kind
     single_series(1e154 * (1.5 + np.sin(np.arange(80)))).to_csv(path, index=False)
     spec = TrainSpec(kind=kind, horizon=7, recurrent=RecurrentConfig(hidden=8), train=TrainConfig(epochs=2),
                      esn=ESNConfig(units=20))
-    forecast = predict_frame(train_artifact(read_series(path), spec), levels=[80])
+    forecast = predict(fit_model(read_series(path), spec), levels=[80])
     for name in ("y_hat", "y_hat_lo_80", "y_hat_hi_80"):
         assert np.isfinite(forecast.columns[name]).all(), name
 
@@ -66,31 +67,31 @@ def test_values_near_1e154_train_and_forecast_finite(tmp_path, monkeypatch, kind
 def test_a_model_that_would_forecast_nan_is_refused_not_written(tmp_path, monkeypatch):
     path = tmp_path / "data.csv"
     seasonal_frame(n_series=2, length=60).to_csv(path, index=False)
-    artifact = train_artifact(read_series(path), TrainSpec(kind="snaive", horizon=7))
-    import forecast_cli.pipeline as pipeline
+    artifact = fit_model(read_series(path), TrainSpec(kind="snaive", horizon=7))
+    import forecast_cli.forecast as forecast
 
-    real = pipeline.make_predictor
-    monkeypatch.setattr(pipeline, "make_predictor", lambda *a: (lambda X: real(*a)(X) * np.nan))
+    real = forecast.make_predictor
+    monkeypatch.setattr(forecast, "make_predictor", lambda *a: (lambda X: real(*a)(X) * np.nan))
     artifact.arrays["history/length"][:] = artifact.manifest["window"]["lookback"]  # the network path
     with pytest.raises(TrainingError, match="not a finite number"):
-        predict_frame(artifact)
+        predict(artifact)
 
 
 def test_non_finite_weights_are_never_saved(tmp_path, monkeypatch):
     path = tmp_path / "data.csv"
     seasonal_frame(n_series=2, length=60).to_csv(path, index=False)
-    import forecast_cli.pipeline as pipeline
+    import forecast_cli.fit as fit
 
-    real = pipeline._fit
+    real = fit._fit
 
     def poisoned(*args, **kwargs):
         params, info, validated = real(*args, **kwargs)
         params = {k: v * np.nan for k, v in params.items()}
         return params, info, validated
 
-    monkeypatch.setattr(pipeline, "_fit", poisoned)
+    monkeypatch.setattr(fit, "_fit", poisoned)
     with pytest.raises(TrainingError, match="non-finite weights"):
-        train_artifact(read_series(path), TrainSpec(kind="esn", horizon=7, esn=ESNConfig(units=20)))
+        fit_model(read_series(path), TrainSpec(kind="esn", horizon=7, esn=ESNConfig(units=20)))
 
 
 @pytest.fixture(scope="module")
@@ -99,24 +100,24 @@ def small_model(tmp_path_factory):
     frame = seasonal_frame(n_series=3, length=60)
     frame["unique_id"] = frame["unique_id"].map({"s0": "x" * limits.MAX_ID_CHARS, "s1": "007", "s2": "b"})
     frame.to_csv(path, index=False)
-    return train_artifact(read_series(path), TrainSpec(kind="snaive", horizon=7))
+    return fit_model(read_series(path), TrainSpec(kind="snaive", horizon=7))
 
 
 @pytest.mark.parametrize("horizon", [0, -1, limits.MAX_HORIZON + 1, 10**9, 10**20])
 def test_a_forecast_horizon_out_of_bounds_is_refused_before_allocating(small_model, horizon):
     with pytest.raises(ConfigError, match="--horizon"):
-        predict_frame(small_model, horizon=horizon)
+        predict(small_model, horizon=horizon)
 
 
 def test_a_forecast_larger_than_the_cell_bound_is_refused(small_model, monkeypatch):
     monkeypatch.setattr(limits, "MAX_FORECAST_CELLS", 3 * 7 - 1)
     with pytest.raises(ConfigError, match="forecast values"):
-        predict_frame(small_model, horizon=7)
+        predict(small_model, horizon=7)
 
 
 def test_ids_stay_compact_text_from_panel_to_csv(small_model):
     """A fixed-width unicode array makes every id as wide as the longest, on every forecast row."""
-    forecast = predict_frame(small_model, horizon=7)
+    forecast = predict(small_model, horizon=7)
     ids = forecast.columns["unique_id"]
     assert ids.dtype == object and len(ids) == 3 * 7
     assert set(ids) == {"x" * limits.MAX_ID_CHARS, "007", "b"}

@@ -41,13 +41,13 @@ def test_the_epoch_compiles_once_whatever_the_number_of_epochs_and_batches(caplo
 
 def test_ensemble_members_reuse_the_compiled_epoch(caplog, seasonal_csv):
     from forecast_cli.data import read_series
-    from forecast_cli.pipeline import TrainSpec, train_artifact
+    from forecast_cli.fit import TrainSpec, fit_model
 
     panel = read_series(seasonal_csv(n_series=2, length=80))
     spec = TrainSpec(kind="gru", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
                      train=TrainConfig(epochs=3, batch_size=16, ensemble=3))
     with jax.log_compiles(), caplog.at_level(logging.WARNING):
-        fit = train_artifact(panel, spec).manifest["fit"]
+        fit = fit_model(panel, spec).manifest["fit"]
     assert fit["members"] == 3
     # one for early stopping (training windows), one for the refits on every window, shared by the 3 members
     assert sum(r.getMessage().startswith("Compiling jit(train_epoch)") for r in caplog.records) == 2

@@ -1,7 +1,6 @@
-"""From a Panel to a trained Artifact, and from an Artifact (plus optional fresh data) to a forecast frame.
+"""From a Panel to a trained Artifact: the library behind `forecast train`.
 
-This is the library behind `forecast train` and `forecast predict`; it prints nothing and reports progress
-through an optional callback.
+It prints nothing and reports progress through an optional callback.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,17 +24,14 @@ from forecast_cli.config import (
     WindowConfig,
 )
 from forecast_cli.errors import ConfigError, DataError, TrainingError
-from forecast_cli.evaluate import interval_radius, mase_scale
-from forecast_cli.features import History, last_windows, model_inputs, stamps_around, window_inputs
+from forecast_cli.features import last_windows, model_inputs, stamps_around
+from forecast_cli.metrics import mase_weights
 from forecast_cli.models import flatten_params, make_predictor
 from forecast_cli.models.baselines import naive, seasonal_naive
-from forecast_cli.models.theta import theta
 from forecast_cli.persistence import Artifact
-from forecast_cli.windows import Scaler, default_val_size, fit_scaler, gather_windows, window_starts
+from forecast_cli.windows import default_val_size, fit_scaler, gather_windows, window_starts
 
-if TYPE_CHECKING:  # pandas is imported where it is used: a forecast from the model directory alone does
-    import pandas as pd  # without it (forecast_cli.csvout writes its CSV)
-
+if TYPE_CHECKING:
     from forecast_cli.data import Panel
 
 
@@ -97,7 +92,7 @@ def fingerprint(panel: Panel) -> str:
     return digest.hexdigest()[:16]
 
 
-def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], None] | None = None
+def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], None] | None = None
                    ) -> Artifact:
     """Fit a model of kind `spec.kind` to every series of `panel` (one global model)."""
     import jax
@@ -136,7 +131,7 @@ def train_artifact(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict]
     }
     network = dataclasses.replace(spec, kind="gru") if spec.kind == "auto" else spec
     mase_loss = spec.train.loss == "mase" and network.kind in RECURRENT_KINDS
-    row_weight = loss_weights(inputs[:, 0], starts, cut, manifest["season"]) if mase_loss else None
+    row_weight = mase_weights(inputs[:, 0], starts, cut, manifest["season"]) if mase_loss else None
     params, fit_info, validated = _fit(network, inputs, train_idx, val_idx, window, key, on_epoch, row_weight)
     _check_params(params)
     manifest["model"] = fit_info.pop("model_config")
@@ -173,21 +168,10 @@ def _check_params(params: dict[str, np.ndarray]) -> None:
                                 "a lower --learning-rate or another --model")
 
 
-def first_not_positive(panel: Panel) -> str | None:
-    """Where the panel's target first is 0 or below, in words for a message ("series 'A' has -1 on 2024-01-05
-    in column 'y'"), or None when every value is above 0."""
-    bad = panel.values[:, 0] <= 0
-    if not bad.any():
-        return None
-    row = panel.frame.iloc[int(np.argmax(bad))]
-    column = panel.columns.get("target") or row["unique_id"]
-    return f"series '{row['unique_id']}' has {row['y']:g} on {row['ds']} in column '{column}'"
-
-
 def use_log(panel: Panel, wanted: bool | None) -> bool:
     """Whether to model the log of the target: as asked, else when every target value (of every process) is
     above 0. DataError when asked for but a value is not."""
-    where = first_not_positive(panel)
+    where = panel.first_not_positive()
     if distributed.process_count() > 1:  # every process must decide alike
         anywhere = distributed.allsum(np.array(float(where is not None))) > 0
         where = where or ("another process's series has one at or below 0" if anywhere else None)
@@ -213,7 +197,7 @@ def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, cut
         series = np.searchsorted(panel.starts, val_idx, side="right") - 1
         network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
         by_theta = blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
-        mase_weight = loss_weights(panel.values[:, 0], panel.starts, cut, season)[val_idx]
+        mase_weight = mase_weights(panel.values[:, 0], panel.starts, cut, season)[val_idx]
         sums = blend.blend_error_sums(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
         total = float(np.sum(mase_weight))
     if several:
@@ -228,14 +212,6 @@ def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, cut
         return {"weight": weight, "drift": drift, "errors": errors}, np.zeros((0, window.horizon))
     blended = weight * network + (1 - weight) * by_theta[drift]
     return {"weight": weight, "drift": drift, "errors": errors}, scaler.target_to_scaled(blended, series)
-
-
-def loss_weights(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray, season: int) -> np.ndarray:
-    """(n_rows,) each row's weight for the "mase" loss: 1 / its series' MASE scale (evaluate.mase_scale) over
-    the first fit_lengths rows; 1 where that scale is undefined or negligible."""
-    scales = np.array([mase_scale(target[a : a + n], season) for a, n in zip(starts[:-1], fit_lengths, strict=True)])
-    per_series = np.where(scales > 1e-6, 1.0 / np.where(scales > 1e-6, scales, 1.0), 1.0)  # NaN compares False
-    return np.repeat(per_series, np.diff(starts))
 
 
 def _gather_across_processes(manifest: dict, arrays: dict) -> None:
@@ -341,9 +317,6 @@ def _fit_recurrent(spec, inputs, train_idx, val_idx, window, key, on_epoch, row_
     return params, {**info, "model_config": config.to_dict()}, validated
 
 
-MAX_CALIBRATION_WINDOWS = 20_000
-
-
 def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np.ndarray | None = None
              ) -> tuple[dict, np.ndarray]:
     """On the validation windows: MAE in original units of the model and of the naive baselines, and the
@@ -368,173 +341,6 @@ def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np
     metrics = {"windows": int(len(val_idx))}
     metrics.update({f"{name}_mae": float(np.mean(np.abs(f - truth))) for name, f in forecasts.items()})
     abs_errors = np.abs(pred - Y)
-    if len(abs_errors) > MAX_CALIBRATION_WINDOWS:
-        abs_errors = abs_errors[np.linspace(0, len(abs_errors) - 1, MAX_CALIBRATION_WINDOWS).astype(int)]
+    if len(abs_errors) > limits.MAX_CALIBRATION_WINDOWS:
+        abs_errors = abs_errors[np.linspace(0, len(abs_errors) - 1, limits.MAX_CALIBRATION_WINDOWS).astype(int)]
     return metrics, abs_errors.astype(np.float32)
-
-
-@dataclass
-class Forecast:
-    columns: dict[str, np.ndarray]  # unique_id, ds, y_hat (and y_hat_lo_<level>, y_hat_hi_<level>), one row each
-    fallback: list[str]  # series shorter than the lookback: forecast by seasonal naive (by Theta in `auto`)
-    rolled: bool  # horizon longer than trained: recursive roll-forward was used
-
-    @cached_property
-    def frame(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame(self.columns)
-
-    def to_csv(self) -> str:
-        """The forecast CSV (floats to 8 significant digits), written without pandas."""
-        from forecast_cli.csvout import to_csv
-
-        return to_csv(self.columns, float_format="%.8g")
-
-
-def predict_frame(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
-                  levels: list[int] | tuple[int, ...] = (), shard: tuple[int, int] | None = None) -> Forecast:
-    """Forecast `horizon` steps after the end of every series: of `panel` when given (known series keep their
-    training scaling; new ones are scaled by their own history), else of the data the model was trained on.
-
-    `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>. `shard` = (N, I)
-    keeps the series that distributed.owner assigns to part I of N."""
-    m = artifact.manifest
-    L, trained_h = m["window"]["lookback"], m["window"]["horizon"]
-    horizon = trained_h if horizon is None else horizon
-    if not 1 <= horizon <= limits.MAX_HORIZON:
-        raise ConfigError(f"--horizon {horizon}: must be between 1 and {limits.MAX_HORIZON:,}")
-    stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"], m["window"].get("log", False))
-    auto = m["kind"] == "auto"
-    if panel is None:
-        a = artifact.arrays
-        history = History(np.asarray(m["series"], dtype=object), a["history/values"], a["history/last_ds"],
-                          a["history/length"])
-        scaler = stored
-        context = a["context/values"] if auto else None
-    else:
-        history, scaler = _history_from_panel(panel, m, stored)
-        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts,
-                               blend.context_rows(panel.lengths, L)).values[:, :, 0] if auto else None
-    if shard is not None:
-        mine = np.array([distributed.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
-        history, scaler = _select(history, mine), scaler.select(mine)
-        context = context[mine] if auto else None
-    cells = len(history.ids) * horizon
-    if cells > limits.MAX_FORECAST_CELLS:
-        raise ConfigError(f"--horizon {horizon} for {len(history.ids):,} series is {cells:,} forecast values, more "
-                          f"than the {limits.MAX_FORECAST_CELLS:,} of one run; use a shorter --horizon or split the "
-                          "series with --num-processes N --process-id I")
-    predictor = make_predictor(m["kind"], m, artifact.params())
-    y_hat = np.empty((len(history.ids), horizon))
-    short = history.length < L
-    if (~short).any():
-        y_hat[~short] = _roll_forward(predictor, _select(history, ~short), scaler.select(~short), m["freq"],
-                                      trained_h, horizon)
-    if auto:  # the network's share blended with Theta; series too short for the network get Theta alone
-        by_theta = theta(context, horizon, m["season"], m["blend"].get("drift", 0.5))
-        weight = np.where(short, 0.0, m["blend"]["weight"])[:, None]
-        y_hat = weight * np.where(short[:, None], 0.0, y_hat) + (1 - weight) * by_theta
-    elif short.any():
-        raw = history.values[short, :, 0]
-        y_hat[short] = [seasonal_naive(r[~np.isnan(r)][None], horizon, m["season"])[0] for r in raw]
-    _, future = stamps_around(history.last_ds, m["freq"], 1, horizon)
-    floor = 0.0 if m.get("nonnegative") else -np.inf
-    columns = {
-        "unique_id": np.repeat(history.ids, horizon),
-        "ds": future.reshape(-1),
-        "y_hat": np.maximum(y_hat, floor).reshape(-1),
-    }
-    abs_errors = artifact.arrays.get("calibration/abs_errors")
-    for level in levels:
-        if abs_errors is None or not len(abs_errors):
-            raise ConfigError("this model kept no validation errors to calibrate intervals (its series were too "
-                              "short for a validation window); retrain on longer series or drop --levels")
-        radius = interval_radius(abs_errors, level / 100, horizon)[None, :]
-        everyone = np.arange(len(y_hat))
-        scaled = scaler.target_to_scaled(y_hat, everyone)
-        columns[f"y_hat_lo_{level}"] = np.maximum(scaler.inverse_target(scaled - radius, everyone), floor).reshape(-1)
-        columns[f"y_hat_hi_{level}"] = np.maximum(scaler.inverse_target(scaled + radius, everyone), floor).reshape(-1)
-    _check_finite(columns, history.ids, horizon)
-    return Forecast(columns, history.ids[short].tolist(), horizon > trained_h)
-
-
-def _check_finite(columns: dict[str, np.ndarray], ids: np.ndarray, horizon: int) -> None:
-    """A forecast is never NaN or infinite: TrainingError naming the first series and column where it would be
-    (an overflow inside the model), rather than a CSV with empty cells."""
-    for name, values in columns.items():
-        if values.dtype.kind != "f":
-            continue
-        bad = ~np.isfinite(values)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise TrainingError(f"the model's {name} for series '{ids[row // horizon]}' is not a finite number (a "
-                                "numerical overflow in the model); nothing was written. Retrain it, e.g. with "
-                                "--scaling robust or another --model")
-
-
-def _select(history: History, mask: np.ndarray) -> History:
-    return History(history.ids[mask], history.values[mask], history.last_ds[mask], history.length[mask])
-
-
-def _history_from_panel(panel: Panel, m: dict, stored: Scaler) -> tuple[History, Scaler]:
-    if panel.freq != m["freq"]:
-        raise DataError(f"{panel.source}: the data is {timeindex.describe(panel.freq)} ({panel.freq}) but the "
-                        f"model was trained on {timeindex.describe(m['freq'])} ({m['freq']}) data")
-    L = m["window"]["lookback"]
-    history = last_windows(panel.ids, panel.values, panel.ds, panel.starts, L)
-    log = m["window"].get("log", False)
-    where = first_not_positive(panel) if log else None
-    if where:
-        raise DataError(f"{panel.source}: the model forecasts the log of the target, which needs values above 0, "
-                        f"but {where}; retrain it with --no-log")
-    own = fit_scaler(panel.values, panel.starts, method=m["window"]["scaling"], log=log)
-    known = {sid: i for i, sid in enumerate(m["series"])}
-    index = np.array([known.get(sid, -1) for sid in history.ids])
-    seen = index >= 0
-    loc, scale = own.loc.copy(), own.scale.copy()
-    loc[seen], scale[seen] = stored.loc[index[seen]], stored.scale[index[seen]]
-    return history, Scaler(loc, scale, log)
-
-
-def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, trained_h: int, horizon: int
-                  ) -> np.ndarray:
-    """Forecast `horizon` steps; beyond the trained horizon, feed forecasts back in as inputs (covariates
-    are held at their last observed value, calendar features follow the future timestamps)."""
-    X = window_inputs(history, scaler, freq)
-    n, L, _ = X.shape
-    n_columns = history.values.shape[2]
-    _, future = stamps_around(history.last_ds, freq, 1, horizon)
-    steps = []
-    done = 0
-    while done < horizon:
-        pred = np.asarray(predictor(X), np.float64)
-        steps.append(pred)
-        done += pred.shape[1]
-        if done >= horizon:
-            break
-        new = np.repeat(X[:, -1:, :], pred.shape[1], axis=1).copy()  # holds the covariates
-        new[:, :, 0] = pred
-        stamps = future[:, done - pred.shape[1] : done]
-        if X.shape[2] > n_columns:
-            calendar = timeindex.calendar_features(stamps.reshape(-1), freq)
-            new[:, :, n_columns:] = calendar.reshape(n, pred.shape[1], X.shape[2] - n_columns)
-        X = np.concatenate([X, new.astype(np.float32)], axis=1)[:, -L:]
-    scaled = np.concatenate(steps, axis=1)[:, :horizon]
-    return scaler.inverse_target(scaled, np.arange(n))
-
-
-def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.DataFrame:
-    """The last `rows` observations of each series (unique_id, ds, y): from `panel` when given, else the
-    window kept in the model directory (at most the lookback)."""
-    if panel is not None:
-        position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
-        return panel.frame.loc[position_from_end <= rows, ["unique_id", "ds", "y"]]
-    import pandas as pd
-
-    m, a = artifact.manifest, artifact.arrays
-    values = a["history/values"][:, :, 0]
-    past, _ = stamps_around(a["history/last_ds"], m["freq"], values.shape[1], 0)
-    frame = pd.DataFrame({"unique_id": np.repeat(np.asarray(m["series"], dtype=object), values.shape[1]),
-                          "ds": past.reshape(-1), "y": values.reshape(-1)})
-    return frame.dropna(subset=["y"])
