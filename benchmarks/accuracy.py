@@ -35,7 +35,8 @@ def score(forecast: pd.DataFrame, test: pd.DataFrame, history: dict, season: int
 
 def ours(panel, kind: str, horizon: int) -> tuple[pd.DataFrame, float, dict]:
     """(forecast frame, seconds to train and predict, the model's manifest)."""
-    from forecast_cli.fit import TrainSpec, fit_model
+    from forecast_cli.config import TrainSpec
+    from forecast_cli.fit import fit_model
     from forecast_cli.forecast import predict
 
     start = time.perf_counter()

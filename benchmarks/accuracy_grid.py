@@ -40,8 +40,8 @@ def scores(forecast: np.ndarray, truth: np.ndarray, history: list[np.ndarray], s
 
 def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
     """(n_series, horizon) forecasts of the configured model, averaged over seeds, and its last manifest."""
-    from forecast_cli.config import RecurrentConfig, TrainConfig
-    from forecast_cli.fit import TrainSpec, fit_model
+    from forecast_cli.config import RecurrentConfig, TrainConfig, TrainSpec
+    from forecast_cli.fit import fit_model
     from forecast_cli.forecast import predict
 
     config = dict(config)
@@ -50,9 +50,9 @@ def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
                                 dropout=config.pop("dropout", 0.0))
     kind, log = config.pop("kind", "gru"), config.pop("log", False)
     if "weights" in config:  # the blend weights `auto` may choose from
-        from forecast_cli import blend
+        from forecast_cli.models import auto
 
-        blend.WEIGHTS = tuple(config.pop("weights"))
+        auto.WEIGHTS = tuple(config.pop("weights"))
     if log:
         panel = dataclasses.replace(panel, frame=panel.frame.assign(y=np.log(panel.frame["y"])))
     runs = []

@@ -23,10 +23,10 @@ def coverage(name: str, columns: dict, kind: str, folds: int) -> list:
     import numpy as np
 
     from forecast_cli import timeindex
-    from forecast_cli.config import DataConfig
+    from forecast_cli.config import DataConfig, TrainSpec
     from forecast_cli.data import read_series
     from forecast_cli.evaluate import truncate
-    from forecast_cli.fit import TrainSpec, fit_model
+    from forecast_cli.fit import fit_model
     from forecast_cli.forecast import predict
 
     panel = read_series(os.path.join(ROOT, "sample_data", name), DataConfig(**columns))

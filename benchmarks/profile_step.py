@@ -59,11 +59,12 @@ def recurrent_products(devices: int = 1) -> float:
     import jax
     import jax.numpy as jnp
 
-    from forecast_cli import sharding
+    from forecast_cli import parallel
 
-    mesh = sharding.data_mesh(devices)
-    h0 = sharding.put_batch(mesh, jax.random.normal(jax.random.key(0), (BATCH, HIDDEN)))
-    W = sharding.replicated(mesh, 0.1 * jax.random.normal(jax.random.key(1), (HIDDEN, 3 * HIDDEN)))
+    place = parallel.local_devices(devices)
+    mesh = place.mesh
+    h0 = place.put_batch(jax.random.normal(jax.random.key(0), (BATCH, HIDDEN)))
+    W = place.replicated(0.1 * jax.random.normal(jax.random.key(1), (HIDDEN, 3 * HIDDEN)))
 
     def chain(h0, W):
         def step(h, _):
@@ -75,7 +76,7 @@ def recurrent_products(devices: int = 1) -> float:
 
     if mesh is not None:
         P = jax.sharding.PartitionSpec
-        chain = jax.shard_map(chain, mesh=mesh, in_specs=(P(sharding.AXIS), P()), out_specs=P(sharding.AXIS))
+        chain = jax.shard_map(chain, mesh=mesh, in_specs=(P(parallel.AXIS), P()), out_specs=P(parallel.AXIS))
     chain = jax.jit(chain)
     chain(h0, W).block_until_ready()
     return median_time(lambda: chain(h0, W).block_until_ready(), repeats=20)

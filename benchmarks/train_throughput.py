@@ -67,24 +67,24 @@ def bench_jax(values, train_idx, val_idx, devices: int):
     import jax.numpy as jnp
     from flax import nnx
 
-    from forecast_cli import sharding, train
+    from forecast_cli import parallel, train
     from forecast_cli.config import RecurrentConfig, TrainConfig
     from forecast_cli.models import recurrent
 
-    mesh = sharding.data_mesh(devices)
+    place = parallel.local_devices(devices)
     model = recurrent.build(1, HORIZON, RecurrentConfig(hidden=HIDDEN), jax.random.key(0))
     graphdef, params = nnx.split(model)
     # the learning-rate schedule (warm-up, cosine decay) spans the run as `--epochs MAX_EPOCHS` would
     config = TrainConfig(batch_size=BATCH, learning_rate=3e-3, epochs=MAX_EPOCHS)
     size, n_batches = train.batches(len(train_idx), BATCH, devices)
     tx = train.make_optimizer(config, MAX_EPOCHS * n_batches)
-    epoch = train.make_steps(graphdef, tx, LOOKBACK, HORIZON, size, n_batches, False, mesh)
-    evaluate = train.make_evaluate(graphdef, LOOKBACK, HORIZON, mesh)
+    epoch = train.make_steps(graphdef, tx, LOOKBACK, HORIZON, size, n_batches, False, place)
+    evaluate = train.make_evaluate(graphdef, LOOKBACK, HORIZON, place)
     # every window counts alike (MSE, as the PyTorch loop)
-    inputs, idx, weight, vb, vw = sharding.replicated(mesh, (
+    inputs, idx, weight, vb, vw = place.replicated((
         jnp.asarray(values), jnp.asarray(train_idx, jnp.int32), jnp.ones(len(values), jnp.float32),
         *(jnp.asarray(a) for a in train.pad_to_batches(val_idx.astype(np.int32), 1024, devices))))
-    state = {"params": sharding.replicated(mesh, params), "opt": sharding.replicated(mesh, tx.init(params)),
+    state = {"params": place.replicated(params), "opt": place.replicated(tx.init(params)),
              "key": jax.random.key(1)}
 
     def one_epoch():
@@ -96,7 +96,7 @@ def bench_jax(values, train_idx, val_idx, devices: int):
     seconds = median_time(one_epoch, repeats=5, warmup=0)
     model = recurrent.build(1, HORIZON, RecurrentConfig(hidden=HIDDEN), jax.random.key(0))
     graphdef, params = nnx.split(model)
-    state.update(params=sharding.replicated(mesh, params), opt=sharding.replicated(mesh, tx.init(params)))
+    state.update(params=place.replicated(params), opt=place.replicated(tx.init(params)))
     start, epochs = time.perf_counter(), 0
     while float(evaluate(state["params"], inputs, weight, vb, vw)) > TARGET_LOSS and epochs < MAX_EPOCHS:
         one_epoch()

@@ -737,18 +737,19 @@ def train(
         panel = read_series(data, config)
         if not quiet:
             report_filled(panel)
-        from forecast_cli import distributed
+        from forecast_cli import parallel
 
         if coordinator or (num_processes or 1) > 1:
             setup_platform(device)
-            distributed.initialize(coordinator, num_processes, process_id)
+            parallel.initialize(coordinator, num_processes, process_id)
             if not local_data:
-                panel = distributed.shard_panel(panel)
+                panel = parallel.shard_panel(panel)
         else:
             split_cpu_cores()
         where = setup_jax(device)
-        writer = distributed.process_index() == 0
-        from forecast_cli.fit import TrainSpec, fit_model
+        writer = parallel.process_index() == 0
+        from forecast_cli.config import TrainSpec
+        from forecast_cli.fit import fit_model
         from forecast_cli.persistence import model_lock, save_artifact
 
         spec = TrainSpec(
@@ -928,8 +929,8 @@ def evaluate(
             report_filled(panel)
         split_cpu_cores()
         setup_jax(None)
+        from forecast_cli.config import TrainSpec
         from forecast_cli.evaluate import backtest, resolve_folds, summarize_scores
-        from forecast_cli.fit import TrainSpec
 
         resolve_folds(panel, horizon, folds, step)  # folds that can't fit: refused before saying anything
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FILL_POLICIES = ("interpolate", "ffill", "zero", "error")
 LAYOUTS = ("long", "wide", "single")
@@ -98,3 +98,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything `forecast train` decides besides the data."""
+
+    kind: str = "auto"
+    horizon: int | None = None  # default: about one season of the frequency (timeindex.default_horizon)
+    lookback: int | None = None  # default: default_lookback(), capped by the data
+    scaling: str = "standard"
+    log: bool | None = None  # model the log of the target; None: when every target value is above 0
+    recurrent: RecurrentConfig = RecurrentConfig()
+    esn: ESNConfig = ESNConfig()
+    train: TrainConfig = TrainConfig()
+    data: DataConfig = field(default_factory=DataConfig)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from forecast_cli import limits, timeindex
+from forecast_cli.config import TrainSpec
 from forecast_cli.errors import ConfigError, DataError
-from forecast_cli.fit import TrainSpec, fit_model, resolve_window
+from forecast_cli.fit import fit_model, resolve_window
 from forecast_cli.forecast import predict
 from forecast_cli.metrics import METRICS, mae, mase, rmse, smape
 

@@ -5,49 +5,26 @@ It prints nothing and reports progress through an optional callback.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forecast_cli import blend, distributed, limits, timeindex
-from forecast_cli.config import (
-    RECURRENT_KINDS,
-    DataConfig,
-    ESNConfig,
-    RecurrentConfig,
-    TrainConfig,
-    WindowConfig,
-)
+from forecast_cli import limits, models, parallel, timeindex
+from forecast_cli.config import TrainSpec, WindowConfig
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import last_windows, model_inputs, stamps_around
 from forecast_cli.metrics import mase_weights
-from forecast_cli.models import flatten_params, make_predictor
+from forecast_cli.models import FitTask
+from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import naive, seasonal_naive
 from forecast_cli.persistence import Artifact
 from forecast_cli.windows import default_val_size, fit_scaler, gather_windows, window_starts
 
 if TYPE_CHECKING:
     from forecast_cli.data import Panel
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """Everything `forecast train` decides besides the data."""
-
-    kind: str = "auto"
-    horizon: int | None = None  # default: about one season of the frequency (timeindex.default_horizon)
-    lookback: int | None = None  # default: default_lookback(), capped by the data
-    scaling: str = "standard"
-    log: bool | None = None  # model the log of the target; None: when every target value is above 0
-    recurrent: RecurrentConfig = RecurrentConfig()
-    esn: ESNConfig = ESNConfig()
-    train: TrainConfig = TrainConfig()
-    data: DataConfig = field(default_factory=DataConfig)
 
 
 def default_lookback(horizon: int, season: int) -> int:
@@ -65,7 +42,7 @@ def resolve_window(panel: Panel, horizon: int | None, lookback: int | None) -> W
     if not 1 <= horizon <= limits.MAX_HORIZON or (lookback is not None and not 1 <= lookback <= limits.MAX_LOOKBACK):
         raise ConfigError(f"--horizon must be between 1 and {limits.MAX_HORIZON:,} and --lookback between 1 and "
                           f"{limits.MAX_LOOKBACK:,}")
-    lengths = distributed.gather_rows(panel.lengths) if distributed.process_count() > 1 else panel.lengths
+    lengths = parallel.gather_rows(panel.lengths) if parallel.process_count() > 1 else panel.lengths
     if not len(lengths):
         raise DataError(f"{panel.source}: no series left to train on")
     room = lengths - default_val_size(lengths, horizon) - horizon  # the longest lookback each series allows
@@ -107,8 +84,7 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         raise DataError(f"{panel.source}: horizon {H}: {e}") from None
     val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
     cut = lengths - val_size
-    log = use_log(panel, False if spec.kind == "esn" and spec.log is None else spec.log)  # the ESN measured
-    # worse on logs (M1 MASE +4-25%, docs/accuracy.md), so it models them only when asked
+    log = use_log(panel, models.get(spec.kind).default_log if spec.log is None else spec.log)
     scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling, log)
     inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
     train_idx, val_idx = window_starts(starts, L, H, val_size)
@@ -129,32 +105,31 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         "fingerprint": fingerprint(panel),
         "device": str(jax.devices()[0].platform),
     }
-    network = dataclasses.replace(spec, kind="gru") if spec.kind == "auto" else spec
-    mase_loss = spec.train.loss == "mase" and network.kind in RECURRENT_KINDS
-    row_weight = mase_weights(inputs[:, 0], starts, cut, manifest["season"]) if mase_loss else None
-    params, fit_info, validated = _fit(network, inputs, train_idx, val_idx, window, key, on_epoch, row_weight)
-    _check_params(params)
-    manifest["model"] = fit_info.pop("model_config")
-    manifest["fit"] = fit_info
-    predictor = make_predictor(spec.kind, manifest, validated)
-    blended = None
-    if spec.kind == "auto":
-        val_idx = val_idx[np.linspace(0, len(val_idx) - 1, blend.MAX_WINDOWS).astype(int)] \
-            if len(val_idx) > blend.MAX_WINDOWS else val_idx
-        manifest["blend"], blended = _choose_blend(predictor, inputs, panel, scaler, val_idx, window,
-                                                   manifest["season"], cut)
+    kind = models.get(spec.kind)
+    several = parallel.process_count() > 1
+    row_weight = mase_weights(inputs[:, 0], starts, cut, manifest["season"]) \
+        if spec.train.loss == "mase" and kind.trained_on_loss else None
+    task = FitTask(panel, spec, window, inputs, scaler, train_idx, val_idx, cut, manifest["season"], key, on_epoch,
+                   row_weight, parallel.local_devices(spec.train.devices), parallel.reduction())
+    fitted = _fit(kind, task)
+    _check_params(fitted.params)
+    manifest["model"], manifest["fit"] = fitted.model, fitted.info
+    predictor = kind.predictor(fitted.model, H, manifest["season"], fitted.params if fitted.validated is None
+                               else fitted.validated)
+    extra, val_idx, val_forecast = kind.after_fit(task, predictor, val_idx)
+    manifest.update(extra)
     manifest["validation"], abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window,
-                                                  manifest["season"], blended)
+                                                  manifest["season"], val_forecast)
     history = last_windows(panel.ids, panel.values, panel.ds, starts, L)
-    arrays = {f"params/{k}": v for k, v in params.items()}
+    arrays = {f"params/{k}": v for k, v in fitted.params.items()}
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
                    "history/last_ds": history.last_ds, "history/length": history.length,
                    "calibration/abs_errors": abs_errors})
-    if spec.kind == "auto":
-        every_length = distributed.gather_rows(lengths) if distributed.process_count() > 1 else lengths
-        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, starts, blend.context_rows(every_length, L))
+    if kind.context:
+        every_length = parallel.gather_rows(lengths) if several else lengths
+        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, starts, context_rows(every_length, L))
         arrays["context/values"] = context.values[:, :, 0]
-    if distributed.process_count() > 1:
+    if several:
         _gather_across_processes(manifest, arrays)
     manifest["training_seconds"] = round(time.perf_counter() - start, 3)
     return Artifact(manifest, arrays)
@@ -172,46 +147,12 @@ def use_log(panel: Panel, wanted: bool | None) -> bool:
     """Whether to model the log of the target: as asked, else when every target value (of every process) is
     above 0. DataError when asked for but a value is not."""
     where = panel.first_not_positive()
-    if distributed.process_count() > 1:  # every process must decide alike
-        anywhere = distributed.allsum(np.array(float(where is not None))) > 0
+    if parallel.process_count() > 1:  # every process must decide alike
+        anywhere = parallel.allsum(np.array(float(where is not None))) > 0
         where = where or ("another process's series has one at or below 0" if anywhere else None)
     if wanted and where:
         raise DataError(f"{panel.source}: --log needs target values above 0, but {where}; use --no-log")
     return where is None if wanted is None else bool(wanted)
-
-
-def _choose_blend(predictor, inputs, panel, scaler, val_idx, window, season, cut
-                  ) -> tuple[dict, np.ndarray | None]:
-    """The network's weight and Theta's drift in `auto` and the blended validation forecasts (scaled units), or
-    weight 1 (Theta left out) when there are no validation windows to judge by. They are chosen on the MASE of the
-    blend in original units (each window's error divided by its series' in-sample seasonal-naive error). With
-    several processes, each adds up its own windows' errors and the sums are shared, so all choose alike."""
-    several = distributed.process_count() > 1
-    windows = int(distributed.allsum(np.array(len(val_idx)))) if several else len(val_idx)
-    if not windows:
-        return {"weight": 1.0, "drift": 0.5, "errors": {}}, None
-    sums, total = np.zeros(len(blend.PAIRS)), 0.0
-    if len(val_idx):
-        L, H = window.lookback, window.horizon
-        X, Y = gather_windows(inputs, val_idx, L, H)
-        series = np.searchsorted(panel.starts, val_idx, side="right") - 1
-        network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
-        by_theta = blend.theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
-        mase_weight = mase_weights(panel.values[:, 0], panel.starts, cut, season)[val_idx]
-        sums = blend.blend_error_sums(network, by_theta, scaler.inverse_target(Y, series), mase_weight)
-        total = float(np.sum(mase_weight))
-    if several:
-        shared = distributed.allsum(np.append(sums, total))
-        sums, total = shared[:-1], float(shared[-1])
-    try:
-        drift, weight, errors = blend.choose_from_sums(sums, total)
-    except ValueError as e:
-        raise TrainingError(f"cannot choose the blend: {e} (a numerical overflow); nothing was saved. Try "
-                            "--scaling robust or another --model") from e
-    if not len(val_idx):
-        return {"weight": weight, "drift": drift, "errors": errors}, np.zeros((0, window.horizon))
-    blended = weight * network + (1 - weight) * by_theta[drift]
-    return {"weight": weight, "drift": drift, "errors": errors}, scaler.target_to_scaled(blended, series)
 
 
 def _gather_across_processes(manifest: dict, arrays: dict) -> None:
@@ -220,101 +161,26 @@ def _gather_across_processes(manifest: dict, arrays: dict) -> None:
                  "context/values"):
         if name not in arrays:
             continue
-        arrays[name] = distributed.gather_rows(arrays[name])
+        arrays[name] = parallel.gather_rows(arrays[name])
     last = arrays["history/last_ds"]
-    arrays["history/last_ds"] = distributed.gather_rows(last.view(np.int64)).view(last.dtype)
-    manifest["series"] = distributed.gather_strings(manifest["series"]).tolist()
-    manifest["nonnegative"] = bool(distributed.allsum(np.array(not manifest["nonnegative"])) == 0)
-    fingerprints = distributed.gather_strings([manifest["fingerprint"]])
+    arrays["history/last_ds"] = parallel.gather_rows(last.view(np.int64)).view(last.dtype)
+    manifest["series"] = parallel.gather_strings(manifest["series"]).tolist()
+    manifest["nonnegative"] = bool(parallel.allsum(np.array(not manifest["nonnegative"])) == 0)
+    fingerprints = parallel.gather_strings([manifest["fingerprint"]])
     manifest["fingerprint"] = hashlib.sha256(",".join(fingerprints).encode()).hexdigest()[:16]
     v = manifest["validation"]
     names = ("model_mae", "naive_mae", "snaive_mae")
     local = np.array([v["windows"]] + [v.get(n, 0.0) * v["windows"] for n in names], np.float64)
-    total = distributed.allsum(local)
+    total = parallel.allsum(local)
     manifest["validation"] = {"windows": int(total[0])}
     if total[0]:
         manifest["validation"].update({n: float(t / total[0]) for n, t in zip(names, total[1:], strict=True)})
-    manifest["processes"] = distributed.process_count()
+    manifest["processes"] = parallel.process_count()
 
 
-def _fit(spec, inputs, train_idx, val_idx, window, key, on_epoch, row_weight=None):
-    """Fit the model; returns (flat params, info including "model_config", the flat params to validate with:
-    the same unless the model was refitted on the validation windows too)."""
-    L, H = window.lookback, window.horizon
-    if spec.kind in RECURRENT_KINDS:
-        if not len(train_idx) and distributed.process_count() == 1:
-            raise DataError("no series is long enough to give a training window; use a smaller --lookback")
-        return _fit_recurrent(spec, inputs, train_idx, val_idx, window, key, on_epoch, row_weight)
-    if spec.kind == "esn":
-        from forecast_cli import sharding
-        from forecast_cli.models import esn
-
-        config = spec.esn
-        reservoir = esn.init_reservoir(inputs.shape[1], config, key)
-        try:
-            mesh = sharding.data_mesh(spec.train.devices)
-            readout, info = esn.fit(reservoir, inputs, train_idx, val_idx, L, H, config, mesh)
-        except ValueError as e:
-            raise DataError(f"cannot fit the ESN readout: {e}; use longer series or a smaller --horizon") from e
-        if on_epoch:
-            on_epoch(1, {"train_loss": float("nan"), "val_loss": info["val_loss"] or float("nan"),
-                         "best_val_loss": info["val_loss"] or float("nan")})
-        params = {**reservoir, "readout": readout}
-        return params, {**info, "model_config": config.to_dict()}, params
-    if spec.kind in ("naive", "snaive"):
-        return {}, {"model_config": {}}, {}
-    raise ConfigError(f"Unknown --model '{spec.kind}'")
-
-
-def _fit_recurrent(spec, inputs, train_idx, val_idx, window, key, on_epoch, row_weight):
-    """Early stopping on the validation windows, then (with `refit`) the same network trained again on every
-    window for the epochs early stopping chose, plus `ensemble - 1` more from other seeds trained that way;
-    their forecasts are averaged. Members after the first are stored under "member<k>/"."""
-    import jax
-    from flax import nnx
-
-    from forecast_cli import train
-    from forecast_cli.models import recurrent
-
-    L, H = window.lookback, window.horizon
-    config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": spec.kind})
-    dropout = config.dropout > 0
-
-    def flat(model):
-        return flatten_params(nnx.to_pure_dict(nnx.state(model)))
-
-    model_key, train_key = jax.random.split(key)
-    model = recurrent.build(inputs.shape[1], H, config, model_key)
-    several = distributed.process_count() > 1
-    if several:
-        model, history = train.fit_across_processes(model, inputs, train_idx, val_idx, L, H, spec.train,
-                                                    on_epoch=on_epoch, row_weight=row_weight)
-    else:
-        model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key,
-                                   dropout=dropout, on_epoch=on_epoch, row_weight=row_weight)
-    info = {"epochs": len(history.train_loss), "best_epoch": history.best_epoch,
-            "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
-            "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
-    validated = params = flat(model)
-    validation_anywhere = distributed.allsum(np.array(len(val_idx))) > 0 if several else len(val_idx) > 0
-    if spec.train.refit and validation_anywhere:
-        every = np.union1d(train_idx, val_idx)
-        again = dataclasses.replace(spec.train, epochs=history.best_epoch, patience=0)
-        params = {}
-        for member in range(spec.train.ensemble):
-            if member:
-                model_key, train_key = jax.random.split(jax.random.fold_in(key, member))
-            fresh = recurrent.build(inputs.shape[1], H, config, model_key)
-            if several:  # every process refits alike: the same epochs and seeds, each on its own windows
-                model, _ = train.fit_across_processes(fresh, inputs, every, np.zeros(0, np.int64), L, H, again,
-                                                      row_weight=row_weight)
-            else:
-                model, _ = train.fit(fresh, inputs, every, np.zeros(0, np.int64), L, H, again, train_key,
-                                     dropout=dropout, row_weight=row_weight)
-            params.update({(f"member{member}/{k}" if member else k): v for k, v in flat(model).items()})
-        refit_windows = int(distributed.allsum(np.array(len(every)))) if several else len(every)
-        info.update(refit_windows=refit_windows, members=spec.train.ensemble)
-    return params, {**info, "model_config": config.to_dict()}, validated
+def _fit(kind: models.Model, task: FitTask) -> models.Fitted:
+    """kind.fit(task) (a seam for tests)."""
+    return kind.fit(task)
 
 
 def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np.ndarray | None = None

@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forecast_cli import blend, distributed, limits, timeindex
+from forecast_cli import limits, models, parallel, timeindex
 from forecast_cli.csvout import to_csv
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import History, last_windows, stamps_around, window_inputs
 from forecast_cli.metrics import interval_radius
-from forecast_cli.models import make_predictor
+from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import seasonal_naive
-from forecast_cli.models.theta import theta
 from forecast_cli.persistence import Artifact
 from forecast_cli.windows import Scaler, fit_scaler
 
@@ -52,46 +51,43 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
     training scaling; new ones are scaled by their own history), else of the data the model was trained on.
 
     `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>. `shard` = (N, I)
-    keeps the series that distributed.owner assigns to part I of N."""
+    keeps the series that parallel.owner assigns to part I of N."""
     m = artifact.manifest
     L, trained_h = m["window"]["lookback"], m["window"]["horizon"]
     horizon = trained_h if horizon is None else horizon
     if not 1 <= horizon <= limits.MAX_HORIZON:
         raise ConfigError(f"--horizon {horizon}: must be between 1 and {limits.MAX_HORIZON:,}")
     stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"], m["window"].get("log", False))
-    auto = m["kind"] == "auto"
+    kind = models.get(m["kind"])
     if panel is None:
         a = artifact.arrays
         history = History(np.asarray(m["series"], dtype=object), a["history/values"], a["history/last_ds"],
                           a["history/length"])
         scaler = stored
-        context = a["context/values"] if auto else None
+        context = a["context/values"] if kind.context else None
     else:
         history, scaler = _history_from_panel(panel, m, stored)
         context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts,
-                               blend.context_rows(panel.lengths, L)).values[:, :, 0] if auto else None
+                               context_rows(panel.lengths, L)).values[:, :, 0] if kind.context else None
     if shard is not None:
-        mine = np.array([distributed.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
+        mine = np.array([parallel.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
         history, scaler = _select(history, mine), scaler.select(mine)
-        context = context[mine] if auto else None
+        context = context[mine] if kind.context else None
     cells = len(history.ids) * horizon
     if cells > limits.MAX_FORECAST_CELLS:
         raise ConfigError(f"--horizon {horizon} for {len(history.ids):,} series is {cells:,} forecast values, more "
                           f"than the {limits.MAX_FORECAST_CELLS:,} of one run; use a shorter --horizon or split the "
                           "series with --num-processes N --process-id I")
-    predictor = make_predictor(m["kind"], m, artifact.params())
+    predictor = kind.predictor(m["model"], trained_h, m["season"], artifact.params())
     y_hat = np.empty((len(history.ids), horizon))
     short = history.length < L
     if (~short).any():
         y_hat[~short] = _roll_forward(predictor, _select(history, ~short), scaler.select(~short), m["freq"],
                                       trained_h, horizon)
-    if auto:  # the network's share blended with Theta; series too short for the network get Theta alone
-        by_theta = theta(context, horizon, m["season"], m["blend"].get("drift", 0.5))
-        weight = np.where(short, 0.0, m["blend"]["weight"])[:, None]
-        y_hat = weight * np.where(short[:, None], 0.0, y_hat) + (1 - weight) * by_theta
-    elif short.any():
-        raw = history.values[short, :, 0]
-        y_hat[short] = [seasonal_naive(r[~np.isnan(r)][None], horizon, m["season"])[0] for r in raw]
+    for i in np.flatnonzero(short):  # too short for the model's lookback: seasonal naive, unless the kind
+        raw = history.values[i, :, 0]  # has better (kind.complete)
+        y_hat[i] = seasonal_naive(raw[~np.isnan(raw)][None], horizon, m["season"])[0]
+    y_hat = kind.complete(y_hat, short, context, horizon, m["season"], m)
     _, future = stamps_around(history.last_ds, m["freq"], 1, horizon)
     floor = 0.0 if m.get("nonnegative") else -np.inf
     columns = {

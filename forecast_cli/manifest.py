@@ -18,9 +18,9 @@ from collections.abc import Callable
 import numpy as np
 
 from forecast_cli import __version__, limits, timeindex
-from forecast_cli.blend import CONTEXT, DRIFTS, WEIGHTS
 from forecast_cli.config import FILL_POLICIES, LAYOUTS, MODEL_KINDS, RECURRENT_KINDS, DataConfig
 from forecast_cli.errors import ArtifactError, ConfigError
+from forecast_cli.models.auto import CONTEXT, DRIFTS, WEIGHTS
 from forecast_cli.windows import SCALINGS
 
 FORMAT_VERSION = 2  # of the model directory; bump it when the layout or the manifest's schema changes

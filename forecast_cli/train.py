@@ -1,9 +1,18 @@
 """Training of the recurrent forecasters: backpropagation through time, AdamW, early stopping.
 
-The model sees windows gathered on the device by index from one `inputs: (n_rows, n_features)` array
-(column 0 is the scaled target), so the data is transferred once. A whole epoch (shuffle, every minibatch,
-the optimizer updates) is one compiled call: `lax.scan` over minibatches of a fixed size, the last one padded
-with zero-weight windows, so nothing recompiles per batch or per epoch.
+One training loop (`fit`: epochs, divergence check, early stopping, progress) runs over one of two back-ends,
+so the loss, the per-series weights and every stopping rule are the same however the work is spread:
+
+- `_OneProcess`: the model sees windows gathered on the device by index from one `inputs: (n_rows,
+  n_features)` array (column 0 is the scaled target), so the data is transferred once. A whole epoch
+  (shuffle, every minibatch, the optimizer updates) is one compiled call: `lax.scan` over minibatches of a
+  fixed size, the last one padded with zero-weight windows, so nothing recompiles per batch or per epoch. With
+  several local devices each batch is split over them (parallel.Devices).
+- `_Processes`: several processes (jax.distributed) each hold a shard of the series. Every step's global batch
+  is assembled from each process's own windows (gathered on its host, then
+  `jax.make_array_from_process_local_data` over a mesh of every device of every process); parameters are
+  replicated, XLA all-reduces the gradients, and the losses are global, so every process takes the same
+  decisions and ends with the same weights.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from forecast_cli import sharding
+from forecast_cli import parallel
 from forecast_cli.config import TrainConfig
 from forecast_cli.errors import TrainingError
 from forecast_cli.windows import gather_windows
@@ -39,7 +48,7 @@ class TrainHistory:
     best_epoch: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
-    first_epoch_seconds: float = 0.0  # includes compiling the epoch
+    first_epoch_seconds: float = 0.0  # includes compiling the epoch (benchmarks/scaling.py leaves it out)
 
 
 def gather(inputs: Array, begin: Array, lookback: int, horizon: int) -> tuple[Array, Array]:
@@ -77,7 +86,6 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
     )
 
 
-
 def window_loss(pred: Array, Y: Array, loss: str) -> Array:
     """(batch, horizon) forecasts and targets -> (batch,) loss of each window."""
     error = pred - Y
@@ -85,7 +93,7 @@ def window_loss(pred: Array, Y: Array, loss: str) -> Array:
 
 
 def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool,
-               mesh=None, loss: str = "mse"):
+               devices: parallel.Devices = parallel.ONE_DEVICE, loss: str = "mse"):
     """The compiled epoch function for one run (shapes fixed, so it compiles once). `row_weight: (n_rows,)`
     weighs each window by the row it starts at (a series' weight in the loss)."""
 
@@ -99,14 +107,13 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
         of the batch and the three are summed over the devices once (left to XLA's partitioner, the weight
         gradient of the recurrent step was all-reduced at every one of the time steps). Each device draws its
         own dropout masks."""
-        if mesh is not None:
-            key = jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS))
+        if devices.count > 1:
+            key = jax.random.fold_in(key, jax.lax.axis_index(parallel.AXIS))
         total, grads = jax.value_and_grad(loss_sum)(params, inputs, row_weight, begin, weight, key)
         sums = (total, grads, jnp.sum(weight))
-        return sums if mesh is None else jax.lax.psum(sums, sharding.AXIS)
+        return sums if devices.count == 1 else jax.lax.psum(sums, parallel.AXIS)
 
-    if mesh is not None:
-        sums_and_grads = sharding.per_device(mesh, sums_and_grads, batch_args=(3, 4), n_args=6)
+    sums_and_grads = devices.per_device(sums_and_grads, batch_args=(3, 4), n_args=6)
 
     @jax.jit
     def train_epoch(params, opt_state, inputs, row_weight, train_idx, key):
@@ -115,7 +122,7 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
         pad = batch_size * n_batches - order.shape[0]
         begin = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_batches, batch_size)
         weight = jnp.concatenate([jnp.ones(order.shape[0]), jnp.zeros(pad)]).reshape(n_batches, batch_size)
-        begin, weight = sharding.split_batch(mesh, begin, 1), sharding.split_batch(mesh, weight, 1)
+        begin, weight = devices.split_batch(begin, 1), devices.split_batch(weight, 1)
         keys = jax.random.split(dropout_key, n_batches)
 
         def step(carry, batch):
@@ -132,11 +139,12 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
     return train_epoch
 
 
-def make_evaluate(graphdef, lookback: int, horizon: int, mesh=None, loss: str = "mse"):
+def make_evaluate(graphdef, lookback: int, horizon: int, devices: parallel.Devices = parallel.ONE_DEVICE,
+                  loss: str = "mse"):
     @jax.jit
     def evaluate(params, inputs, row_weight, begin, weight):
         """Mean loss over windows `begin: (n_batches, batch)` with weights (0 for padding)."""
-        begin, weight = sharding.split_batch(mesh, begin, 1), sharding.split_batch(mesh, weight, 1)
+        begin, weight = devices.split_batch(begin, 1), devices.split_batch(weight, 1)
 
         def one(params, batch):  # params ride in the carry: a closed-over State cannot merge in a nested trace
             b, w = batch
@@ -152,13 +160,13 @@ def make_evaluate(graphdef, lookback: int, horizon: int, mesh=None, loss: str = 
 
 @functools.lru_cache(maxsize=8)
 def compiled_steps(graphdef, config: TrainConfig, lookback: int, horizon: int, batch_size: int, n_batches: int,
-                   dropout: bool, mesh):
+                   dropout: bool, devices: parallel.Devices):
     """(optimizer, train_epoch, evaluate) for one set of shapes and options: fits that share them (the members
     of an ensemble) share the compiled functions too (pass the config with seed 0: the seed does not change
     them)."""
     tx = make_optimizer(config, config.epochs * n_batches)
-    return (tx, make_steps(graphdef, tx, lookback, horizon, batch_size, n_batches, dropout, mesh, config.loss),
-            make_evaluate(graphdef, lookback, horizon, mesh, config.loss))
+    return (tx, make_steps(graphdef, tx, lookback, horizon, batch_size, n_batches, dropout, devices, config.loss),
+            make_evaluate(graphdef, lookback, horizon, devices, config.loss))
 
 
 def pad_to_batches(idx: np.ndarray, batch_size: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -184,36 +192,23 @@ def fit(
     row_weight: np.ndarray | None = None,
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train `model` on windows of `inputs: (n_rows, n_features)` starting at `train_idx`; stop early on
-    the loss at `val_idx` and return the model with the best validation weights restored (with no `val_idx`,
-    the training windows are monitored instead, or, with patience 0 too, nothing is: the last weights are
-    returned). A window's loss is multiplied by
-    `row_weight[start row]` (default 1)."""
-    if len(train_idx) == 0:
-        raise TrainingError("no training windows: the series are too short for this lookback and horizon")
+    the loss at `val_idx` and return the model with the best validation weights restored (with no validation
+    window in any process, the training windows are monitored instead, or, with patience 0 too, nothing is:
+    the last weights are returned). A window's loss (`config.loss`) is multiplied by `row_weight[start row]`
+    (default 1). With several processes, each passes its own rows and windows and all get the same model."""
     start = time.perf_counter()
-    mesh = sharding.data_mesh(config.devices)
-    devices = sharding.device_count(mesh)
     graphdef, params = nnx.split(model)
-    size, n_batches = batches(len(train_idx), config.batch_size, devices)
-    tx, train_epoch, evaluate = compiled_steps(graphdef, dataclasses.replace(config, seed=0), lookback, horizon,
-                                               size, n_batches, dropout, mesh)
-    params = sharding.replicated(mesh, params)
-    opt_state = sharding.replicated(mesh, tx.init(params))
-    inputs = sharding.replicated(mesh, jnp.asarray(inputs, jnp.float32))
-    row_weight = sharding.replicated(mesh, jnp.asarray(np.ones(len(inputs)) if row_weight is None else row_weight,
-                                                       jnp.float32))
-    train_idx = sharding.replicated(mesh, jnp.asarray(train_idx, jnp.int32))
-    monitor = val_idx if len(val_idx) else np.asarray(train_idx)
-    val_begin, val_weight = sharding.replicated(mesh, tuple(
-        jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024, devices)))
+    row_weight = np.ones(len(inputs), np.float32) if row_weight is None else np.asarray(row_weight, np.float32)
+    backend = (_Processes if jax.process_count() > 1 else _OneProcess)(
+        graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout)
+    params, opt_state = backend.init(params)
     history = TrainHistory()
     best, best_loss, waited = params, math.inf, 0
-    monitored = len(val_idx) > 0 or config.patience > 0  # else: a fixed number of epochs, the last weights kept
+    monitored = backend.validated or config.patience > 0  # else (a refit): fixed epochs, the last weights kept
     for epoch in range(1, config.epochs + 1):
         key, epoch_key = jax.random.split(key)
-        params, opt_state, train_loss = train_epoch(params, opt_state, inputs, row_weight, train_idx, epoch_key)
-        train_loss = float(train_loss)
-        val_loss = float(evaluate(params, inputs, row_weight, val_begin, val_weight)) if monitored else train_loss
+        params, opt_state, train_loss = backend.epoch(params, opt_state, epoch_key)
+        val_loss = backend.monitor(params) if monitored else train_loss
         if epoch == 1:
             history.first_epoch_seconds = time.perf_counter() - start
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
@@ -233,107 +228,119 @@ def fit(
             history.stopped_early = True
             break
     history.seconds = time.perf_counter() - start
-    return nnx.merge(graphdef, best), history
+    return nnx.merge(graphdef, backend.host(best)), history
 
 
-def fit_across_processes(
-    model: nnx.Module,
-    inputs: np.ndarray,
-    train_idx: np.ndarray,
-    val_idx: np.ndarray,
-    lookback: int,
-    horizon: int,
-    config: TrainConfig,
-    on_epoch: Callable[[int, dict], None] | None = None,
-    row_weight: np.ndarray | None = None,
-) -> tuple[nnx.Module, TrainHistory]:
-    """fit() when several processes each hold a shard of the series (jax.distributed is running): the same
-    `config.loss` and per-row weights (`row_weight: (n_rows,)` of this process's rows, default 1) as fit().
+class _OneProcess:
+    """The back-end of one process: the epoch is one compiled call over device-resident data, each batch split
+    over `config.devices` local devices."""
 
-    Every step's global batch is assembled from each process's own windows (gathered on its host, then
-    `jax.make_array_from_process_local_data` over a mesh of every device of every process); parameters are
-    replicated, XLA all-reduces the gradients, and early stopping uses the global validation loss, so all
-    processes take the same decisions and end with the same weights. Dropout is not used here.
-    """
-    from jax.experimental import multihost_utils
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout):
+        if len(train_idx) == 0:
+            raise TrainingError("no training windows: the series are too short for this lookback and horizon")
+        devices = parallel.local_devices(config.devices)
+        size, n_batches = batches(len(train_idx), config.batch_size, devices.count)
+        self.tx, self.train_epoch, self.evaluate = compiled_steps(
+            graphdef, dataclasses.replace(config, seed=0), lookback, horizon, size, n_batches, dropout, devices)
+        self.devices, self.validated = devices, len(val_idx) > 0
+        self.inputs, self.row_weight, self.train_idx = devices.replicated(
+            (jnp.asarray(inputs, jnp.float32), jnp.asarray(row_weight), jnp.asarray(train_idx, jnp.int32)))
+        monitor = val_idx if len(val_idx) else train_idx
+        self.val_batches = devices.replicated(tuple(
+            jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024, devices.count)))
 
-    from forecast_cli import distributed
+    def init(self, params):
+        return self.devices.replicated(params), self.devices.replicated(self.tx.init(params))
 
-    start = time.perf_counter()
-    processes = jax.process_count()
-    mesh = Mesh(np.array(jax.devices()), (sharding.AXIS,))
-    split = NamedSharding(mesh, PartitionSpec(sharding.AXIS))
-    counts = distributed.allgather(np.array([len(train_idx), len(val_idx)]))
-    size, _ = batches(int(counts[:, 0].sum()), config.batch_size, jax.device_count())
-    local = size // processes  # windows each process contributes to a global batch
-    n_batches = max(1, math.ceil(counts[:, 0].max() / local))
-    n_val_batches = max(1, math.ceil(counts[:, 1].max() / local)) if counts[:, 1].sum() else 0
-    graphdef, params = nnx.split(model)  # the same initial weights everywhere: the same seed
-    tx = make_optimizer(config, config.epochs * n_batches)
-    to_global = partial(multihost_utils.host_local_array_to_global_array, global_mesh=mesh, pspecs=PartitionSpec())
-    params = to_global(params)
-    opt_state = jax.jit(tx.init)(params)
+    def epoch(self, params, opt_state, key) -> tuple:
+        params, opt_state, loss = self.train_epoch(params, opt_state, self.inputs, self.row_weight,
+                                                   self.train_idx, key)
+        return params, opt_state, float(loss)
 
-    rows_weight = np.ones(len(inputs), np.float32) if row_weight is None else np.asarray(row_weight, np.float32)
+    def monitor(self, params) -> float:
+        return float(self.evaluate(params, self.inputs, self.row_weight, *self.val_batches))
 
-    def loss_sums(params, X, Y, w, rw):
-        """(sum of the windows' losses, each times its row weight, over real windows; how many are real)."""
-        pred = nnx.merge(graphdef, params)(X)
-        return jnp.sum(window_loss(pred, Y, config.loss) * w * rw), jnp.sum(w)
+    def host(self, params):
+        return params
 
-    @jax.jit
-    def step(params, opt_state, X, Y, w, rw):
-        def loss_fn(params):
-            total, weight = loss_sums(params, X, Y, w, rw)
-            return total / jnp.maximum(weight, 1.0), (total, weight)
 
-        (_, (total, weight)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, total, weight
+class _Processes:
+    """The back-end of several processes: each step's global batch holds `size / processes` windows of each
+    process, gathered on its host; the batch order is drawn per process from (seed, process index). Dropout
+    masks are drawn over the global batch from a key every process derives alike."""
 
-    sums = jax.jit(loss_sums)
+    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout):
+        from jax.experimental import multihost_utils
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    def global_batch(idx, first):
-        part = idx[first : first + local]
-        begin = np.concatenate([part, np.zeros(local - len(part), np.int64)]).astype(np.int64)
-        X, Y = gather_windows(inputs, begin, lookback, horizon)
-        w = (np.arange(local) < len(part)).astype(np.float32)
-        return tuple(jax.make_array_from_process_local_data(split, a) for a in (X, Y, w, rows_weight[begin]))
+        counts = parallel.allgather(np.array([len(train_idx), len(val_idx)]))
+        if counts[:, 0].sum() == 0:
+            raise TrainingError("no training windows: the series are too short for this lookback and horizon")
+        self.inputs, self.row_weight, self.lookback, self.horizon = inputs, row_weight, lookback, horizon
+        self.train_idx, self.validated = train_idx, bool(counts[:, 1].sum())
+        self.monitored_idx = val_idx if self.validated else train_idx
+        mesh = Mesh(np.array(jax.devices()), (parallel.AXIS,))
+        self.split = NamedSharding(mesh, PartitionSpec(parallel.AXIS))
+        size, _ = batches(int(counts[:, 0].sum()), config.batch_size, jax.device_count())
+        self.local = size // jax.process_count()  # windows each process contributes to a global batch
+        self.n_batches = max(1, math.ceil(counts[:, 0].max() / self.local))
+        self.n_monitor_batches = max(1, math.ceil(counts[:, 1 if self.validated else 0].max() / self.local))
+        self.tx = tx = make_optimizer(config, config.epochs * self.n_batches)
+        self.to_global = partial(multihost_utils.host_local_array_to_global_array, global_mesh=mesh,
+                                 pspecs=PartitionSpec())
+        self.rng = np.random.default_rng([config.seed, jax.process_index()])
 
-    def scalar(x) -> float:
-        return float(np.asarray(x.addressable_data(0)))
+        def loss_sums(params, X, Y, w, rw, key_data):
+            """(sum of the windows' losses, each times its row weight, over real windows; how many are real)."""
+            key = jax.random.wrap_key_data(key_data) if key_data is not None else None
+            pred = nnx.merge(graphdef, params)(X, dropout_key=key)
+            return jnp.sum(window_loss(pred, Y, config.loss) * w * rw), jnp.sum(w)
 
-    history = TrainHistory()
-    best, best_loss, waited = params, math.inf, 0
-    rng = np.random.default_rng([config.seed, jax.process_index()])
-    monitor = val_idx if n_val_batches else train_idx
-    monitored = n_val_batches > 0 or config.patience > 0  # else (a refit): fixed epochs, the last weights kept
-    for epoch in range(1, config.epochs + 1):
-        order = rng.permutation(train_idx)
+        @jax.jit
+        def step(params, opt_state, X, Y, w, rw, key_data):
+            def loss_fn(params):
+                total, weight = loss_sums(params, X, Y, w, rw, key_data)
+                return total / jnp.maximum(weight, 1.0), (total, weight)
+
+            (_, (total, weight)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, total, weight
+
+        self.step, self.dropout = step, dropout
+        self.sums = jax.jit(lambda params, X, Y, w, rw: loss_sums(params, X, Y, w, rw, None))
+
+    def init(self, params):
+        params = self.to_global(params)  # the same initial weights everywhere: the same seed
+        return params, jax.jit(self.tx.init)(params)
+
+    def _global_batch(self, idx, first):
+        part = idx[first : first + self.local]
+        begin = np.concatenate([part, np.zeros(self.local - len(part), np.int64)]).astype(np.int64)
+        X, Y = gather_windows(self.inputs, begin, self.lookback, self.horizon)
+        w = (np.arange(self.local) < len(part)).astype(np.float32)
+        return tuple(jax.make_array_from_process_local_data(self.split, a) for a in (X, Y, w, self.row_weight[begin]))
+
+    def epoch(self, params, opt_state, key) -> tuple:
+        order = self.rng.permutation(self.train_idx)
         total = weight = 0.0
-        for b in range(n_batches):
-            params, opt_state, t, w = step(params, opt_state, *global_batch(order, b * local))
-            total, weight = total + scalar(t), weight + scalar(w)
-        train_loss = total / max(weight, 1.0)
-        val_total = val_weight = 0.0
-        for b in range(n_val_batches or n_batches) if monitored else ():
-            t, w = sums(params, *global_batch(monitor, b * local))
-            val_total, val_weight = val_total + scalar(t), val_weight + scalar(w)
-        val_loss = val_total / max(val_weight, 1.0) if monitored else train_loss
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            raise TrainingError(f"training diverged at epoch {epoch} (loss {train_loss}); nothing was saved")
-        history.train_loss.append(train_loss)
-        history.val_loss.append(val_loss)
-        if val_loss < best_loss or not monitored:
-            best, best_loss, waited, history.best_epoch = params, val_loss, 0, epoch
-        else:
-            waited += 1
-        if on_epoch:
-            on_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss, "best_val_loss": best_loss})
-        if config.patience and waited >= config.patience:
-            history.stopped_early = True
-            break
-    history.seconds = time.perf_counter() - start
-    host = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), best)
-    return nnx.merge(graphdef, host), history
+        for b in range(self.n_batches):
+            key_data = self.to_global(np.asarray(jax.random.key_data(jax.random.fold_in(key, b)))) \
+                if self.dropout else None  # replicated: every process draws the global batch's masks alike
+            params, opt_state, t, w = self.step(params, opt_state, *self._global_batch(order, b * self.local),
+                                                key_data)
+            total, weight = total + _scalar(t), weight + _scalar(w)
+        return params, opt_state, total / max(weight, 1.0)
+
+    def monitor(self, params) -> float:
+        total = weight = 0.0
+        for b in range(self.n_monitor_batches):
+            t, w = self.sums(params, *self._global_batch(self.monitored_idx, b * self.local))
+            total, weight = total + _scalar(t), weight + _scalar(w)
+        return total / max(weight, 1.0)
+
+    def host(self, params):
+        return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+
+
+def _scalar(x) -> float:
+    return float(np.asarray(x.addressable_data(0)))

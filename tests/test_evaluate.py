@@ -9,14 +9,14 @@ from conftest import seasonal_frame
 from typer.testing import CliRunner
 
 from forecast_cli.cli import app
-from forecast_cli.config import ESNConfig
+from forecast_cli.config import ESNConfig, TrainSpec
 from forecast_cli.data import read_series
 from forecast_cli.evaluate import (
     backtest,
     summarize_scores,
     truncate,
 )
-from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.fit import fit_model
 from forecast_cli.forecast import predict
 from forecast_cli.metrics import conformal_quantiles, mae, mase, rmse, smape
 

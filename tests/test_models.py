@@ -3,9 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig
+from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig, TrainSpec
 from forecast_cli.data import read_series
-from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.fit import fit_model
 from forecast_cli.models import esn, recurrent
 from forecast_cli.models.baselines import naive, seasonal_naive
 

@@ -20,9 +20,10 @@ import pytest
 from conftest import seasonal_frame
 
 import forecast_cli.persistence as persistence
+from forecast_cli.config import TrainSpec
 from forecast_cli.data import read_series
 from forecast_cli.errors import ArtifactError, OutputError
-from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.fit import fit_model
 from forecast_cli.manifest import seal
 from forecast_cli.persistence import load_artifact, model_lock, save_artifact, sha256, write_text_atomic
 
@@ -583,7 +584,8 @@ import sys
 from pathlib import Path
 from forecast_cli.data import read_series
 from forecast_cli.persistence import save_artifact
-from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.config import TrainSpec
+from forecast_cli.fit import fit_model
 target, stop, *data = sys.argv[1:]
 models = [fit_model(read_series(d), TrainSpec(kind="snaive", horizon=5, lookback=10)) for d in data]
 save_artifact(target, models[0])

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forecast_cli import limits
-from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig
+from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig, TrainSpec
 from forecast_cli.data import read_series
 from forecast_cli.errors import ConfigError, TrainingError
-from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.fit import fit_model
 from forecast_cli.forecast import predict
 from forecast_cli.windows import fit_scaler
 
@@ -68,10 +68,10 @@ def test_a_model_that_would_forecast_nan_is_refused_not_written(tmp_path, monkey
     path = tmp_path / "data.csv"
     seasonal_frame(n_series=2, length=60).to_csv(path, index=False)
     artifact = fit_model(read_series(path), TrainSpec(kind="snaive", horizon=7))
-    import forecast_cli.forecast as forecast
+    from forecast_cli.models import baselines
 
-    real = forecast.make_predictor
-    monkeypatch.setattr(forecast, "make_predictor", lambda *a: (lambda X: real(*a)(X) * np.nan))
+    real = baselines.SeasonalNaive.predictor
+    monkeypatch.setattr(baselines.SeasonalNaive, "predictor", lambda *a: (lambda X: real(*a)(X) * np.nan))
     artifact.arrays["history/length"][:] = artifact.manifest["window"]["lookback"]  # the network path
     with pytest.raises(TrainingError, match="not a finite number"):
         predict(artifact)
@@ -85,9 +85,9 @@ def test_non_finite_weights_are_never_saved(tmp_path, monkeypatch):
     real = fit._fit
 
     def poisoned(*args, **kwargs):
-        params, info, validated = real(*args, **kwargs)
-        params = {k: v * np.nan for k, v in params.items()}
-        return params, info, validated
+        fitted = real(*args, **kwargs)
+        fitted.params = {k: v * np.nan for k, v in fitted.params.items()}
+        return fitted
 
     monkeypatch.setattr(fit, "_fit", poisoned)
     with pytest.raises(TrainingError, match="non-finite weights"):

@@ -30,21 +30,21 @@ SCRIPT = textwrap.dedent("""
         return params, history.train_loss, placed
 
     def ridge(devices):
-        from forecast_cli import sharding
+        from forecast_cli import parallel
         reservoir = esn.init_reservoir(2, ESNConfig(units=60), jax.random.key(2))
         readout, info = esn.fit(reservoir, inputs, train_idx, val_idx, 24, 4, ESNConfig(units=60),
-                                sharding.data_mesh(devices))
+                                parallel.local_devices(devices))
         X = np.stack([inputs[i : i + 24] for i in val_idx])
         return np.asarray(esn.predict(reservoir, readout, X, 0.5)), info["ridge"]
 
     def all_reduces(devices):  # all-reduce operations in the compiled sharded epoch of the GRU
-        from forecast_cli import sharding
+        from forecast_cli import parallel
         model = recurrent.build(2, 4, RecurrentConfig(hidden=16), jax.random.key(0))
         graphdef, params = nnx.split(model)
-        mesh = sharding.data_mesh(devices)
+        place = parallel.local_devices(devices)
         tx = train.make_optimizer(TrainConfig(), 10)
-        epoch = train.make_steps(graphdef, tx, 24, 4, 64, 2, False, mesh)
-        args = sharding.replicated(mesh, (params, tx.init(params), inputs, np.ones(len(inputs), np.float32),
+        epoch = train.make_steps(graphdef, tx, 24, 4, 64, 2, False, place)
+        args = place.replicated((params, tx.init(params), inputs, np.ones(len(inputs), np.float32),
                                           train_idx[:128]))
         return epoch.lower(*args, jax.random.key(0)).compile().as_text().count(" all-reduce(")
 

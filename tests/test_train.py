@@ -40,8 +40,9 @@ def test_the_epoch_compiles_once_whatever_the_number_of_epochs_and_batches(caplo
 
 
 def test_ensemble_members_reuse_the_compiled_epoch(caplog, seasonal_csv):
+    from forecast_cli.config import TrainSpec
     from forecast_cli.data import read_series
-    from forecast_cli.fit import TrainSpec, fit_model
+    from forecast_cli.fit import fit_model
 
     panel = read_series(seasonal_csv(n_series=2, length=80))
     spec = TrainSpec(kind="gru", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),

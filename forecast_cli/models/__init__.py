@@ -1,20 +1,112 @@
-"""The model registry: how each kind is fitted and how its saved parameters become a forecast function.
+"""The model registry: every kind of model is one entry of MODELS, a `Model` in a module of its own.
 
-Every kind forecasts through the same interface: `predictor(X) -> Y`, where X: (n, lookback, n_features) holds
-scaled input windows (column 0 the target) and Y: (n, horizon) the scaled forecast.
+A kind says how it is fitted (`fit`: a FitTask -> Fitted) and how its saved parameters forecast
+(`predictor`: X (n, lookback, n_features) scaled input windows, column 0 the target -> (n, horizon) scaled
+forecasts). Everything around that (windows, scaling, validation, intervals, the model directory) is the same
+for every kind and lives in fit.py and forecast.py. Adding a kind is one module and one line below.
+
+The registry names modules rather than importing them, so that `forecast --help` and a forecast by seasonal
+naive never import JAX or Flax.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from forecast_cli.config import MODEL_KINDS, RECURRENT_KINDS, ESNConfig, RecurrentConfig
+from forecast_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from forecast_cli.config import TrainSpec, WindowConfig
+    from forecast_cli.data import Panel
+    from forecast_cli.windows import Scaler
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
-__all__ = ["MODEL_KINDS", "RECURRENT_KINDS", "flatten_params", "make_predictor"]
+MODELS = {  # kind -> "module:object"; the order is the one --help lists
+    "auto": "forecast_cli.models.auto:AUTO",
+    "gru": "forecast_cli.models.rnn:GRU",
+    "lstm": "forecast_cli.models.rnn:LSTM",
+    "elman": "forecast_cli.models.rnn:ELMAN",
+    "esn": "forecast_cli.models.esn:ESN",
+    "naive": "forecast_cli.models.baselines:NAIVE",
+    "snaive": "forecast_cli.models.baselines:SNAIVE",
+}
+
+
+def get(kind: str) -> Model:
+    """The Model registered as `kind`; ConfigError for a kind that is not."""
+    if kind not in MODELS:
+        raise ConfigError(f"Unknown --model '{kind}'; choose one of {', '.join(MODELS)}")
+    module, name = MODELS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass
+class FitTask:
+    """What a kind is fitted on: the scaled model inputs of every series and where their windows start."""
+
+    panel: Panel
+    spec: TrainSpec
+    window: WindowConfig
+    inputs: np.ndarray  # (n_rows, n_features) float32: scaled target, covariates, calendar
+    scaler: Scaler
+    train_idx: np.ndarray  # rows where training windows start
+    val_idx: np.ndarray  # rows where validation windows start
+    fit_lengths: np.ndarray  # (n_series,) rows of each series before its validation part
+    season: int
+    key: object  # a jax.random key
+    on_epoch: Callable[[int, dict], None] | None = None
+    row_weight: np.ndarray | None = None  # (n_rows,) each window's weight in the loss (by its first row)
+    devices: object = None  # the local devices to split work over (a parallel.Devices; None: one)
+    total: Callable[[np.ndarray], np.ndarray] = np.asarray  # a sum over every process's windows
+    # (parallel.reduction(): the identity with one process); models never import the process code themselves
+
+
+@dataclass
+class Fitted:
+    """A fitted kind: the arrays saved under "params/", the manifest's "model" (its hyperparameters, which rebuild
+    it) and "fit" (how fitting went) sections, and the parameters to validate with (the same unless the model was
+    refitted on the validation windows too)."""
+
+    params: dict[str, np.ndarray]
+    model: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    validated: dict[str, np.ndarray] | None = None
+
+
+class Model:
+    """A kind of model. Subclasses set `name` and implement fit and predictor; the rest has defaults."""
+
+    name: str
+    trained_on_loss = False  # fitted by gradient descent on --loss (MASE needs per-series row weights)
+    default_log: bool | None = None  # model the log of the target when --log is not given (None: when all > 0)
+    context: bool = False  # forecasts also need the longer recent history of each series (arrays "context/")
+
+    def fit(self, task: FitTask) -> Fitted:
+        raise NotImplementedError
+
+    def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
+        """The forecast function of saved `params` with hyperparameters `model` (the manifest's "model"), for
+        windows of the trained `horizon`."""
+        raise NotImplementedError
+
+    def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray
+                  ) -> tuple[dict, np.ndarray, np.ndarray | None]:
+        """Once fitted: more manifest fields ({} by default), the validation windows to judge the model by
+        (`val_idx` by default) and its scaled forecasts of them when they are not predictor's (None)."""
+        return {}, val_idx, None
+
+    def complete(self, forecast: np.ndarray, short: np.ndarray, context: np.ndarray | None, horizon: int,
+                 season: int, extra: dict) -> np.ndarray:
+        """The final forecast (n_series, horizon) in original units from `forecast`: the predictor's for series
+        at least a lookback long, seasonal naive for the `short` others. `context`: the recent history of each
+        series when the kind asked for it; `extra`: the manifest fields after_fit added. By default, `forecast`."""
+        return forecast
 
 
 def flatten_params(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -29,26 +121,7 @@ def flatten_params(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
     return flat
 
 
-def make_predictor(kind: str, manifest: dict, params: dict[str, np.ndarray]) -> Predictor:
-    """The forecast function of a trained model of `kind` (see the module docstring)."""
-    horizon = manifest["window"]["horizon"]
-    if kind in RECURRENT_KINDS or kind == "auto":  # auto's network is a GRU; blend.py adds Theta
-        return _recurrent_predictor(manifest, params)
-    if kind == "esn":
-        return _esn_predictor(manifest, params)
-    if kind == "naive":
-        from forecast_cli.models.baselines import naive
-
-        return lambda X: naive(X[:, :, 0], horizon)
-    if kind == "snaive":
-        from forecast_cli.models.baselines import seasonal_naive
-
-        season = manifest["season"]
-        return lambda X: seasonal_naive(X[:, :, 0], horizon, season)
-    raise ValueError(f"unknown model kind {kind!r}")
-
-
-def _batched(fn, X: np.ndarray, batch: int = 4096) -> np.ndarray:
+def batched(fn, X: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Apply a jitted fn in chunks padded to a power of two, so few shapes are ever compiled."""
     outputs = []
     for first in range(0, len(X), batch):
@@ -57,31 +130,3 @@ def _batched(fn, X: np.ndarray, batch: int = 4096) -> np.ndarray:
         padded = np.concatenate([part, np.zeros((size - len(part),) + part.shape[1:], part.dtype)])
         outputs.append(np.asarray(fn(padded))[: len(part)])
     return np.concatenate(outputs) if outputs else np.zeros((0, 0))
-
-
-def _recurrent_predictor(manifest: dict, params: dict[str, np.ndarray]) -> Predictor:
-    import jax
-
-    from forecast_cli.models.forward import recurrent_forward
-
-    config = RecurrentConfig(**manifest["model"])
-    members = [{k: v for k, v in params.items() if not k.startswith("member")}]
-    for prefix in sorted({k.split("/")[0] + "/" for k in params if k.startswith("member")}):  # an ensemble:
-        members.append({k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)})  # averaged
-
-    @jax.jit
-    def forward(members, X):
-        return sum(recurrent_forward(p, X, config.cell, config.layers, config.hidden) for p in members) / len(members)
-
-    return lambda X: _batched(lambda chunk: forward(members, chunk), X)
-
-
-def _esn_predictor(manifest: dict, params: dict[str, np.ndarray]) -> Predictor:
-    import jax
-
-    from forecast_cli.models import esn
-
-    config = ESNConfig(**{**manifest["model"], "ridges": tuple(manifest["model"]["ridges"])})
-    reservoir = {k: params[k] for k in ("W", "W_in", "b")}
-    forward = jax.jit(lambda reservoir, readout, X: esn.predict(reservoir, readout, X, config.leak_rate))
-    return lambda X: _batched(lambda chunk: forward(reservoir, params["readout"], chunk), X)

@@ -3,7 +3,7 @@ exponential smoothing with a linear drift, on the seasonally adjusted series.
 
 The classic method adds half the series' linear-regression slope (`drift` 0.5, the theta = 2 line); the optimised
 Theta method fits that share instead (Fiorucci et al. 2016). `auto` picks the drift per data set on its
-validation windows (blend.py): M1's trending yearly series want the whole slope, its monthly ones about half.
+validation windows (models/auto.py): M1's trending yearly series want the whole slope, its monthly ones about half.
 It needs no training across series and is strong on short series, where a network has few windows to learn
 from. Works on plain arrays, one row per series, NaN on the left where a series is shorter than the row.
 """

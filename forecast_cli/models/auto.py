@@ -1,5 +1,5 @@
-"""The `auto` model: the GRU blended with the Theta method, the blend weight and Theta's drift chosen on the
-validation windows.
+"""The `auto` kind (the default): the GRU blended with the Theta method, the blend weight and Theta's drift
+chosen on the validation windows.
 
 The network learns across series; Theta extrapolates each series' own level and trend and needs only a short
 history. Which is better, and how much of its trend Theta should extrapolate, depends on the data (see
@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecast_cli.models.theta import fit_rows
+from forecast_cli.errors import TrainingError
+from forecast_cli.metrics import mase_weights
+from forecast_cli.models import FitTask, Fitted, Model, Predictor
+from forecast_cli.models.rnn import GRU
+from forecast_cli.models.theta import fit_rows, theta
+from forecast_cli.windows import gather_windows
 
 WEIGHTS = tuple(i / 10 for i in range(11))  # the network's share of the forecast, Theta has the rest (steps of
 # 0.1 beat steps of 0.25 on the M1 holdouts of all three frequencies, docs/accuracy.md)
@@ -71,3 +76,61 @@ def choose_blend(network: np.ndarray, by_theta: dict[float, np.ndarray], truth: 
     """The pair (drift of DRIFTS, network weight of WEIGHTS) with the least weighted mean absolute error on the
     validation windows (blend_error_sums, then choose_from_sums)."""
     return choose_from_sums(blend_error_sums(network, by_theta, truth, window_weight), float(np.sum(window_weight)))
+
+
+class Auto(Model):
+    """The default kind: the GRU, blended with Theta by the weight and drift that validation chose."""
+
+    name = "auto"
+    trained_on_loss = True
+    context = True
+
+    def fit(self, task: FitTask) -> Fitted:
+        return GRU.fit(task)
+
+    def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
+        return GRU.predictor(model, horizon, season, params)
+
+    def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray
+                  ) -> tuple[dict, np.ndarray, np.ndarray | None]:
+        """The network's weight and Theta's drift, and the blended validation forecasts (scaled units) of at most
+        MAX_WINDOWS evenly spaced validation windows, which validation then judges; weight 1 (Theta left out)
+        when there are no validation windows to judge by. They are chosen on the MASE of the blend in original
+        units (each window's error divided by its series' in-sample seasonal-naive error). With several
+        processes, each adds up its own windows' errors and the sums are shared, so all choose alike."""
+        if len(val_idx) > MAX_WINDOWS:
+            val_idx = val_idx[np.linspace(0, len(val_idx) - 1, MAX_WINDOWS).astype(int)]
+        if not task.total(np.array(len(val_idx))):
+            return {"blend": {"weight": 1.0, "drift": 0.5, "errors": {}}}, val_idx, None
+        panel, scaler, season = task.panel, task.scaler, task.season
+        sums, weight_sum = np.zeros(len(PAIRS)), 0.0
+        if len(val_idx):
+            L, H = task.window.lookback, task.window.horizon
+            X, Y = gather_windows(task.inputs, val_idx, L, H)
+            series = np.searchsorted(panel.starts, val_idx, side="right") - 1
+            network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
+            by_theta = theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
+            window_weight = mase_weights(panel.values[:, 0], panel.starts, task.fit_lengths, season)[val_idx]
+            sums = blend_error_sums(network, by_theta, scaler.inverse_target(Y, series), window_weight)
+            weight_sum = float(np.sum(window_weight))
+        shared = task.total(np.append(sums, weight_sum))
+        try:
+            drift, weight, errors = choose_from_sums(shared[:-1], float(shared[-1]))
+        except ValueError as e:
+            raise TrainingError(f"cannot choose the blend: {e} (a numerical overflow); nothing was saved. Try "
+                                "--scaling robust or another --model") from e
+        extra = {"blend": {"weight": weight, "drift": drift, "errors": errors}}
+        if not len(val_idx):
+            return extra, val_idx, np.zeros((0, task.window.horizon))
+        blended = weight * network + (1 - weight) * by_theta[drift]
+        return extra, val_idx, scaler.target_to_scaled(blended, series)
+
+    def complete(self, forecast: np.ndarray, short: np.ndarray, context: np.ndarray | None, horizon: int,
+                 season: int, extra: dict) -> np.ndarray:
+        """The network's share blended with Theta; series too short for the network get Theta alone."""
+        by_theta = theta(context, horizon, season, extra["blend"].get("drift", 0.5))
+        weight = np.where(short, 0.0, extra["blend"]["weight"])[:, None]
+        return weight * np.where(short[:, None], 0.0, forecast) + (1 - weight) * by_theta
+
+
+AUTO = Auto()

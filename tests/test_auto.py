@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 from conftest import seasonal_frame
 
-from forecast_cli import blend
-from forecast_cli.config import RecurrentConfig, TrainConfig
+from forecast_cli.config import RecurrentConfig, TrainConfig, TrainSpec
 from forecast_cli.data import read_series
-from forecast_cli.fit import TrainSpec, fit_model
+from forecast_cli.fit import fit_model
 from forecast_cli.forecast import predict
 from forecast_cli.metrics import mase_weights
+from forecast_cli.models import auto, get
 from forecast_cli.models.theta import seasonal_index, theta, theta_one
 from forecast_cli.persistence import Artifact, load_artifact, save_artifact
 
@@ -50,8 +50,8 @@ def test_theta_on_windows_sees_its_own_series_up_to_the_origin_only():
     target = np.concatenate([np.arange(40.0), 100 + np.arange(30.0) ** 1.5])
     starts = np.array([0, 40, 70])
     begin = np.array([5, 45])  # lookback 8: origins at rows 13 and 53
-    out = blend.theta_on_windows(target, starts, begin, 8, 3, 1)
-    assert set(out) == set(blend.DRIFTS)
+    out = auto.theta_on_windows(target, starts, begin, 8, 3, 1)
+    assert set(out) == set(auto.DRIFTS)
     for drift, forecast in out.items():
         np.testing.assert_allclose(forecast[0], theta_one(target[0:13], 3, 1, drift))
         np.testing.assert_allclose(forecast[1], theta_one(target[40:53], 3, 1, drift))
@@ -67,13 +67,13 @@ def test_choose_blend_prefers_whichever_is_right():
     truth = np.random.default_rng(1).standard_normal((50, 4))
     noise = np.random.default_rng(2).standard_normal((50, 4))
     ones = np.ones(50)
-    far = {d: truth + 5 for d in blend.DRIFTS}
-    assert blend.choose_blend(truth, far, truth, ones)[:2] == (0.5, 1.0)  # the network alone; drift irrelevant
+    far = {d: truth + 5 for d in auto.DRIFTS}
+    assert auto.choose_blend(truth, far, truth, ones)[:2] == (0.5, 1.0)  # the network alone; drift irrelevant
     right = {**far, 1.25: truth}
-    assert blend.choose_blend(truth + noise, right, truth, ones)[:2] == (1.25, 0.0)
-    drift, weight, errors = blend.choose_blend(truth + noise, {**far, 0.75: truth - noise}, truth, ones)
+    assert auto.choose_blend(truth + noise, right, truth, ones)[:2] == (1.25, 0.0)
+    drift, weight, errors = auto.choose_blend(truth + noise, {**far, 0.75: truth - noise}, truth, ones)
     assert (drift, weight) == (0.75, 0.5) and errors["0.75/0.5"] < 1e-12  # the errors cancel
-    assert len(errors) == len(blend.DRIFTS) * len(blend.WEIGHTS)
+    assert len(errors) == len(auto.DRIFTS) * len(auto.WEIGHTS)
 
 
 def test_loss_weights_are_the_inverse_seasonal_naive_error_of_the_fitted_part():
@@ -103,7 +103,7 @@ def test_auto_blends_by_validation_and_round_trips(tmp_path):
     artifact = fit_model(panel, TINY)
     m = artifact.manifest
     b = m["blend"]
-    assert m["kind"] == "auto" and b["weight"] in blend.WEIGHTS and b["drift"] in blend.DRIFTS
+    assert m["kind"] == "auto" and b["weight"] in auto.WEIGHTS and b["drift"] in auto.DRIFTS
     assert b["errors"][f"{b['drift']:g}/{b['weight']:g}"] == min(b["errors"].values())
     assert m["fit"]["refit_windows"] > 0  # refitted on training + validation windows
     first = predict(artifact, None, 5).frame
@@ -129,7 +129,6 @@ def test_auto_forecasts_are_the_weighted_blend_of_its_two_halves(tmp_path):
 
 
 def test_ensemble_members_are_trained_and_averaged(tmp_path):
-    from forecast_cli.models import make_predictor
 
     spec = TrainSpec(kind="auto", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
                      train=TrainConfig(epochs=3, batch_size=32, ensemble=3))
@@ -141,8 +140,9 @@ def test_ensemble_members_are_trained_and_averaged(tmp_path):
     assert all(members[0].keys() == other.keys() for other in members[1:])
     assert not np.allclose(members[0]["head/kernel"], members[1]["head/kernel"])  # other seeds
     X = np.random.default_rng(0).standard_normal((4, 14, artifact.manifest["n_features"])).astype(np.float32)
-    each = [make_predictor("gru", m, p)(X) for p in members]
-    np.testing.assert_allclose(make_predictor("gru", m, params)(X), np.mean(each, axis=0), rtol=1e-5, atol=1e-5)
+    each = [get("gru").predictor(m["model"], m["window"]["horizon"], m["season"], p)(X) for p in members]
+    whole = get("gru").predictor(m["model"], m["window"]["horizon"], m["season"], params)(X)
+    np.testing.assert_allclose(whole, np.mean(each, axis=0), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["mse", "mae", "mase"])
