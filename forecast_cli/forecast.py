@@ -182,8 +182,7 @@ def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.Dat
     """The last `rows` observations of each series (unique_id, ds, y): from `panel` when given, else the
     window kept in the model directory (at most the lookback)."""
     if panel is not None:
-        position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
-        return panel.frame.loc[position_from_end <= rows, ["unique_id", "ds", "y"]]
+        return panel.tail(rows).to_frame()[["unique_id", "ds", "y"]]
     import pandas as pd
 
     m, a = artifact.manifest, artifact.arrays
