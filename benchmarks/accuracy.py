@@ -48,11 +48,11 @@ def ours(panel, kind: str, horizon: int) -> tuple[pd.DataFrame, float, dict]:
 def theta_alone(panel, horizon: int, season: int, drift: float) -> tuple[pd.DataFrame, float]:
     """forecast's own Theta, the statistical half of `auto`, on the whole history (an ablation, not a model
     kind of its own)."""
-    from forecast_cli.features import last_windows, stamps_around
+    from forecast_cli.features import stamps_around
     from forecast_cli.models.theta import theta
 
     start = time.perf_counter()
-    context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts, int(panel.lengths.max()))
+    context = panel.last_windows(int(panel.lengths.max()), target_only=True)
     y_hat = theta(context.values[:, :, 0], horizon, season, drift)
     _, future = stamps_around(context.last_ds, panel.freq, 1, horizon)
     frame = pd.DataFrame({"unique_id": np.repeat(context.ids, horizon), "ds": future.reshape(-1),

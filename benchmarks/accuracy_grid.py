@@ -54,7 +54,9 @@ def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
 
         auto.WEIGHTS = tuple(config.pop("weights"))
     if log:
-        panel = dataclasses.replace(panel, frame=panel.frame.assign(y=np.log(panel.frame["y"])))
+        values = panel.values.copy(order="F")
+        values[:, 0] = np.log(values[:, 0])
+        panel = dataclasses.replace(panel, values=values)
     runs = []
     for seed in range(seeds):
         spec = TrainSpec(kind=kind, horizon=horizon, lookback=lookback and int(lookback * horizon),
@@ -68,8 +70,6 @@ def network(panel, horizon: int, config: dict) -> tuple[np.ndarray, dict]:
 
 def main(name: str, tag: str, config: dict) -> None:
     from forecast_cli.data import read_series
-    from forecast_cli.evaluate import truncate
-    from forecast_cli.features import last_windows
     from forecast_cli.models.theta import theta
 
     horizon, season = SETS[name]
@@ -79,7 +79,7 @@ def main(name: str, tag: str, config: dict) -> None:
     future = test.sort_values(["unique_id", "ds"]).groupby("unique_id")["y"].apply(np.array)
     result = {"set": name, "tag": tag}
     for part in ("holdout", "test"):
-        panel = truncate(full, horizon) if part == "holdout" else full
+        panel = full.truncate(horizon) if part == "holdout" else full
         if part == "holdout":
             truth = np.stack([y[-horizon:] for y in series_of(full)])
         else:
@@ -87,7 +87,7 @@ def main(name: str, tag: str, config: dict) -> None:
         start = time.perf_counter()
         nn, manifest = network(panel, horizon, config)
         seconds = time.perf_counter() - start
-        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts, int(panel.lengths.max()))
+        context = panel.last_windows(int(panel.lengths.max()), target_only=True)
         by_theta = theta(context.values[:, :, 0], horizon, season)
         history = series_of(panel)
         result[part] = {"network": scores(nn, truth, history, season),

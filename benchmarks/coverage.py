@@ -25,7 +25,6 @@ def coverage(name: str, columns: dict, kind: str, folds: int) -> list:
     from forecast_cli import timeindex
     from forecast_cli.config import DataConfig, TrainSpec
     from forecast_cli.data import read_series
-    from forecast_cli.evaluate import truncate
     from forecast_cli.fit import fit_model
     from forecast_cli.forecast import predict
 
@@ -35,9 +34,9 @@ def coverage(name: str, columns: dict, kind: str, folds: int) -> list:
     inside = {80: [], 95: []}
     for fold in range(folds):
         drop = horizon * (folds - fold)
-        frame = predict(fit_model(truncate(panel, drop), TrainSpec(kind=kind, horizon=horizon)),
+        frame = predict(fit_model(panel.truncate(drop), TrainSpec(kind=kind, horizon=horizon)),
                               levels=[80, 95]).frame
-        merged = frame.merge(panel.frame, on=["unique_id", "ds"])
+        merged = frame.merge(panel.to_frame(), on=["unique_id", "ds"])
         for level in inside:
             inside[level].append(((merged["y"] >= merged[f"y_hat_lo_{level}"])
                                   & (merged["y"] <= merged[f"y_hat_hi_{level}"])).to_numpy())

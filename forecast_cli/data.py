@@ -2,20 +2,21 @@
 
 The canonical form follows Nixtla's convention: columns `unique_id`, `ds`, `y` (plus covariates), sorted by
 series then time, on a regular grid at a known frequency, with every missing value filled by a stated policy.
-Errors name the file, the column and the line (line 1 is the header).
+The reader works on a pandas frame and turns it into arrays once, at the end (Panel); nothing after it goes
+back to pandas but the edges (Panel.to_frame). Errors name the file, the column and the line (line 1 is the
+header).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from forecast_cli import timeindex
+from forecast_cli import features, timeindex
 from forecast_cli.config import FILL_POLICIES, LAYOUTS, DataConfig
 from forecast_cli.csvin import clip as _clip
 from forecast_cli.csvin import parse_csv, read_text
@@ -30,16 +31,24 @@ _MAX_ADDED_ROWS = MAX_ADDED_ROWS  # (a module name, so that a test can lower it)
 _LINE = -1  # label of the working frame's line-number column: header names are text, so none can collide
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Panel:
-    """Series in canonical long form.
+    """Series in canonical long form, as arrays: series i is rows starts[i]:starts[i+1], sorted by (id, ds), one
+    row per step of `freq`, no NaN. pandas only at the edges: read_series builds a Panel from the reader's frame
+    and to_frame() gives one back.
 
-    frame: columns unique_id (str), ds (datetime64[ns] or int64), y (float64), then covariate i (float64)
-        under the integer label i (its name is covariates[i]: a user's column may be called anything, "y"
-        included); sorted by (unique_id, ds); one row per step of `freq`; no NaN.
+    ids: (n_series,) object array of str, sorted. Not a fixed-width unicode array: that would make every id as
+        wide as the longest (one 1 MB id among 300 series: 1.2 GB).
+    ds: (n_rows,) datetime64[ns] or int64 (integer periods).
+    values: (n_rows, 1 + n_covariates) float64, the target then covariate i (named covariates[i]); column-major
+        (each column contiguous, as the reader's frame held them: reductions give the same bits).
+    starts: (n_series + 1,) int64 row offsets.
     """
 
-    frame: pd.DataFrame
+    ids: np.ndarray
+    ds: np.ndarray
+    values: np.ndarray
+    starts: np.ndarray
     freq: str
     covariates: tuple[str, ...]
     columns: dict  # the user's names: {"id": ..., "time": ..., "target": ...}
@@ -50,39 +59,61 @@ class Panel:
     fill: str = "interpolate"  # the policy that filled them
     notes: tuple[str, ...] = ()
 
-    @cached_property
-    def starts(self) -> np.ndarray:
-        """Row offsets of each series, shape (n_series + 1,): series i is rows starts[i]:starts[i+1]."""
-        return _bounds(self.frame)
-
-    @cached_property
-    def ids(self) -> np.ndarray:
-        """(n_series,) object array of str. Not a fixed-width unicode array: that would make every id as wide
-        as the longest (one 1 MB id among 300 series: 1.2 GB)."""
-        return np.array(self.frame["unique_id"].take(self.starts[:-1]).tolist(), dtype=object)
+    def __post_init__(self):
+        object.__setattr__(self, "values", np.asfortranarray(self.values))  # (no copy when it is already)
 
     @property
     def lengths(self) -> np.ndarray:
+        """(n_series,) rows of each series."""
         return np.diff(self.starts)
 
-    @cached_property
-    def values(self) -> np.ndarray:
-        """Target then covariates, shape (n_rows, 1 + n_covariates), float64."""
-        return self.frame[["y", *range(len(self.covariates))]].to_numpy(np.float64)
+    def select(self, mask: np.ndarray) -> Panel:
+        """The series where `mask` (n_series,) bool is True, with their rows and per-series counts."""
+        return self._keep_rows(np.repeat(np.asarray(mask, bool), self.lengths))
 
-    @cached_property
-    def ds(self) -> np.ndarray:
-        return self.frame["ds"].to_numpy()
+    def truncate(self, drop: int) -> Panel:
+        """Without the last `drop` rows of each series; series left with no rows are removed."""
+        return self._keep_rows(self._from_end() > drop)
+
+    def tail(self, rows: int) -> Panel:
+        """The last `rows` rows of each series (all of a shorter one)."""
+        return self._keep_rows(self._from_end() <= rows)
+
+    def last_windows(self, lookback: int, target_only: bool = False) -> features.History:
+        """The last `lookback` rows of each series (features.last_windows), of the target alone if asked."""
+        values = self.values[:, :1] if target_only else self.values
+        return features.last_windows(self.ids, values, self.ds, self.starts, lookback)
 
     def first_not_positive(self) -> str | None:
-        """Where the target first is 0 or below, in words for a message ("series 'A' has -1 on 2024-01-05 in
-        column 'y'"), or None when every value is above 0."""
+        """Where the target first is 0 or below, in words for a message ("series 'A' has -1 on 2024-01-05
+        00:00:00 in column 'y'"), or None when every value is above 0."""
         bad = self.values[:, 0] <= 0
         if not bad.any():
             return None
-        row = self.frame.iloc[int(np.argmax(bad))]
-        column = self.columns.get("target") or row["unique_id"]
-        return f"series '{row['unique_id']}' has {row['y']:g} on {row['ds']} in column '{column}'"
+        row = int(np.argmax(bad))
+        sid = self.ids[np.searchsorted(self.starts, row, side="right") - 1]
+        column = self.columns.get("target") or sid
+        return f"series '{sid}' has {self.values[row, 0]:g} on {_fmt(self.ds[row])} in column '{column}'"
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long frame for the edges (plots, merges with forecasts): unique_id, ds, y, then covariate i under the
+        integer label i (a user's column may be called anything, "y" included; its name is covariates[i])."""
+        covariates = {i: self.values[:, 1 + i] for i in range(len(self.covariates))}
+        return pd.DataFrame({"unique_id": np.repeat(self.ids, self.lengths), "ds": self.ds, "y": self.values[:, 0],
+                             **covariates})
+
+    def _from_end(self) -> np.ndarray:
+        """(n_rows,) each row's position counted from the end of its series: 1 for the last row."""
+        return np.repeat(self.starts[1:], self.lengths) - np.arange(len(self.ds))
+
+    def _keep_rows(self, keep: np.ndarray) -> Panel:
+        """The rows where `keep` (n_rows,) bool is True; series left with none are removed."""
+        ends = np.concatenate([[0], np.cumsum(keep)])[self.starts]  # new row offsets, empty series included
+        kept = np.diff(ends) > 0
+        values = self.values.T[:, keep].T  # (column-major still: indexing the rows of the transpose)
+        return replace(self, ids=self.ids[kept], ds=self.ds[keep], values=values,
+                       starts=np.concatenate([[0], ends[1:][kept]]).astype(np.int64),
+                       missing_timestamps=self.missing_timestamps[kept], missing_values=self.missing_values[kept])
 
 
 def read_series(source: str | Path, config: DataConfig | None = None, expect_freq: str | None = None) -> Panel:
@@ -113,13 +144,20 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     if aggregated:
         notes.append(f"values were averaged into --freq {freq} periods")
     value_columns = ["y", *range(len(config.covariates))]
+    starts = _bounds(long)
     nan_cells = long[value_columns].isna().sum(axis=1).to_numpy()
-    missing_values = np.add.reduceat(nan_cells, _bounds(long)[:-1]) - missing_timestamps * len(value_columns)
+    missing_values = np.add.reduceat(nan_cells, starts[:-1]) - missing_timestamps * len(value_columns)
     target = targets[0] if layout != "wide" else None
     long = _fill(name, long, config.fill, time_col, target, config.covariates)
     columns = {"id": id_col, "time": time_col, "target": target}
+    values = np.empty((len(long), len(value_columns)), np.float64, order="F")  # column by column: the one copy
+    for i, column in enumerate(value_columns):
+        values[:, i] = long[column].to_numpy(np.float64)
     return Panel(
-        frame=long.drop(columns=_LINE).reset_index(drop=True),
+        ids=np.array(long["unique_id"].take(starts[:-1]).tolist(), dtype=object),
+        ds=long["ds"].to_numpy(),
+        values=values,
+        starts=starts,
         freq=freq,
         covariates=tuple(config.covariates),
         columns=columns,
@@ -585,7 +623,7 @@ def _fill(name, long, policy, time_col, target, covariates) -> pd.DataFrame:
 
 def summarize(panel: Panel) -> pd.DataFrame:
     """One row per series: id, length, start, end, missing (filled) cells, min/mean/max of the target."""
-    y = panel.frame["y"].to_numpy()
+    y = panel.values[:, 0]
     starts = panel.starts
     ds = panel.ds
     return pd.DataFrame(

@@ -25,16 +25,6 @@ if TYPE_CHECKING:
 BASELINES = ("naive", "snaive")
 
 
-def truncate(panel: Panel, drop: int) -> Panel:
-    """The panel without the last `drop` rows of each series (series left with no rows are removed)."""
-    position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
-    keep = position_from_end > drop
-    frame = panel.frame[keep].reset_index(drop=True)
-    kept_series = np.isin(panel.ids, frame["unique_id"].unique())
-    return dataclasses.replace(panel, frame=frame, missing_timestamps=panel.missing_timestamps[kept_series],
-                               missing_values=panel.missing_values[kept_series])
-
-
 def cutoffs_for(folds: int, horizon: int, step: int) -> list[int]:
     """Rows dropped from the end of each series for each fold, oldest fold first."""
     check_backtest_options(folds, horizon, step)
@@ -77,8 +67,8 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
 
     horizon, step = resolve_folds(panel, horizon, folds, step)
     drops = cutoffs_for(folds, horizon, step)
-    first = truncate(panel, drops[0])
-    if not len(first.frame):
+    first = panel.truncate(drops[0])
+    if not len(first.ids):
         raise DataError(f"{panel.source}: too short for {folds} folds of horizon {horizon}; use fewer --folds")
     names = [s.kind for s in specs]
     specs = list(specs) + [TrainSpec(kind=k) for k in BASELINES if k not in names]
@@ -89,7 +79,7 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
         spec = dataclasses.replace(spec, horizon=horizon, lookback=window.lookback)  # val_size follows each fold
         artifact = None
         for fold, drop in enumerate(drops):
-            past = truncate(panel, drop)
+            past = panel.truncate(drop)
             if refit or artifact is None:
                 artifact = fit_model(past, spec)
             result = predict(artifact, None if refit or fold == 0 else past, horizon).frame
@@ -102,9 +92,8 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
 
 
 def _actuals(panel: Panel, drop: int, horizon: int) -> pd.DataFrame:
-    position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
-    window = (position_from_end <= drop) & (position_from_end > drop - horizon)
-    return panel.frame.loc[window, ["unique_id", "ds", "y"]]
+    """unique_id, ds, y of the `horizon` rows of each series that come before its last `drop - horizon`."""
+    return panel.truncate(drop - horizon).tail(horizon).to_frame()[["unique_id", "ds", "y"]]
 
 
 def _score(merged: pd.DataFrame, past: Panel, season: int) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import numpy as np
 from forecast_cli import limits, models, parallel, timeindex
 from forecast_cli.config import TrainSpec, WindowConfig
 from forecast_cli.errors import ConfigError, DataError, TrainingError
-from forecast_cli.features import last_windows, model_inputs, stamps_around
+from forecast_cli.features import model_inputs, stamps_around
 from forecast_cli.metrics import mase_weights
 from forecast_cli.models import FitTask
 from forecast_cli.models.auto import context_rows
@@ -120,14 +120,14 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     manifest.update(extra)
     manifest["validation"], abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window,
                                                   manifest["season"], val_forecast)
-    history = last_windows(panel.ids, panel.values, panel.ds, starts, L)
+    history = panel.last_windows(L)
     arrays = {f"params/{k}": v for k, v in fitted.params.items()}
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
                    "history/last_ds": history.last_ds, "history/length": history.length,
                    "calibration/abs_errors": abs_errors})
     if kind.context:
         every_length = parallel.gather_rows(lengths) if several else lengths
-        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, starts, context_rows(every_length, L))
+        context = panel.last_windows(context_rows(every_length, L), target_only=True)
         arrays["context/values"] = context.values[:, :, 0]
     if several:
         _gather_across_processes(manifest, arrays)

@@ -15,7 +15,7 @@ import numpy as np
 from forecast_cli import limits, models, parallel, timeindex
 from forecast_cli.csvout import to_csv
 from forecast_cli.errors import ConfigError, DataError, TrainingError
-from forecast_cli.features import History, last_windows, stamps_around, window_inputs
+from forecast_cli.features import History, stamps_around, window_inputs
 from forecast_cli.metrics import interval_radius
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import seasonal_naive
@@ -67,8 +67,8 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         context = a["context/values"] if kind.context else None
     else:
         history, scaler = _history_from_panel(panel, m, stored)
-        context = last_windows(panel.ids, panel.values[:, :1], panel.ds, panel.starts,
-                               context_rows(panel.lengths, L)).values[:, :, 0] if kind.context else None
+        context = panel.last_windows(context_rows(panel.lengths, L), target_only=True).values[:, :, 0] \
+            if kind.context else None
     if shard is not None:
         mine = np.array([parallel.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
         history, scaler = _select(history, mine), scaler.select(mine)
@@ -132,7 +132,7 @@ def _history_from_panel(panel: Panel, m: dict, stored: Scaler) -> tuple[History,
         raise DataError(f"{panel.source}: the data is {timeindex.describe(panel.freq)} ({panel.freq}) but the "
                         f"model was trained on {timeindex.describe(m['freq'])} ({m['freq']}) data")
     L = m["window"]["lookback"]
-    history = last_windows(panel.ids, panel.values, panel.ds, panel.starts, L)
+    history = panel.last_windows(L)
     log = m["window"].get("log", False)
     where = panel.first_not_positive() if log else None
     if where:
@@ -178,8 +178,7 @@ def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.Dat
     """The last `rows` observations of each series (unique_id, ds, y): from `panel` when given, else the
     window kept in the model directory (at most the lookback)."""
     if panel is not None:
-        position_from_end = np.repeat(panel.starts[1:], panel.lengths) - np.arange(len(panel.frame))
-        return panel.frame.loc[position_from_end <= rows, ["unique_id", "ds", "y"]]
+        return panel.tail(rows).to_frame()[["unique_id", "ds", "y"]]
     import pandas as pd
 
     m, a = artifact.manifest, artifact.arrays

@@ -15,7 +15,6 @@ Models do not import this module: they are handed a `Devices` and a reduction (`
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,10 +70,7 @@ def shard_panel(panel):
     mine = np.array([owner(s, count) == process_index() for s in panel.ids])
     if not mine.any():
         raise ConfigError(f"process {process_index()} of {count} holds no series: use fewer processes")
-    keep = np.repeat(mine, panel.lengths)
-    frame = panel.frame[keep].reset_index(drop=True)
-    return dataclasses.replace(panel, frame=frame, missing_timestamps=panel.missing_timestamps[mine],
-                               missing_values=panel.missing_values[mine])
+    return panel.select(mine)
 
 
 def allgather(x: np.ndarray) -> np.ndarray:

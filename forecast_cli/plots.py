@@ -90,8 +90,9 @@ def plot_backtest(panel, forecasts: pd.DataFrame, path: str | Path, series: list
     fig, axes = _figure(len(ids))
     models = list(dict.fromkeys(forecasts["model"]))
     start = forecasts["ds"].min()
+    frame = panel.select(np.isin(panel.ids, ids)).to_frame()
     for ax, sid in zip(axes, ids, strict=True):
-        actual = panel.frame[panel.frame["unique_id"] == sid]
+        actual = frame[frame["unique_id"] == sid]
         span = actual[actual["ds"] >= start]
         context = actual[actual["ds"] < start].tail(max(len(span), 10))
         shown = pd.concat([context, span])

@@ -20,7 +20,7 @@ def test_long_layout_is_detected_and_canonical(write_csv):
     panel = read_series(write_csv(LONG))
     assert panel.layout == "long"
     assert panel.freq == "D"
-    assert list(panel.frame.columns) == ["unique_id", "ds", "y"]
+    assert list(panel.to_frame().columns) == ["unique_id", "ds", "y"] and panel.values.shape == (6, 1)
     assert list(panel.ids) == ["A", "B"]
     assert list(panel.starts) == [0, 3, 6]
     assert panel.values[:, 0].tolist() == [1, 2, 3, 10, 11, 12]
@@ -205,7 +205,7 @@ def test_each_distinct_timestamp_and_id_is_parsed_once(write_csv, monkeypatch):
     monkeypatch.setattr(pd, "to_datetime", lambda values, **kw: parsed.append(len(values)) or real(values, **kw))
     panel = read_series(write_csv("unique_id,ds,y\n" + rows))
     assert parsed == [7]
-    assert len(panel.ids) == 50 and panel.ids[0] == "s0" and panel.frame["ds"].iloc[-1] == pd.Timestamp("2024-01-07")
+    assert len(panel.ids) == 50 and panel.ids[0] == "s0" and panel.ds[-1] == np.datetime64("2024-01-07")
 
 
 def test_duplicate_named_by_its_first_line_in_the_file(write_csv):

@@ -11,11 +11,7 @@ from typer.testing import CliRunner
 from forecast_cli.cli import app
 from forecast_cli.config import ESNConfig, TrainSpec
 from forecast_cli.data import read_series
-from forecast_cli.evaluate import (
-    backtest,
-    summarize_scores,
-    truncate,
-)
+from forecast_cli.evaluate import backtest, summarize_scores
 from forecast_cli.fit import fit_model
 from forecast_cli.forecast import predict
 from forecast_cli.metrics import conformal_quantiles, mae, mase, rmse, smape
@@ -64,14 +60,6 @@ def test_backtest_of_the_baselines_by_hand(write_csv):
     assert len(forecasts) == 2 * 2 * 2
 
 
-def test_truncate_drops_the_end_of_every_series(write_csv):
-    panel = read_series(write_csv("unique_id,ds,y\n" + "".join(
-        f"{s},2024-01-{d:02d},{d}\n" for s in "ab" for d in range(1, 6 if s == "a" else 3))))
-    short = truncate(panel, 2)
-    assert short.ids.tolist() == ["a"]  # b had only 2 rows
-    assert short.values[:, 0].tolist() == [1, 2, 3]
-
-
 def test_conformal_quantile_rank():
     errors = np.arange(1.0, 11)[:, None]  # 10 windows
     assert conformal_quantiles(errors, 0.8)[0] == 9.0  # ceil(11 * 0.8) = 9th smallest
@@ -81,10 +69,10 @@ def test_conformal_quantile_rank():
 def test_interval_coverage_on_a_known_process(seasonal_csv):
     """Sine plus Gaussian noise: held-out coverage of 80% and 95% intervals is close to nominal."""
     panel = read_series(seasonal_csv(n_series=80, length=260, noise=1.0))
-    past = truncate(panel, 7)
+    past = panel.truncate(7)
     artifact = fit_model(past, TrainSpec(kind="esn", horizon=7, lookback=21, esn=ESNConfig(units=80)))
     frame = predict(artifact, levels=[80, 95]).frame
-    actual = panel.frame.merge(frame, on=["unique_id", "ds"])
+    actual = panel.to_frame().merge(frame, on=["unique_id", "ds"])
     assert len(actual) == 80 * 7
     for level, tolerance in ((80, 0.06), (95, 0.04)):
         inside = (actual["y"] >= actual[f"y_hat_lo_{level}"]) & (actual["y"] <= actual[f"y_hat_hi_{level}"])
