@@ -98,7 +98,7 @@ def main(only: str | None = None):
         for label, kind in OURS:
             frame, seconds, manifest = ours(panel, kind, horizon)
             if kind == "auto":
-                b = manifest["blend"]
+                b = manifest.blend
                 drift = b["drift"]
                 label = f"auto (default): {100 * b['weight']:.0f}% GRU + Theta, drift {drift:g}"
             results.append((label, frame, seconds))

@@ -93,7 +93,7 @@ def main(name: str, tag: str, config: dict) -> None:
         result[part] = {"network": scores(nn, truth, history, season),
                         "theta": scores(by_theta, truth, history, season),
                         "even blend": scores((nn + by_theta) / 2, truth, history, season),
-                        "seconds": round(seconds, 1), "lookback": manifest["window"]["lookback"]}
+                        "seconds": round(seconds, 1), "lookback": manifest.window.lookback}
     print(json.dumps(result), flush=True)
 
 

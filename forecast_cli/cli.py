@@ -801,12 +801,13 @@ def prediction_shard(num_processes: int | None, process_id: int | None) -> tuple
     return num_processes, process_id
 
 
-def train_summary(m: dict, target_dir) -> str:
-    w, v = m["window"], m["validation"]
-    line = (f"trained {m['kind']} (horizon {w['horizon']}, lookback {w['lookback']}) in "
-            f"{m['training_seconds']:.1f}s; saved to {target_dir}")
-    if "blend" in m:
-        b = m["blend"]
+def train_summary(m, target_dir) -> str:
+    """What `forecast train` says of the model it saved (m: an artifact.Manifest)."""
+    w, v = m.window, m.validation
+    line = (f"trained {m.kind} (horizon {w.horizon}, lookback {w.lookback}) in "
+            f"{m.training_seconds:.1f}s; saved to {target_dir}")
+    if m.blend is not None:
+        b = m.blend
         line += (f"\nblend: {100 * b['weight']:.0f}% GRU, {100 * (1 - b['weight']):.0f}% Theta "
                  f"(drift {b.get('drift', 0.5):g} of the trend)")
     if v.get("windows"):
@@ -817,16 +818,17 @@ def train_summary(m: dict, target_dir) -> str:
     return line
 
 
-def read_fresh_data(data: str, m: dict):
+def read_fresh_data(data: str, m):
     """DATA given to predict or plot, read with the model's data contract. A model trained with an explicit
     --freq resamples fresh data to it, as training did; one whose frequency was inferred refuses data of
     another frequency (weekly data to a daily model) rather than resampling it."""
-    from forecast_cli.config import DataConfig
+    import dataclasses
+
     from forecast_cli.data import read_series
 
-    if m["data"].get("freq") is None:
-        return read_series(data, DataConfig.from_dict(m["data"]), expect_freq=m["freq"])
-    return read_series(data, DataConfig.from_dict({**m["data"], "freq": m["freq"]}))
+    if m.data.freq is None:
+        return read_series(data, m.data, expect_freq=m.freq)
+    return read_series(data, dataclasses.replace(m.data, freq=m.freq))
 
 
 @app.command()
@@ -867,12 +869,12 @@ def predict(
         result = predict(artifact, panel, horizon, interval_levels, shard)
         if not quiet:
             if result.rolled:
-                warn(f"horizon {horizon} is longer than the trained {m['window']['horizon']}: forecasts are fed "
+                warn(f"horizon {horizon} is longer than the trained {m.window.horizon}: forecasts are fed "
                      "back as inputs (recursive roll-forward); covariates are held at their last value")
             if result.fallback:
                 names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
-                warn(f"{len(result.fallback)} series shorter than the lookback ({m['window']['lookback']}) "
-                     f"forecast by {'Theta' if m['kind'] == 'auto' else 'seasonal naive'}: {names}")
+                warn(f"{len(result.fallback)} series shorter than the lookback ({m.window.lookback}) "
+                     f"forecast by {result.fallback_by}: {names}")
         text = result.to_csv()
         if output:
             from forecast_cli.persistence import write_text_atomic
@@ -1013,10 +1015,10 @@ def plot(
         if note and not quiet:
             warn(note)
         steps = int(result.frame.groupby("unique_id").size().iloc[0])
-        history = recent_history(artifact, panel, max(3 * steps, m["window"]["lookback"]))
+        history = recent_history(artifact, panel, max(3 * steps, m.window.lookback))
         frame = result.frame[result.frame["unique_id"].isin(chosen)]
         plot_forecast(history[history["unique_id"].isin(chosen)], frame, interval_levels, output,
-                      m["columns"].get("target") or "y")
+                      m.columns.get("target") or "y")
         if not quiet:
             say(f"forecast plot written to {output}")
 

@@ -36,6 +36,8 @@ class WindowConfig:
     lookback: int  # input steps per window
     horizon: int  # target steps per window
     val_size: int | None = None  # steps at the end of each series kept for validation; auto when None
+    scaling: str = "standard"  # per-series scaling of the inputs: windows.SCALINGS
+    log: bool = False  # the model sees the log of the target
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

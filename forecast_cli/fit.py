@@ -5,6 +5,7 @@ It prints nothing and reports progress through an optional callback.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from forecast_cli import limits, models, parallel, timeindex
+from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.config import TrainSpec, WindowConfig
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import model_inputs, stamps_around
@@ -20,7 +22,6 @@ from forecast_cli.metrics import mase_weights
 from forecast_cli.models import FitTask
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import naive, seasonal_naive
-from forecast_cli.persistence import Artifact
 from forecast_cli.windows import default_val_size, fit_scaler, gather_windows, window_starts
 
 if TYPE_CHECKING:
@@ -89,37 +90,19 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
     train_idx, val_idx = window_starts(starts, L, H, val_size)
     key = jax.random.key(spec.train.seed)
-    manifest = {
-        "kind": spec.kind,
-        "window": {**window.to_dict(), "scaling": spec.scaling, "log": log},
-        "train": spec.train.to_dict(),
-        "data": spec.data.to_dict(),
-        "freq": panel.freq,
-        "season": timeindex.season_length(panel.freq),
-        "covariates": list(panel.covariates),
-        "columns": panel.columns,
-        "n_features": int(inputs.shape[1]),
-        "calendar": list(timeindex.calendar_feature_names(panel.freq)),
-        "series": panel.ids.tolist(),
-        "nonnegative": bool(panel.values[:, 0].min() >= 0),  # forecasts and intervals are clipped at 0
-        "fingerprint": fingerprint(panel),
-        "device": str(jax.devices()[0].platform),
-    }
+    season = timeindex.season_length(panel.freq)
     kind = models.get(spec.kind)
     several = parallel.process_count() > 1
-    row_weight = mase_weights(inputs[:, 0], starts, cut, manifest["season"]) \
+    row_weight = mase_weights(inputs[:, 0], starts, cut, season) \
         if spec.train.loss == "mase" and kind.trained_on_loss else None
-    task = FitTask(panel, spec, window, inputs, scaler, train_idx, val_idx, cut, manifest["season"], key, on_epoch,
+    task = FitTask(panel, spec, window, inputs, scaler, train_idx, val_idx, cut, season, key, on_epoch,
                    row_weight, parallel.local_devices(spec.train.devices), parallel.reduction())
     fitted = _fit(kind, task)
     _check_params(fitted.params)
-    manifest["model"], manifest["fit"] = fitted.model, fitted.info
-    predictor = kind.predictor(fitted.model, H, manifest["season"], fitted.params if fitted.validated is None
+    predictor = kind.predictor(fitted.model, H, season, fitted.params if fitted.validated is None
                                else fitted.validated)
     extra, val_idx, val_forecast = kind.after_fit(task, predictor, val_idx)
-    manifest.update(extra)
-    manifest["validation"], abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window,
-                                                  manifest["season"], val_forecast)
+    validation, abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window, season, val_forecast)
     history = panel.last_windows(L)
     arrays = {f"params/{k}": v for k, v in fitted.params.items()}
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
@@ -129,10 +112,16 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         every_length = parallel.gather_rows(lengths) if several else lengths
         context = panel.last_windows(context_rows(every_length, L), target_only=True)
         arrays["context/values"] = context.values[:, :, 0]
+    manifest = Manifest(
+        kind=spec.kind, window=dataclasses.replace(window, scaling=spec.scaling, log=log), train=spec.train,
+        data=spec.data, freq=panel.freq, season=season, covariates=tuple(panel.covariates), columns=panel.columns,
+        n_features=int(inputs.shape[1]), calendar=tuple(timeindex.calendar_feature_names(panel.freq)),
+        series=tuple(panel.ids.tolist()), nonnegative=bool(panel.values[:, 0].min() >= 0),
+        fingerprint=fingerprint(panel), device=str(jax.devices()[0].platform), model=fitted.model,
+        fit=fitted.info, validation=validation, **extra)
     if several:
-        _gather_across_processes(manifest, arrays)
-    manifest["training_seconds"] = round(time.perf_counter() - start, 3)
-    return Artifact(manifest, arrays)
+        manifest = _gather_across_processes(manifest, arrays)
+    return Artifact(dataclasses.replace(manifest, training_seconds=round(time.perf_counter() - start, 3)), arrays)
 
 
 def _check_params(params: dict[str, np.ndarray]) -> None:
@@ -155,7 +144,7 @@ def use_log(panel: Panel, wanted: bool | None) -> bool:
     return where is None if wanted is None else bool(wanted)
 
 
-def _gather_across_processes(manifest: dict, arrays: dict) -> None:
+def _gather_across_processes(manifest: Manifest, arrays: dict) -> Manifest:
     """Put every process's series into the artifact (in process order); the weights are already shared."""
     for name in ("scaler/loc", "scaler/scale", "history/values", "history/length", "calibration/abs_errors",
                  "context/values"):
@@ -164,18 +153,19 @@ def _gather_across_processes(manifest: dict, arrays: dict) -> None:
         arrays[name] = parallel.gather_rows(arrays[name])
     last = arrays["history/last_ds"]
     arrays["history/last_ds"] = parallel.gather_rows(last.view(np.int64)).view(last.dtype)
-    manifest["series"] = parallel.gather_strings(manifest["series"]).tolist()
-    manifest["nonnegative"] = bool(parallel.allsum(np.array(not manifest["nonnegative"])) == 0)
-    fingerprints = parallel.gather_strings([manifest["fingerprint"]])
-    manifest["fingerprint"] = hashlib.sha256(",".join(fingerprints).encode()).hexdigest()[:16]
-    v = manifest["validation"]
+    fingerprints = parallel.gather_strings([manifest.fingerprint])
+    v = manifest.validation
     names = ("model_mae", "naive_mae", "snaive_mae")
     local = np.array([v["windows"]] + [v.get(n, 0.0) * v["windows"] for n in names], np.float64)
     total = parallel.allsum(local)
-    manifest["validation"] = {"windows": int(total[0])}
+    validation = {"windows": int(total[0])}
     if total[0]:
-        manifest["validation"].update({n: float(t / total[0]) for n, t in zip(names, total[1:], strict=True)})
-    manifest["processes"] = parallel.process_count()
+        validation.update({n: float(t / total[0]) for n, t in zip(names, total[1:], strict=True)})
+    return dataclasses.replace(
+        manifest, series=tuple(parallel.gather_strings(manifest.series).tolist()),
+        nonnegative=bool(parallel.allsum(np.array(not manifest.nonnegative)) == 0),
+        fingerprint=hashlib.sha256(",".join(fingerprints).encode()).hexdigest()[:16], validation=validation,
+        processes=parallel.process_count())
 
 
 def _fit(kind: models.Model, task: FitTask) -> models.Fitted:

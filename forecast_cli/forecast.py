@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from forecast_cli import limits, models, parallel, timeindex
+from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.csvout import to_csv
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import History, stamps_around, window_inputs
 from forecast_cli.metrics import interval_radius
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import seasonal_naive
-from forecast_cli.persistence import Artifact
 from forecast_cli.windows import Scaler, fit_scaler
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 @dataclass
 class Forecast:
     columns: dict[str, np.ndarray]  # unique_id, ds, y_hat (and y_hat_lo_<level>, y_hat_hi_<level>), one row each
-    fallback: list[str]  # series shorter than the lookback: forecast by seasonal naive (by Theta in `auto`)
+    fallback: list[str]  # series shorter than the lookback, forecast by...
+    fallback_by: str  # ...this (models.Model.short_series: seasonal naive, or Theta in `auto`)
     rolled: bool  # horizon longer than trained: recursive roll-forward was used
 
     @cached_property
@@ -53,15 +54,15 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
     `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>. `shard` = (N, I)
     keeps the series that parallel.owner assigns to part I of N."""
     m = artifact.manifest
-    L, trained_h = m["window"]["lookback"], m["window"]["horizon"]
+    L, trained_h = m.window.lookback, m.window.horizon
     horizon = trained_h if horizon is None else horizon
     if not 1 <= horizon <= limits.MAX_HORIZON:
         raise ConfigError(f"--horizon {horizon}: must be between 1 and {limits.MAX_HORIZON:,}")
-    stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"], m["window"].get("log", False))
-    kind = models.get(m["kind"])
+    stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"], m.window.log)
+    kind = models.get(m.kind)
     if panel is None:
         a = artifact.arrays
-        history = History(np.asarray(m["series"], dtype=object), a["history/values"], a["history/last_ds"],
+        history = History(np.asarray(m.series, dtype=object), a["history/values"], a["history/last_ds"],
                           a["history/length"])
         scaler = stored
         context = a["context/values"] if kind.context else None
@@ -78,18 +79,18 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         raise ConfigError(f"--horizon {horizon} for {len(history.ids):,} series is {cells:,} forecast values, more "
                           f"than the {limits.MAX_FORECAST_CELLS:,} of one run; use a shorter --horizon or split the "
                           "series with --num-processes N --process-id I")
-    predictor = kind.predictor(m["model"], trained_h, m["season"], artifact.params())
+    predictor = kind.predictor(m.model, trained_h, m.season, artifact.params())
     y_hat = np.empty((len(history.ids), horizon))
     short = history.length < L
     if (~short).any():
-        y_hat[~short] = _roll_forward(predictor, _select(history, ~short), scaler.select(~short), m["freq"],
+        y_hat[~short] = _roll_forward(predictor, _select(history, ~short), scaler.select(~short), m.freq,
                                       trained_h, horizon)
     for i in np.flatnonzero(short):  # too short for the model's lookback: seasonal naive, unless the kind
         raw = history.values[i, :, 0]  # has better (kind.complete)
-        y_hat[i] = seasonal_naive(raw[~np.isnan(raw)][None], horizon, m["season"])[0]
-    y_hat = kind.complete(y_hat, short, context, horizon, m["season"], m)
-    _, future = stamps_around(history.last_ds, m["freq"], 1, horizon)
-    floor = 0.0 if m.get("nonnegative") else -np.inf
+        y_hat[i] = seasonal_naive(raw[~np.isnan(raw)][None], horizon, m.season)[0]
+    y_hat = kind.complete(y_hat, short, context, horizon, m)
+    _, future = stamps_around(history.last_ds, m.freq, 1, horizon)
+    floor = 0.0 if m.nonnegative else -np.inf
     columns = {
         "unique_id": np.repeat(history.ids, horizon),
         "ds": future.reshape(-1),
@@ -106,7 +107,7 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         columns[f"y_hat_lo_{level}"] = np.maximum(scaler.inverse_target(scaled - radius, everyone), floor).reshape(-1)
         columns[f"y_hat_hi_{level}"] = np.maximum(scaler.inverse_target(scaled + radius, everyone), floor).reshape(-1)
     _check_finite(columns, history.ids, horizon)
-    return Forecast(columns, history.ids[short].tolist(), horizon > trained_h)
+    return Forecast(columns, history.ids[short].tolist(), kind.short_series, horizon > trained_h)
 
 
 def _check_finite(columns: dict[str, np.ndarray], ids: np.ndarray, horizon: int) -> None:
@@ -127,19 +128,19 @@ def _select(history: History, mask: np.ndarray) -> History:
     return History(history.ids[mask], history.values[mask], history.last_ds[mask], history.length[mask])
 
 
-def _history_from_panel(panel: Panel, m: dict, stored: Scaler) -> tuple[History, Scaler]:
-    if panel.freq != m["freq"]:
+def _history_from_panel(panel: Panel, m: Manifest, stored: Scaler) -> tuple[History, Scaler]:
+    if panel.freq != m.freq:
         raise DataError(f"{panel.source}: the data is {timeindex.describe(panel.freq)} ({panel.freq}) but the "
-                        f"model was trained on {timeindex.describe(m['freq'])} ({m['freq']}) data")
-    L = m["window"]["lookback"]
+                        f"model was trained on {timeindex.describe(m.freq)} ({m.freq}) data")
+    L = m.window.lookback
     history = panel.last_windows(L)
-    log = m["window"].get("log", False)
+    log = m.window.log
     where = panel.first_not_positive() if log else None
     if where:
         raise DataError(f"{panel.source}: the model forecasts the log of the target, which needs values above 0, "
                         f"but {where}; retrain it with --no-log")
-    own = fit_scaler(panel.values, panel.starts, method=m["window"]["scaling"], log=log)
-    known = {sid: i for i, sid in enumerate(m["series"])}
+    own = fit_scaler(panel.values, panel.starts, method=m.window.scaling, log=log)
+    known = {sid: i for i, sid in enumerate(m.series)}
     index = np.array([known.get(sid, -1) for sid in history.ids])
     seen = index >= 0
     loc, scale = own.loc.copy(), own.scale.copy()
@@ -183,7 +184,7 @@ def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.Dat
 
     m, a = artifact.manifest, artifact.arrays
     values = a["history/values"][:, :, 0]
-    past, _ = stamps_around(a["history/last_ds"], m["freq"], values.shape[1], 0)
-    frame = pd.DataFrame({"unique_id": np.repeat(np.asarray(m["series"], dtype=object), values.shape[1]),
+    past, _ = stamps_around(a["history/last_ds"], m.freq, values.shape[1], 0)
+    frame = pd.DataFrame({"unique_id": np.repeat(np.asarray(m.series, dtype=object), values.shape[1]),
                           "ds": past.reshape(-1), "y": values.reshape(-1)})
     return frame.dropna(subset=["y"])

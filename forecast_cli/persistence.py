@@ -1,6 +1,28 @@
 """The model directory: `manifest.json` (everything but arrays, with checksums) and `arrays.npz` (weights, scaler
 statistics, the last window of every series). npz is read with allow_pickle=False, so loading runs no code.
 
+On-disk schema (format version manifest.FORMAT_VERSION; an older or newer one is refused, naming its version
+and asking to retrain):
+
+    <model-dir>/manifest.json   a JSON object, artifact.Manifest.to_dict() plus
+        format_version, package_version,
+        files: {"arrays.npz": {"sha256", "bytes"}},
+        checksum: sha256 of the rest of the manifest, canonical JSON (manifest.seal)
+      kind, window {lookback, horizon, val_size, scaling, log}, train (config.TrainConfig), data
+      (config.DataConfig), freq, season, covariates, columns {id, time, target}, n_features, calendar, series
+      (every id), nonnegative, fingerprint, device, model (the kind's hyperparameters), fit, validation
+      {windows, model_mae, naive_mae, snaive_mae}, blend (auto only), processes (distributed only),
+      training_seconds. manifest.fields_of(kind) is the checked schema of each field.
+    <model-dir>/arrays.npz      stored (uncompressed) .npy members, shapes checked against the manifest
+      (manifest.check_arrays):
+        params/<name>              the model's weights (models/<kind>.py); member<k>/... for ensembles
+        scaler/loc, scaler/scale   (n_series,) per-series scaling, in the order of `series`
+        history/values             (n_series, lookback, 1 + n_covariates) the last rows, NaN-padded on the left
+        history/last_ds            (n_series,) the last timestamp (datetime64[ns] or int64)
+        history/length             (n_series,) rows of history/values that are real
+        calibration/abs_errors     (n_windows, horizon) validation errors in scaled units (intervals)
+        context/values             (n_series, context) auto only: the recent target for Theta
+
 Saving writes a staging directory beside the target and swaps it into place in one step (Linux
 renameat2(RENAME_EXCHANGE); elsewhere two renames, which an interrupted save's successor undoes), so an
 interrupted save leaves the previous model whole. Only a directory that is provably a forecast model directory
@@ -43,13 +65,13 @@ import time
 import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from forecast_cli import __version__
+from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.config import MODEL_KINDS
 from forecast_cli.errors import ArtifactError, OutputError
 from forecast_cli.limits import MAX_ARRAYS_BYTES, MAX_MANIFEST_BYTES
@@ -66,23 +88,6 @@ _READ_TRIES = 10  # reads of a directory that a save keeps swapping away
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _MKDTEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # the random part of tempfile.mkdtemp's names
 _HELD_OFF = (signal.SIGINT, signal.SIGTERM)
-
-
-@dataclass
-class Artifact:
-    """A trained model and what it needs to forecast without the training CSV.
-
-    manifest: JSON-ready metadata (kind, configs, data contract, ids, metrics, ...).
-    arrays: named numpy arrays: model weights under "params/...", "scaler/loc", "scaler/scale",
-        "history/values" (n_series, lookback, n_columns) in original units, NaN-padded on the left for short
-        series, "history/last_ds" (n_series,), "history/length" (n_series,).
-    """
-
-    manifest: dict
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {k[len("params/"):]: v for k, v in self.arrays.items() if k.startswith("params/")}
 
 
 def sha256(path: Path) -> str:
@@ -550,7 +555,7 @@ def _write_model_files(staging: Path, artifact: Artifact) -> None:
                             "loading accepts; train a smaller model (--hidden, --units) or fewer series")
     _kill_point("arrays")
     manifest = seal({
-        **json.loads(json.dumps(artifact.manifest, default=_json_default)),
+        **json.loads(json.dumps(artifact.manifest.to_dict(), default=_json_default)),
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
         "files": {ARRAYS: {"sha256": sha256(arrays_path), "bytes": size}},
@@ -775,7 +780,7 @@ def _load_from(dir_fd: int, path: Path) -> Artifact:
     entry = _arrays_entry(manifest, path)
     arrays = _load_npz(_read_arrays_bytes(dir_fd, arrays_path, entry), arrays_path)
     check_arrays(manifest, arrays, str(arrays_path))
-    return Artifact(manifest, arrays)
+    return Artifact(Manifest.from_dict(manifest), arrays)
 
 
 def _arrays_entry(manifest: dict, path: Path) -> dict:

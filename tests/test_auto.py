@@ -1,10 +1,13 @@
 """Theta, the `auto` blend (GRU + Theta weighted on validation windows) and the "mase" loss weights."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import seasonal_frame
 
+from forecast_cli.artifact import Artifact
 from forecast_cli.config import RecurrentConfig, TrainConfig, TrainSpec
 from forecast_cli.data import read_series
 from forecast_cli.fit import fit_model
@@ -12,7 +15,7 @@ from forecast_cli.forecast import predict
 from forecast_cli.metrics import mase_weights
 from forecast_cli.models import auto, get
 from forecast_cli.models.theta import seasonal_index, theta, theta_one
-from forecast_cli.persistence import Artifact, load_artifact, save_artifact
+from forecast_cli.persistence import load_artifact, save_artifact
 
 
 def test_theta_extrapolates_half_the_trend_of_a_straight_line():
@@ -102,10 +105,10 @@ def test_auto_blends_by_validation_and_round_trips(tmp_path):
     panel = _panel(tmp_path, short=10)
     artifact = fit_model(panel, TINY)
     m = artifact.manifest
-    b = m["blend"]
-    assert m["kind"] == "auto" and b["weight"] in auto.WEIGHTS and b["drift"] in auto.DRIFTS
+    b = m.blend
+    assert m.kind == "auto" and b["weight"] in auto.WEIGHTS and b["drift"] in auto.DRIFTS
     assert b["errors"][f"{b['drift']:g}/{b['weight']:g}"] == min(b["errors"].values())
-    assert m["fit"]["refit_windows"] > 0  # refitted on training + validation windows
+    assert m.fit["refit_windows"] > 0  # refitted on training + validation windows
     first = predict(artifact, None, 5).frame
     save_artifact(tmp_path / "model", artifact)
     again = predict(load_artifact(tmp_path / "model"), None, 5).frame
@@ -119,9 +122,9 @@ def test_auto_blends_by_validation_and_round_trips(tmp_path):
 def test_auto_forecasts_are_the_weighted_blend_of_its_two_halves(tmp_path):
     panel = _panel(tmp_path)
     artifact = fit_model(panel, TINY)
-    weight, drift = artifact.manifest["blend"]["weight"], artifact.manifest["blend"]["drift"]
+    weight, drift = artifact.manifest.blend["weight"], artifact.manifest.blend["drift"]
     got = predict(artifact, None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
-    gru_only = dict(artifact.manifest, kind="gru")
+    gru_only = dataclasses.replace(artifact.manifest, kind="gru")
     network = predict(Artifact(gru_only, artifact.arrays), None, 5).frame["y_hat"].to_numpy()
     context = artifact.arrays["context/values"]
     expected = weight * network.reshape(3, 5) + (1 - weight) * theta(context, 5, 7, drift)
@@ -134,14 +137,14 @@ def test_ensemble_members_are_trained_and_averaged(tmp_path):
                      train=TrainConfig(epochs=3, batch_size=32, ensemble=3))
     artifact = fit_model(_panel(tmp_path), spec)
     params, m = artifact.params(), artifact.manifest
-    assert m["fit"]["members"] == 3
+    assert m.fit["members"] == 3
     members = [{k: v for k, v in params.items() if not k.startswith("member")}] + [
         {k[len(p):]: v for k, v in params.items() if k.startswith(p)} for p in ("member1/", "member2/")]
     assert all(members[0].keys() == other.keys() for other in members[1:])
     assert not np.allclose(members[0]["head/kernel"], members[1]["head/kernel"])  # other seeds
-    X = np.random.default_rng(0).standard_normal((4, 14, artifact.manifest["n_features"])).astype(np.float32)
-    each = [get("gru").predictor(m["model"], m["window"]["horizon"], m["season"], p)(X) for p in members]
-    whole = get("gru").predictor(m["model"], m["window"]["horizon"], m["season"], params)(X)
+    X = np.random.default_rng(0).standard_normal((4, 14, artifact.manifest.n_features)).astype(np.float32)
+    each = [get("gru").predictor(m.model, m.window.horizon, m.season, p)(X) for p in members]
+    whole = get("gru").predictor(m.model, m.window.horizon, m.season, params)(X)
     np.testing.assert_allclose(whole, np.mean(each, axis=0), rtol=1e-5, atol=1e-5)
 
 
@@ -149,5 +152,5 @@ def test_ensemble_members_are_trained_and_averaged(tmp_path):
 def test_every_loss_trains(loss, tmp_path):
     spec = TrainSpec(kind="gru", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
                      train=TrainConfig(epochs=2, batch_size=32, loss=loss, refit=False))
-    fit = fit_model(_panel(tmp_path, n_series=2), spec).manifest["fit"]
+    fit = fit_model(_panel(tmp_path, n_series=2), spec).manifest.fit
     assert np.isfinite(fit["train_loss"]) and "refit_windows" not in fit

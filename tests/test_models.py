@@ -22,7 +22,7 @@ def test_recurrent_shapes(cell):
 def test_gru_beats_seasonal_naive_on_a_noisy_seasonal_series(seasonal_csv, log, bound):
     panel = read_series(seasonal_csv(n_series=2, length=200, noise=0.5))
     spec = TrainSpec(kind="gru", horizon=7, lookback=21, recurrent=RecurrentConfig(hidden=16), train=FAST, log=log)
-    v = fit_model(panel, spec).manifest["validation"]
+    v = fit_model(panel, spec).manifest.validation
     # noise sd 0.5 (additive, so the log is not this series' natural scale): the best possible MAE is about 0.40,
     # seasonal naive's about 0.56
     assert v["model_mae"] < bound * v["snaive_mae"]
@@ -35,7 +35,7 @@ def test_lstm_and_elman_train(seasonal_csv, cell):
     spec = TrainSpec(kind=cell, horizon=7, lookback=14, recurrent=RecurrentConfig(hidden=8),
                      train=TrainConfig(epochs=15, patience=0, batch_size=32, learning_rate=1e-2, loss="mse",
                                        refit=False))
-    fit = fit_model(panel, spec).manifest["fit"]
+    fit = fit_model(panel, spec).manifest.fit
     assert fit["epochs"] == 15
     assert np.isfinite(fit["val_loss"])
     assert fit["val_loss"] < 0.5  # scaled MSE: far below the variance of the scaled series (about 1)
@@ -112,7 +112,7 @@ def test_run_series_without_echo_state_property_runs_sequentially(monkeypatch):
 def test_esn_forecasts_a_seasonal_panel(seasonal_csv):
     panel = read_series(seasonal_csv(n_series=3, length=200, noise=0.5))
     spec = TrainSpec(kind="esn", horizon=7, lookback=21, esn=ESNConfig(units=100))
-    v = fit_model(panel, spec).manifest["validation"]
+    v = fit_model(panel, spec).manifest.validation
     assert v["model_mae"] < v["snaive_mae"]
 
 

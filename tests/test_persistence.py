@@ -3,12 +3,13 @@ import json
 import numpy as np
 import pytest
 
+from forecast_cli.artifact import Artifact
 from forecast_cli.config import ESNConfig, RecurrentConfig, TrainConfig, TrainSpec
 from forecast_cli.data import read_series
 from forecast_cli.errors import ArtifactError
 from forecast_cli.fit import fit_model
 from forecast_cli.forecast import predict
-from forecast_cli.persistence import FORMAT_VERSION, Artifact, load_artifact, save_artifact, write_text_atomic
+from forecast_cli.persistence import FORMAT_VERSION, load_artifact, save_artifact, write_text_atomic
 
 TINY = TrainConfig(epochs=3, patience=0, batch_size=32)
 

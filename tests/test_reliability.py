@@ -58,7 +58,7 @@ def test_sigkill_at_each_stage_of_a_save_leaves_the_old_or_the_new_model(tmp_pat
     fingerprints = {}
     for data in ("a.csv", "b.csv"):
         subprocess.run(command(data), check=True, cwd=tmp_path)
-        fingerprints[data] = load_artifact(model).manifest["fingerprint"]
+        fingerprints[data] = load_artifact(model).manifest.fingerprint
     current, before = "b.csv", []
     for stage, exchange, survivor in STAGES:
         data = "a.csv" if current == "b.csv" else "b.csv"
@@ -67,14 +67,14 @@ def test_sigkill_at_each_stage_of_a_save_leaves_the_old_or_the_new_model(tmp_pat
         assert killed.returncode == -signal.SIGKILL, stage  # the hook fired: the stage was reached
         current = data if survivor == "new" else current
         artifact = load_artifact(model)  # raises if the directory were broken
-        assert artifact.manifest["fingerprint"] == fingerprints[current], stage
+        assert artifact.manifest.fingerprint == fingerprints[current], stage
         assert len(predict(artifact).frame) == 20 * 7
         left = leftovers(tmp_path)
         assert len(left) <= 2 and not set(before) & set(left), stage  # this save's only: the last cleared
         before = left
     subprocess.run(command("a.csv"), check=True, cwd=tmp_path)
     assert leftovers(tmp_path) == []  # the next save clears them
-    assert load_artifact(model).manifest["fingerprint"] == fingerprints["a.csv"]
+    assert load_artifact(model).manifest.fingerprint == fingerprints["a.csv"]
 
 
 @pytest.mark.skipif("KILL_TRIALS" not in os.environ, reason="random-time kills: `make fuzz` sets KILL_TRIALS")
@@ -82,11 +82,11 @@ def test_sigkill_during_train_never_breaks_the_model_directory(tmp_path):
     """Kill `forecast train` at random moments: the directory always loads, with the old or the new model."""
     model, command = kill_test_data(tmp_path)
     subprocess.run(command("a.csv"), check=True, cwd=tmp_path)
-    fingerprints = {load_artifact(model).manifest["fingerprint"]}
+    fingerprints = {load_artifact(model).manifest.fingerprint}
     started = time.perf_counter()  # timed on the second run: the first may fill cold caches and run long
     subprocess.run(command("b.csv"), check=True, cwd=tmp_path)
     full = time.perf_counter() - started
-    fingerprints.add(load_artifact(model).manifest["fingerprint"])
+    fingerprints.add(load_artifact(model).manifest.fingerprint)
     rng = random.Random(0)
     survived = killed = 0
     for trial in range(KILL_TRIALS):
@@ -95,7 +95,7 @@ def test_sigkill_during_train_never_breaks_the_model_directory(tmp_path):
         process.send_signal(signal.SIGKILL)
         killed += process.wait() == -signal.SIGKILL  # else it had already finished
         artifact = load_artifact(model)  # raises if the directory were broken
-        assert artifact.manifest["fingerprint"] in fingerprints  # the old model or the new one, never a mix
+        assert artifact.manifest.fingerprint in fingerprints  # the old model or the new one, never a mix
         assert len(predict(artifact).frame) == 20 * 7
         assert len(leftovers(tmp_path)) <= 2  # at most one interrupted save's worth
         survived += 1

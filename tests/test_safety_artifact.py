@@ -2,6 +2,7 @@
 ours, never follow a link or read a special file, bounded reads, consistent reads during a swap, the umask,
 filesystem faults reported in one line, Ctrl-C held off during the commit."""
 
+import dataclasses
 import errno
 import io
 import json
@@ -20,6 +21,7 @@ import pytest
 from conftest import seasonal_frame
 
 import forecast_cli.persistence as persistence
+from forecast_cli.artifact import Artifact
 from forecast_cli.config import TrainSpec
 from forecast_cli.data import read_series
 from forecast_cli.errors import ArtifactError, OutputError
@@ -36,7 +38,7 @@ def models(tmp_path_factory):
         path = tmp_path_factory.mktemp("data") / "data.csv"
         seasonal_frame(n_series=2, length=60, seed=seed).to_csv(path, index=False)
         found.append(fit_model(read_series(str(path)), TrainSpec(kind="snaive", horizon=5, lookback=10)))
-    assert found[0].manifest["fingerprint"] != found[1].manifest["fingerprint"]
+    assert found[0].manifest.fingerprint != found[1].manifest.fingerprint
     return found
 
 
@@ -128,7 +130,7 @@ def test_an_empty_directory_and_a_model_directory_are_replaced(models, saved, tm
     save_artifact(tmp_path / "empty", models[1])
     save_artifact(saved, models[1])
     for target in (tmp_path / "empty", saved):
-        assert load_artifact(target).manifest["fingerprint"] == models[1].manifest["fingerprint"]
+        assert load_artifact(target).manifest.fingerprint == models[1].manifest.fingerprint
         assert entries(target) == ["arrays.npz", "manifest.json"]
 
 
@@ -152,7 +154,7 @@ def test_a_model_moved_aside_by_a_killed_swap_is_put_back(models, saved, tmp_pat
     retired = tmp_path / ".m.old-abcd1234"
     retired.mkdir()
     saved.rename(retired / "model")  # killed between the two renames of the fallback swap
-    assert load_artifact(saved).manifest["fingerprint"] == models[0].manifest["fingerprint"]
+    assert load_artifact(saved).manifest.fingerprint == models[0].manifest.fingerprint
     save_artifact(saved, models[1])
     assert entries(tmp_path) == ["m"]
 
@@ -263,7 +265,7 @@ def test_loads_during_repeated_saves_are_always_one_save(models, tmp_path, monke
         pytest.skip("no renameat2 here")
     target = tmp_path / "m"
     save_artifact(target, models[0])
-    values = {m.manifest["fingerprint"]: m.arrays["history/values"] for m in models}
+    values = {m.manifest.fingerprint: m.arrays["history/values"] for m in models}
     stop, saves, errors = threading.Event(), [0], []
 
     def writer():
@@ -281,7 +283,7 @@ def test_loads_during_repeated_saves_are_always_one_save(models, tmp_path, monke
         while (loads < 300 or saves[0] < 20) and loads < 100_000 and not errors:  # counts, not time
             loads += 1
             artifact = load_artifact(target)
-            fingerprint = artifact.manifest["fingerprint"]
+            fingerprint = artifact.manifest.fingerprint
             np.testing.assert_array_equal(artifact.arrays["history/values"], values[fingerprint])
             seen.add(fingerprint)
             if exchange:
@@ -303,7 +305,7 @@ def test_a_linked_model_directory_shares_its_targets_lock_and_stays_a_link(model
                 pass
     save_artifact(link, models[1])
     assert link.is_symlink() and Path(os.readlink(link)) == saved
-    assert load_artifact(link).manifest["fingerprint"] == models[1].manifest["fingerprint"]
+    assert load_artifact(link).manifest.fingerprint == models[1].manifest.fingerprint
     assert entries(tmp_path) == [".m.lock", "link", "m"]
 
 
@@ -459,7 +461,7 @@ def test_a_failed_second_rename_puts_the_old_model_back(models, saved, tmp_path,
     with pytest.raises(ArtifactError, match="No space left"):
         save_artifact(saved, models[1])
     monkeypatch.undo()
-    assert load_artifact(saved).manifest["fingerprint"] == models[0].manifest["fingerprint"]
+    assert load_artifact(saved).manifest.fingerprint == models[0].manifest.fingerprint
     save_artifact(saved, models[1])
     assert entries(tmp_path) == ["m"]
 
@@ -510,7 +512,7 @@ def small_tmpfs(tmp_path):
 
 def test_a_real_full_and_read_only_filesystem(models, small_tmpfs):
     save_artifact(small_tmpfs / "m", models[0])
-    big = persistence.Artifact(models[1].manifest, {**models[1].arrays, "params/pad": np.zeros(20_000)})
+    big = Artifact(models[1].manifest, {**models[1].arrays, "params/pad": np.zeros(20_000)})
     before = snapshot(small_tmpfs / "m")
     with pytest.raises(ArtifactError, match="No space left on device"):
         save_artifact(small_tmpfs / "m", big)
@@ -527,7 +529,7 @@ def test_a_real_full_and_read_only_filesystem(models, small_tmpfs):
         with model_lock(small_tmpfs / "m"):
             pass
     assert (small_tmpfs / "out.csv").read_text() == "old"
-    assert load_artifact(small_tmpfs / "m").manifest["fingerprint"] == models[0].manifest["fingerprint"]
+    assert load_artifact(small_tmpfs / "m").manifest.fingerprint == models[0].manifest.fingerprint
 
 
 # ---- 7. Ctrl-C during the commit ----------------------------------------------------------------------------------
@@ -561,7 +563,7 @@ def test_ctrl_c_during_the_commit_is_delivered_after_it(models, saved, monkeypat
         save_artifact(saved, models[1])
     monkeypatch.undo()
     assert persistence.COMMITTED is True and persistence.STAGING == []
-    assert load_artifact(saved).manifest["fingerprint"] == models[1].manifest["fingerprint"]
+    assert load_artifact(saved).manifest.fingerprint == models[1].manifest.fingerprint
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()  # the mask is restored
     assert [p.name for p in saved.parent.iterdir() if p.name.startswith(f".{saved.name}.")] in (
         [], [f".{saved.name}.lock"])  # the retired old model is gone too
@@ -610,12 +612,12 @@ def test_loads_while_another_process_saves_are_always_one_save(models, tmp_path)
                               stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline().strip() == "ready"
-        values = {m.manifest["fingerprint"]: m.arrays["history/values"] for m in models}
+        values = {m.manifest.fingerprint: m.arrays["history/values"] for m in models}
         seen = set()
         for _ in range(300):
             artifact = load_artifact(target)
-            np.testing.assert_array_equal(artifact.arrays["history/values"], values[artifact.manifest["fingerprint"]])
-            seen.add(artifact.manifest["fingerprint"])
+            np.testing.assert_array_equal(artifact.arrays["history/values"], values[artifact.manifest.fingerprint])
+            seen.add(artifact.manifest.fingerprint)
     finally:
         stop.touch()
         saves = int(writer.communicate(timeout=60)[0].strip() or 0)
@@ -638,8 +640,10 @@ def test_a_planted_lock_link_is_not_followed(tmp_path):
 
 
 @pytest.mark.parametrize("spoil", [
-    lambda a: a.manifest["window"].update(horizon="5"),  # a field of the wrong type
-    lambda a: a.manifest.update(new_field=1),  # a field manifest.py does not know (a writer that drifted)
+    lambda a: setattr(a, "manifest", dataclasses.replace(
+        a.manifest, window=dataclasses.replace(a.manifest.window, horizon="5"))),  # a field of the wrong type
+    lambda a: setattr(a, "manifest", dataclasses.replace(a.manifest, model={**a.manifest.model, "new_field": 1})),
+    # a field manifest.py does not know (a writer that drifted)
     lambda a: a.arrays.update({"scaler/loc": a.arrays["scaler/loc"][:1]}),  # arrays that disagree
 ])
 def test_a_model_that_would_not_load_is_never_saved(models, saved, spoil):
@@ -649,5 +653,5 @@ def test_a_model_that_would_not_load_is_never_saved(models, saved, spoil):
     spoil(artifact)
     with pytest.raises(ArtifactError, match="fails the checks of loading"):
         save_artifact(saved, artifact)
-    assert load_artifact(saved).manifest["fingerprint"] == models[0].manifest["fingerprint"]
+    assert load_artifact(saved).manifest.fingerprint == models[0].manifest.fingerprint
     assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".m.tmp-")] == []

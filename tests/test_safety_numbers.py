@@ -72,7 +72,7 @@ def test_a_model_that_would_forecast_nan_is_refused_not_written(tmp_path, monkey
 
     real = baselines.SeasonalNaive.predictor
     monkeypatch.setattr(baselines.SeasonalNaive, "predictor", lambda *a: (lambda X: real(*a)(X) * np.nan))
-    artifact.arrays["history/length"][:] = artifact.manifest["window"]["lookback"]  # the network path
+    artifact.arrays["history/length"][:] = artifact.manifest.window.lookback  # the network path
     with pytest.raises(TrainingError, match="not a finite number"):
         predict(artifact)
 

@@ -48,7 +48,7 @@ def test_ensemble_members_reuse_the_compiled_epoch(caplog, seasonal_csv):
     spec = TrainSpec(kind="gru", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
                      train=TrainConfig(epochs=3, batch_size=16, ensemble=3))
     with jax.log_compiles(), caplog.at_level(logging.WARNING):
-        fit = fit_model(panel, spec).manifest["fit"]
+        fit = fit_model(panel, spec).manifest.fit
     assert fit["members"] == 3
     # one for early stopping (training windows), one for the refits on every window, shared by the 3 members
     assert sum(r.getMessage().startswith("Compiling jit(train_epoch)") for r in caplog.records) == 2

@@ -21,6 +21,7 @@ import numpy as np
 from forecast_cli.errors import ConfigError
 
 if TYPE_CHECKING:
+    from forecast_cli.artifact import Manifest
     from forecast_cli.config import TrainSpec, WindowConfig
     from forecast_cli.data import Panel
     from forecast_cli.windows import Scaler
@@ -86,6 +87,7 @@ class Model:
     trained_on_loss = False  # fitted by gradient descent on --loss (MASE needs per-series row weights)
     default_log: bool | None = None  # model the log of the target when --log is not given (None: when all > 0)
     context: bool = False  # forecasts also need the longer recent history of each series (arrays "context/")
+    short_series = "seasonal naive"  # what forecasts the series shorter than the lookback (see complete)
 
     def fit(self, task: FitTask) -> Fitted:
         raise NotImplementedError
@@ -102,10 +104,10 @@ class Model:
         return {}, val_idx, None
 
     def complete(self, forecast: np.ndarray, short: np.ndarray, context: np.ndarray | None, horizon: int,
-                 season: int, extra: dict) -> np.ndarray:
+                 manifest: Manifest) -> np.ndarray:
         """The final forecast (n_series, horizon) in original units from `forecast`: the predictor's for series
         at least a lookback long, seasonal naive for the `short` others. `context`: the recent history of each
-        series when the kind asked for it; `extra`: the manifest fields after_fit added. By default, `forecast`."""
+        series when the kind asked for it. By default, `forecast`."""
         return forecast
 
 

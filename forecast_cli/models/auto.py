@@ -9,6 +9,8 @@ with the least error. Series shorter than the network's lookback are forecast by
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from forecast_cli.errors import TrainingError
@@ -17,6 +19,9 @@ from forecast_cli.models import FitTask, Fitted, Model, Predictor
 from forecast_cli.models.rnn import GRU
 from forecast_cli.models.theta import fit_rows, theta
 from forecast_cli.windows import gather_windows
+
+if TYPE_CHECKING:
+    from forecast_cli.artifact import Manifest
 
 WEIGHTS = tuple(i / 10 for i in range(11))  # the network's share of the forecast, Theta has the rest (steps of
 # 0.1 beat steps of 0.25 on the M1 holdouts of all three frequencies, docs/accuracy.md)
@@ -84,6 +89,7 @@ class Auto(Model):
     name = "auto"
     trained_on_loss = True
     context = True
+    short_series = "Theta"
 
     def fit(self, task: FitTask) -> Fitted:
         return GRU.fit(task)
@@ -126,10 +132,10 @@ class Auto(Model):
         return extra, val_idx, scaler.target_to_scaled(blended, series)
 
     def complete(self, forecast: np.ndarray, short: np.ndarray, context: np.ndarray | None, horizon: int,
-                 season: int, extra: dict) -> np.ndarray:
+                 manifest: Manifest) -> np.ndarray:
         """The network's share blended with Theta; series too short for the network get Theta alone."""
-        by_theta = theta(context, horizon, season, extra["blend"].get("drift", 0.5))
-        weight = np.where(short, 0.0, extra["blend"]["weight"])[:, None]
+        by_theta = theta(context, horizon, manifest.season, manifest.blend.get("drift", 0.5))
+        weight = np.where(short, 0.0, manifest.blend["weight"])[:, None]
         return weight * np.where(short[:, None], 0.0, forecast) + (1 - weight) * by_theta
 
 
