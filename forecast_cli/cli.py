@@ -29,12 +29,25 @@ if _launched_as_forecast():  # from the first line, not after the imports below 
     signal.signal(signal.SIGTERM, _interrupted_early)
 
 import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
 from forecast_cli import limits  # noqa: E402
-from forecast_cli.escapes import escape_controls  # noqa: E402
+from forecast_cli.report import (  # noqa: E402
+    LOG_FILE,
+    EpochReporter,
+    backtest_json,
+    err,
+    inspect_json,
+    prediction_notes,
+    print_inspect,
+    print_scores,
+    report_filled,
+    say,
+    train_summary,
+    warn,
+    write_log,
+)
 from forecast_cli.runtime import setup_jax, setup_platform, split_cpu_cores  # noqa: E402
 
 try:
@@ -90,8 +103,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
 
 DataArg = Annotated[str, typer.Argument(help="CSV file, or - for standard input.", show_default=False)]
 IdCol = Annotated[str | None, typer.Option("--id-col", help="Series id column (long layout).")]
@@ -145,43 +156,6 @@ PredictProcesses = _ranged(int, ("--num-processes",), "Split the series into thi
                            "their id)...", 1, limits.MAX_PROCESSES)
 PredictProcessId = _ranged(int, ("--process-id",), "...and forecast only part number this (0-based).", 0,
                            limits.MAX_PROCESSES - 1)
-
-
-LOG_FILE: list[str] = []  # set by --log-file: every message also goes there, timestamped
-
-
-def visible(text: str) -> str:
-    """`text` safe to print on a terminal: control characters (C0 but newline and tab, DEL, C1, so ESC and CSI
-    too; line separators and bidirectional overrides) become visible escapes such as \\x1b, so an id or a file
-    name can't move the cursor, recolour or reorder the text."""
-    return escape_controls(text, keep="\n\t")
-
-
-def cell(value) -> str:
-    """A user-provided string (an id, a file or column name) for a rich table: visible, and not markup."""
-    return escape(visible(str(value)))
-
-
-def say(message: str, markup: str | None = None) -> None:
-    """A message for the person running the command: stderr (never stdout), and the log file if one is set.
-
-    `markup` is the same text with rich markup for the terminal; the log gets the plain text. Both pass through
-    `visible` here, the last stop before the terminal."""
-    message = visible(message)
-    err.print(visible(markup) if markup is not None else escape(message), highlight=False)
-    for path in LOG_FILE:
-        _log(path, message)
-
-
-def _log(path: str, message: str) -> None:
-    from datetime import datetime
-
-    try:
-        with open(path, "a") as log:
-            for line in message.splitlines():
-                log.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {line}\n")
-    except OSError:
-        pass  # a broken log file must not break the run
 
 
 def _show_version(value: bool) -> None:
@@ -391,7 +365,7 @@ def on_interrupt(signum, frame) -> None:
     except OSError:
         pass
     for path in LOG_FILE:
-        _log(path, message)
+        write_log(path, message)
     os._exit(EXIT_ON_SIGNAL[signum])
 
 
@@ -435,21 +409,6 @@ def parse_levels(text: str | None) -> list[int]:
     return levels
 
 
-def warn(message: str) -> None:
-    say(f"Note: {message}", f"[yellow]Note:[/yellow] {escape(message)}")
-
-
-def report_filled(panel) -> None:
-    """Say how many values were filled and how: filling is never silent."""
-    gaps, cells = int(panel.missing_timestamps.sum()), int(panel.missing_values.sum())
-    if gaps or cells:
-        n = int(((panel.missing_timestamps + panel.missing_values) > 0).sum())
-        warn(f"{panel.source}: filled {gaps} missing timestamp(s) and {cells} empty value(s) in {n} series "
-             f"by --fill {panel.fill}")
-    for note in panel.notes:
-        warn(f"{panel.source}: {note}")
-
-
 @app.command()
 def inspect(
     data: DataArg,
@@ -480,70 +439,6 @@ def inspect(
                 print_inspect(panel, table)
 
 
-def inspect_json(panel, table) -> dict:
-    from forecast_cli import timeindex
-
-    rows = table.assign(start=table["start"].astype(str), end=table["end"].astype(str))
-    return {
-        "source": panel.source,
-        "layout": panel.layout,
-        "freq": panel.freq,
-        "frequency": timeindex.describe(panel.freq),
-        "columns": panel.columns,
-        "covariates": list(panel.covariates),
-        "n_series": len(table),
-        "n_rows": int(table["length"].sum()),
-        "missing_timestamps": int(table["missing_timestamps"].sum()),
-        "missing_values": int(table["missing_values"].sum()),
-        "series": rows.to_dict(orient="records"),
-    }
-
-
-MAX_ROWS = 20
-
-
-def print_inspect(panel, table) -> None:
-    from rich.table import Table
-
-    from forecast_cli import timeindex
-
-    freq = f"{timeindex.describe(panel.freq)} ({panel.freq})"
-    title = f"{panel.source}: {len(table)} series, {panel.layout} layout, {freq}"
-    if panel.covariates:
-        title += f", covariates: {', '.join(panel.covariates)}"
-    view = Table(title=cell(title), title_justify="left")
-    for name in ("series", "length", "start", "end", "filled", "min", "mean", "max"):
-        view.add_column(name, justify="left" if name in ("series", "start", "end") else "right")
-    shown = table if len(table) <= MAX_ROWS else table.head(MAX_ROWS // 2)
-    for row in shown.itertuples():
-        view.add_row(cell(row.unique_id), str(row.length), _stamp(row.start), _stamp(row.end),
-                     str(row.missing_timestamps + row.missing_values), _num(row.min), _num(row.mean),
-                     _num(row.max))
-    if len(table) > MAX_ROWS:
-        view.add_row(f"… {len(table) - len(shown)} more", "", "", "", "", "", "", "")
-    lengths = table["length"]
-    view.add_section()
-    view.add_row(
-        f"total: {len(table)}", f"{int(lengths.sum())}", _stamp(table['start'].min()), _stamp(table['end'].max()),
-        str(int(table["missing_timestamps"].sum() + table["missing_values"].sum())),
-        _num(table["min"].min()), _num(float((table["mean"] * lengths).sum() / lengths.sum())),
-        _num(table["max"].max()),
-    )
-    out.print(view)
-    if len(table) > MAX_ROWS:
-        out.print(f"lengths: min {lengths.min()}, median {int(lengths.median())}, max {lengths.max()}; "
-                  "use --json for every series")
-
-
-def _stamp(value) -> str:
-    text = str(value)
-    return text[:10] if text.endswith("00:00:00") else text
-
-
-def _num(value: float) -> str:
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
-
-
 ModelDir = Annotated[
     str | None,
     typer.Option("--model-dir", help="Model directory [default: $FORECAST_MODEL_DIR or ./forecast-model]."),
@@ -556,40 +451,6 @@ def model_dir_path(model_dir: str | None) -> str:
     import os
 
     return model_dir or os.environ.get("FORECAST_MODEL_DIR") or "forecast-model"
-
-
-class EpochReporter:
-    """Progress of training: a rich bar on a terminal, one plain line per epoch otherwise, nothing if quiet."""
-
-    def __init__(self, epochs: int, quiet: bool):
-        self.epochs, self.quiet, self.progress, self.task = epochs, quiet, None, None
-        if not quiet and err.is_terminal:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
-                TextColumn("train {task.fields[train]:.4f}  val {task.fields[val]:.4f}  best {task.fields[best]:.4f}"),
-                TimeRemainingColumn(), console=err, transient=True,
-            )
-            self.task = self.progress.add_task("train", total=epochs, train=float("nan"), val=float("nan"),
-                                               best=float("nan"))
-
-    def __enter__(self):
-        if self.progress:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-
-    def __call__(self, epoch: int, metrics: dict) -> None:
-        if self.progress:
-            self.progress.update(self.task, completed=epoch, train=metrics["train_loss"], val=metrics["val_loss"],
-                                 best=metrics["best_val_loss"])
-        elif not self.quiet:
-            say(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
-                f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})")
 
 
 @app.command()
@@ -723,22 +584,6 @@ def prediction_shard(num_processes: int | None, process_id: int | None) -> tuple
     return num_processes, process_id
 
 
-def train_summary(m: dict, target_dir) -> str:
-    w, v = m["window"], m["validation"]
-    line = (f"trained {m['kind']} (horizon {w['horizon']}, lookback {w['lookback']}) in "
-            f"{m['training_seconds']:.1f}s; saved to {target_dir}")
-    if "blend" in m:
-        b = m["blend"]
-        line += (f"\nblend: {100 * b['weight']:.0f}% GRU, {100 * (1 - b['weight']):.0f}% Theta "
-                 f"(drift {b.get('drift', 0.5):g} of the trend)")
-    if v.get("windows"):
-        gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
-        line += (f"\nvalidation MAE over {v['windows']} windows: {v['model_mae']:.4g} "
-                 f"(seasonal naive {v['snaive_mae']:.4g}, naive {v['naive_mae']:.4g}; "
-                 f"{abs(gain):.1f}% {'below' if gain >= 0 else 'above'} seasonal naive)")
-    return line
-
-
 def read_fresh_data(data: str, m: dict):
     """DATA given to predict or plot, read with the model's data contract. A model trained with an explicit
     --freq resamples fresh data to it, as training did; one whose frequency was inferred refuses data of
@@ -788,13 +633,7 @@ def predict(
 
         result = predict(artifact, panel, horizon, interval_levels, shard)
         if not quiet:
-            if result.rolled:
-                warn(f"horizon {horizon} is longer than the trained {m['window']['horizon']}: forecasts are fed "
-                     "back as inputs (recursive roll-forward); covariates are held at their last value")
-            if result.fallback:
-                names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
-                warn(f"{len(result.fallback)} series shorter than the lookback ({m['window']['lookback']}) "
-                     f"forecast by {'Theta' if m['kind'] == 'auto' else 'seasonal naive'}: {names}")
+            prediction_notes(result, m, horizon)
         text = result.to_csv()
         if output:
             from forecast_cli.persistence import write_text_atomic
@@ -863,9 +702,7 @@ def evaluate(
         scores, forecasts = backtest(panel, specs, horizon, folds, step, refit)
         table = summarize_scores(scores, per_series)
         if as_json:
-            emit(json.dumps({"source": panel.source, "horizon": int(forecasts.groupby(
-                ["model", "fold", "unique_id"]).size().max()), "folds": folds, "refit": refit,
-                "series": len(panel.ids), "rows": table.to_dict(orient="records")}, indent=2) + "\n")
+            emit(json.dumps(backtest_json(panel, forecasts, table, folds, refit), indent=2) + "\n")
         elif as_csv:
             from forecast_cli.csvout import to_csv
 
@@ -879,21 +716,6 @@ def evaluate(
             plot_backtest(panel, forecasts, plot)
             if not quiet:
                 say(f"backtest plot written to {plot}")
-
-
-def print_scores(table, panel, folds: int, per_series: bool) -> None:
-    from rich.table import Table
-
-    view = Table(title=cell(f"{panel.source}: backtest over {len(panel.ids)} series × {folds} folds"),
-                 title_justify="left", caption="sMAPE in %; MASE against in-sample seasonal naive",
-                 caption_justify="left")
-    columns = ["model", "series"] if per_series else ["model"]
-    for name in columns + ["MAE", "RMSE", "sMAPE", "MASE"]:
-        view.add_column(name, justify="left" if name in ("model", "series") else "right")
-    for row in table.itertuples():
-        keys = [cell(row.model), cell(row.unique_id)] if per_series else [cell(row.model)]
-        view.add_row(*keys, _num(row.mae), _num(row.rmse), f"{row.smape:.2f}", f"{row.mase:.3f}")
-    out.print(view)
 
 
 @app.command()
