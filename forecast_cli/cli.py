@@ -1,4 +1,6 @@
-"""The `forecast` command line: parses options, calls the library, prints with rich, maps errors to exit codes.
+"""The `forecast` command line: each command turns its options (options.py) into a config, makes one library
+call and reports the result (report.py); a ForecastError becomes one line on stderr and its exit code, and
+Ctrl-C, SIGTERM and broken standard streams end the process cleanly.
 
 Heavy libraries (JAX, Flax, pandas) are imported inside the commands, so `forecast --help` starts fast.
 """
@@ -32,7 +34,59 @@ import typer  # noqa: E402
 from rich.markup import escape  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
-from forecast_cli import limits  # noqa: E402
+from forecast_cli.config import MODEL_KINDS, DataConfig, ESNConfig, RecurrentConfig, TrainConfig  # noqa: E402
+from forecast_cli.options import (  # noqa: E402
+    BacktestModels,
+    BacktestPlot,
+    BacktestRefit,
+    BatchSize,
+    Coordinator,
+    Csv,
+    DataArg,
+    Device,
+    Devices,
+    Dropout,
+    Ensemble,
+    Epochs,
+    Folds,
+    Hidden,
+    Horizon,
+    Json,
+    Layers,
+    LearningRate,
+    Levels,
+    LocalData,
+    Log,
+    Lookback,
+    Loss,
+    ModelDir,
+    Patience,
+    PerSeries,
+    PlotData,
+    PlotOutput,
+    PredictData,
+    PredictOutput,
+    PredictProcesses,
+    PredictProcessId,
+    Quiet,
+    Scaling,
+    Seed,
+    Series,
+    Step,
+    TrainModel,
+    TrainProcesses,
+    TrainProcessId,
+    TrainRefit,
+    Units,
+    Verbose,
+    check_choice,
+    check_model_dir,
+    check_series,
+    data_options,
+    model_dir_path,
+    parse_levels,
+    prediction_shard,
+)
 from forecast_cli.report import (  # noqa: E402
     LOG_FILE,
     EpochReporter,
@@ -103,60 +157,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-
-DataArg = Annotated[str, typer.Argument(help="CSV file, or - for standard input.", show_default=False)]
-IdCol = Annotated[str | None, typer.Option("--id-col", help="Series id column (long layout).")]
-TimeCol = Annotated[str | None, typer.Option("--time-col", help="Timestamp column.")]
-Target = Annotated[str | None, typer.Option("--target", help="Value column to forecast.")]
-Covariates = Annotated[
-    str | None, typer.Option("--covariates", help="Comma-separated extra numeric columns, e.g. rain,tide.")
-]
-Freq = Annotated[
-    str | None, typer.Option("--freq", help="Frequency: h, D, W-SUN, MS, QS, YS, 15min or int:1 (inferred).")
-]
-Fill = Annotated[str, typer.Option("--fill", help="Missing values: interpolate, ffill, zero or error.")]
-Layout = Annotated[str | None, typer.Option("--layout", help="long, wide or single (detected).")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-# Every numeric option, with its range from limits.py: typer refuses a value outside it (or not a number) with
-# one line and exit 2 before the command runs, and --help shows the range. An option's default of None means
-# "not given"; 0 is refused where it would mean nothing.
-def _ranged(kind: type, flags: tuple[str, ...], help: str, low, high):
-    return Annotated[kind | None, typer.Option(*flags, help=help, min=low, max=high)]
-
-
-Horizon = _ranged(int, ("--horizon", "-h"), "Steps to forecast [default: one season].", 1, limits.MAX_HORIZON)
-Lookback = _ranged(int, ("--lookback",), "Input steps per window [default: a few seasons, capped by the data].",
-                   1, limits.MAX_LOOKBACK)
-Seed = _ranged(int, ("--seed",), "Random seed: same seed and data, same model.", 0, limits.MAX_SEED)
-Epochs = _ranged(int, ("--epochs",), "Most passes over the training windows.", 1, limits.MAX_EPOCHS)
-Patience = _ranged(int, ("--patience",), "Early stopping patience in epochs; 0 is off.", 0, limits.MAX_PATIENCE)
-BatchSize = _ranged(int, ("--batch-size",), "Windows per training step [default: a tenth of the windows, 16 to "
-                    "256].", 1, limits.MAX_BATCH_SIZE)
-Hidden = _ranged(int, ("--hidden",), "Recurrent units per layer.", 1, limits.MAX_HIDDEN)
-Layers = _ranged(int, ("--layers",), "Stacked recurrent layers.", 1, limits.MAX_LAYERS)
-Dropout = _ranged(float, ("--dropout",), "Dropout on the last hidden state.", 0.0, limits.MAX_DROPOUT)
-LearningRate = _ranged(float, ("--learning-rate",), "Peak AdamW learning rate.", limits.MIN_LEARNING_RATE,
-                       limits.MAX_LEARNING_RATE)
-Ensemble = _ranged(int, ("--ensemble",), "With --refit: average this many networks trained from different seeds.",
-                   1, limits.MAX_ENSEMBLE)
-Units = _ranged(int, ("--units",), "ESN reservoir size.", 1, limits.MAX_UNITS)
-Devices = _ranged(int, ("--devices",), "Split each batch over this many local devices [default: all].", 1,
-                  limits.MAX_DEVICES)
-Folds = _ranged(int, ("--folds",), "Number of forecast origins (cutoffs).", 1, limits.MAX_FOLDS)
-Step = _ranged(int, ("--step",), "Steps between cutoffs [default: the horizon].", 1, limits.MAX_STEP)
-
-
-TrainProcesses = _ranged(int, ("--num-processes",), "Processes in the run.", 1, limits.MAX_PROCESSES)
-TrainProcessId = _ranged(int, ("--process-id",), "This process's rank, 0 writes the model.", 0,
-                         limits.MAX_PROCESSES - 1)
-PredictProcesses = _ranged(int, ("--num-processes",), "Split the series into this many parts (by a stable hash of "
-                           "their id)...", 1, limits.MAX_PROCESSES)
-PredictProcessId = _ranged(int, ("--process-id",), "...and forecast only part number this (0-based).", 0,
-                           limits.MAX_PROCESSES - 1)
-
 
 def _show_version(value: bool) -> None:
     if value:
@@ -386,39 +386,11 @@ def install_interrupt_handlers() -> None:
         signal.signal(signum, on_interrupt)
 
 
-def data_config(id_col, time_col, target, covariates, freq, fill, layout):
-    from forecast_cli.config import DataConfig
-
-    covs = tuple(c.strip() for c in covariates.split(",") if c.strip()) if covariates else ()
-    return DataConfig(id_col=id_col, time_col=time_col, target=target, covariates=covs, freq=freq,
-                      fill=fill, layout=layout)
-
-
-def parse_levels(text: str | None) -> list[int]:
-    """--levels "80,95" -> [80, 95]; ConfigError unless each is a whole percentage from 1 to 99."""
-    from forecast_cli.errors import ConfigError
-
-    if not text:
-        return []
-    try:
-        levels = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError as e:
-        raise ConfigError(f"--levels '{text}': expected whole percentages such as 80,95") from e
-    if any(not 0 < level < 100 for level in levels):
-        raise ConfigError(f"--levels '{text}': each level must be between 1 and 99")
-    return levels
-
-
 @app.command()
+@data_options
 def inspect(
     data: DataArg,
-    id_col: IdCol = None,
-    time_col: TimeCol = None,
-    target: Target = None,
-    covariates: Covariates = None,
-    freq: Freq = None,
-    fill: Fill = "interpolate",
-    layout: Layout = None,
+    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     as_json: Json = False,
     verbose: Verbose = False,
 ):
@@ -429,7 +401,7 @@ def inspect(
     with user_errors(verbose):
         from forecast_cli.data import read_series, summarize
 
-        panel = read_series(data, data_config(id_col, time_col, target, covariates, freq, fill, layout))
+        panel = read_series(data, config)
         report_filled(panel)
         table = summarize(panel)
         if as_json:
@@ -439,25 +411,11 @@ def inspect(
                 print_inspect(panel, table)
 
 
-ModelDir = Annotated[
-    str | None,
-    typer.Option("--model-dir", help="Model directory [default: $FORECAST_MODEL_DIR or ./forecast-model]."),
-]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-Levels = Annotated[str | None, typer.Option("--levels", help="Prediction interval levels in percent, e.g. 80,95.")]
-
-
-def model_dir_path(model_dir: str | None) -> str:
-    import os
-
-    return model_dir or os.environ.get("FORECAST_MODEL_DIR") or "forecast-model"
-
-
 @app.command()
+@data_options
 def train(
     data: DataArg,
-    model: Annotated[str, typer.Option("--model", "-m", help="auto (the GRU blended with Theta, weighted by "
-                                       "validation), gru, lstm, elman, esn, naive or snaive.")] = "auto",
+    model: TrainModel = "auto",
     horizon: Horizon = None,
     lookback: Lookback = None,
     model_dir: ModelDir = None,
@@ -469,33 +427,19 @@ def train(
     layers: Layers = 1,
     dropout: Dropout = 0.0,
     learning_rate: LearningRate = 3e-3,
-    loss: Annotated[str, typer.Option("--loss", help="mase (absolute error in units of each series' seasonal-"
-                                      "naive error), mae or mse.")] = "mase",
-    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
-                                        "window, validation ones too.")] = True,
+    loss: Loss = "mase",
+    refit: TrainRefit = True,
     ensemble: Ensemble = 1,
     units: Units = 500,
-    scaling: Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
-                                         "(median/IQR).")] = "standard",
-    log: Annotated[bool | None, typer.Option("--log/--no-log", help="Model the log of the target [default: when "
-                                             "every value is above 0].", show_default=False)] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu [default: what JAX finds].")
-                      ] = None,
+    scaling: Scaling = "standard",
+    log: Log = None,
+    device: Device = None,
     devices: Devices = None,
-    coordinator: Annotated[str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train "
-                                                    "across several processes (jax.distributed).")] = None,
+    coordinator: Coordinator = None,
     num_processes: TrainProcesses = None,
     process_id: TrainProcessId = None,
-    local_data: Annotated[bool, typer.Option("--local-data", help="With --num-processes: DATA holds only this "
-                                             "process's series (else each keeps its hash share of DATA).")
-                          ] = False,
-    id_col: IdCol = None,
-    time_col: TimeCol = None,
-    target: Target = None,
-    covariates: Covariates = None,
-    freq: Freq = None,
-    fill: Fill = "interpolate",
-    layout: Layout = None,
+    local_data: LocalData = False,
+    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -505,17 +449,10 @@ def train(
     """
     with user_errors(verbose, interrupted="Interrupted: nothing was saved; the previous model is intact.",
                      saved="Interrupted after the new model was saved."):
-        from forecast_cli.config import MODEL_KINDS, ESNConfig, RecurrentConfig, TrainConfig
-        from forecast_cli.errors import ConfigError
-
-        if model not in MODEL_KINDS:
-            raise ConfigError(f"Unknown --model '{model}'; choose one of {', '.join(MODEL_KINDS)}")
-        if loss not in ("mase", "mae", "mse"):
-            raise ConfigError(f"Unknown --loss '{loss}'; choose mase, mae or mse")
-        if scaling not in ("standard", "robust"):
-            raise ConfigError(f"Unknown --scaling '{scaling}'; choose standard or robust")
+        check_choice("--model", model, MODEL_KINDS)
+        check_choice("--loss", loss, ("mase", "mae", "mse"))
+        check_choice("--scaling", scaling, ("standard", "robust"))
         check_model_dir(model_dir_path(model_dir))
-        config = data_config(id_col, time_col, target, covariates, freq, fill, layout)
         from forecast_cli.data import read_series
 
         panel = read_series(data, config)
@@ -561,34 +498,10 @@ def train(
             say(train_summary(artifact.manifest, target_dir))
 
 
-def check_model_dir(directory: str) -> None:
-    """A --model-dir that is a file (or under one) is refused before training."""
-    from pathlib import Path
-
-    from forecast_cli.errors import OutputError
-
-    path = Path(directory).absolute()
-    for place in (path, *path.parents):
-        if os.path.lexists(place) and not place.is_dir():
-            what = "is" if place == path else f"is under {place}, which is"
-            raise OutputError(f"--model-dir {directory} {what} a file, not a directory; choose another --model-dir")
-
-
-def prediction_shard(num_processes: int | None, process_id: int | None) -> tuple[int, int] | None:
-    from forecast_cli.errors import ConfigError
-
-    if num_processes is None and process_id is None:
-        return None
-    if num_processes is None or process_id is None or not 0 <= process_id < num_processes:
-        raise ConfigError("--num-processes N and --process-id I go together, with 0 <= I < N")
-    return num_processes, process_id
-
-
 def read_fresh_data(data: str, m: dict):
     """DATA given to predict or plot, read with the model's data contract. A model trained with an explicit
     --freq resamples fresh data to it, as training did; one whose frequency was inferred refuses data of
     another frequency (weekly data to a daily model) rather than resampling it."""
-    from forecast_cli.config import DataConfig
     from forecast_cli.data import read_series
 
     if m["data"].get("freq") is None:
@@ -598,12 +511,10 @@ def read_fresh_data(data: str, m: dict):
 
 @app.command()
 def predict(
-    data: Annotated[str | None, typer.Argument(help="CSV to forecast from (- for stdin) [default: the end of "
-                                               "the training data].", show_default=False)] = None,
+    data: PredictData = None,
     horizon: Horizon = None,
     model_dir: ModelDir = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
-                                               "instead of stdout.")] = None,
+    output: PredictOutput = None,
     levels: Levels = None,
     num_processes: PredictProcesses = None,
     process_id: PredictProcessId = None,
@@ -645,29 +556,22 @@ def predict(
 
 
 @app.command()
+@data_options
 def evaluate(
     data: DataArg,
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to backtest; repeat the "
-                                                    "option for several [default: auto].")] = None,
+    model: BacktestModels = None,
     horizon: Horizon = None,
     folds: Folds = 3,
     step: Step = None,
-    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Retrain at every cutoff, or train once at "
-                                        "the first and only feed newer data.")] = True,
+    refit: BacktestRefit = True,
     lookback: Lookback = None,
     epochs: Epochs = 100,
     seed: Seed = 0,
-    per_series: Annotated[bool, typer.Option("--per-series", help="One row per model and series.")] = False,
+    per_series: PerSeries = False,
     as_json: Json = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
-    plot: Annotated[str | None, typer.Option("--plot", help="Draw the backtest forecasts to this PNG.")] = None,
-    id_col: IdCol = None,
-    time_col: TimeCol = None,
-    target: Target = None,
-    covariates: Covariates = None,
-    freq: Freq = None,
-    fill: Fill = "interpolate",
-    layout: Layout = None,
+    as_csv: Csv = False,
+    plot: BacktestPlot = None,
+    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -676,15 +580,11 @@ def evaluate(
     Example: forecast evaluate sample_data/sales.csv --model gru --model esn --folds 3
     """
     with user_errors(verbose):
-        from forecast_cli.config import MODEL_KINDS, TrainConfig
         from forecast_cli.data import read_series
-        from forecast_cli.errors import ConfigError
 
         kinds = model or ["auto"]
         for kind in kinds:
-            if kind not in MODEL_KINDS:
-                raise ConfigError(f"Unknown --model '{kind}'; choose one of {', '.join(MODEL_KINDS)}")
-        config = data_config(id_col, time_col, target, covariates, freq, fill, layout)
+            check_choice("--model", kind, MODEL_KINDS)
         panel = read_series(data, config)
         if not quiet:
             report_filled(panel)
@@ -720,14 +620,12 @@ def evaluate(
 
 @app.command()
 def plot(
-    data: Annotated[str | None, typer.Argument(help="CSV to forecast from [default: the end of the training "
-                                               "data].", show_default=False)] = None,
+    data: PlotData = None,
     model_dir: ModelDir = None,
-    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Series to draw (repeatable) "
-                                                     "[default: the first 12].")] = None,
+    series: Series = None,
     levels: Levels = "80,95",
     horizon: Horizon = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="PNG file to write.")] = "forecast.png",
+    output: PlotOutput = "forecast.png",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -736,7 +634,6 @@ def plot(
     Example: forecast plot --levels 80,95 -o forecast.png
     """
     with user_errors(verbose):
-        from forecast_cli.errors import ConfigError
         from forecast_cli.persistence import load_artifact
 
         interval_levels = parse_levels(levels)
@@ -749,10 +646,7 @@ def plot(
 
         result = predict(artifact, panel, horizon, interval_levels)
         ids = list(dict.fromkeys(result.frame["unique_id"]))
-        unknown = [s for s in series or [] if s not in ids]
-        if unknown:
-            raise ConfigError(f"--series {unknown[0]}: no such series; the model knows {', '.join(ids[:5])}"
-                              + (" …" if len(ids) > 5 else ""))
+        check_series(series, ids)
         chosen, note = pick_series(ids, series)
         if note and not quiet:
             warn(note)
