@@ -92,6 +92,7 @@ from forecast_cli.report import (  # noqa: E402
     EpochReporter,
     backtest_json,
     err,
+    error,
     inspect_json,
     prediction_notes,
     print_inspect,
@@ -130,8 +131,7 @@ def _usage_errors():
     try:
         yield
     except ForecastError as e:  # raised outside a command's user_errors: printing --help to a full disk
-        message = " ".join(str(e).split())
-        say(f"Error: {message}", f"[red]Error:[/red] {escape(message)}")
+        error(str(e))
         raise typer.Exit(e.exit_code) from None
     except ClickException as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # `forecast` alone prints the help
@@ -199,8 +199,7 @@ def user_errors(verbose: bool = False, interrupted: str = "Interrupted.",
     except ForecastError as e:
         if verbose:
             err.print_exception(show_locals=False)
-        message = " ".join(str(e).split())  # one line, whatever the message holds
-        say(f"Error: {message}", f"[red]Error:[/red] {escape(message)}")
+        error(str(e))
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         say(interrupted)

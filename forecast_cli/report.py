@@ -54,6 +54,12 @@ def write_log(path: str, message: str) -> None:
         pass  # a broken log file must not break the run
 
 
+def error(message: str) -> None:
+    """An error, as one line whatever the message holds (red `Error:` on a terminal)."""
+    message = " ".join(message.split())
+    say(f"Error: {message}", f"[red]Error:[/red] {escape(message)}")
+
+
 def warn(message: str) -> None:
     """A note the user should read (yellow `Note:` on a terminal)."""
     say(f"Note: {message}", f"[yellow]Note:[/yellow] {escape(message)}")

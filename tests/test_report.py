@@ -107,6 +107,11 @@ def test_say_escapes_markup_and_controls_and_logs_plain_text(screen, tmp_path, m
     assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d ", line) for line in stamped)
 
 
+def test_error_is_one_line(screen):
+    report.error("bad  value\n  in [bold]row 3[/bold]\x1b")
+    assert screen.err() == "Error: bad value in [bold]row 3[/bold]\\x1b\n"
+
+
 MANIFEST = {"kind": "auto", "training_seconds": 12.34, "window": {"horizon": 7, "lookback": 28},
             "blend": {"weight": 0.625, "drift": 0.25},
             "validation": {"windows": 40, "model_mae": 2.0, "snaive_mae": 2.5, "naive_mae": 3.125}}
