@@ -99,7 +99,7 @@ def main():
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
-    from forecast_cli.cli import split_cpu_cores
+    from forecast_cli.runtime import split_cpu_cores
 
     split_cpu_cores()  # one CPU device per core, as `forecast train` makes them; the profile uses the first
     import jax

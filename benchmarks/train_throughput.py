@@ -174,7 +174,7 @@ def bench_neuralforecast() -> dict | None:
 
 
 def main():
-    from forecast_cli.cli import split_cpu_cores
+    from forecast_cli.runtime import split_cpu_cores
 
     split_cpu_cores()  # as `forecast train` does: one CPU device per core (before JAX starts)
     import jax

@@ -1,4 +1,6 @@
-"""The `forecast` command line: parses options, calls the library, prints with rich, maps errors to exit codes.
+"""The `forecast` command line: each command turns its options (options.py) into a config, makes one library
+call and reports the result (report.py); a ForecastError becomes one line on stderr and its exit code, and
+Ctrl-C, SIGTERM and broken standard streams end the process cleanly.
 
 Heavy libraries (JAX, Flax, pandas) are imported inside the commands, so `forecast --help` starts fast.
 """
@@ -29,12 +31,79 @@ if _launched_as_forecast():  # from the first line, not after the imports below 
     signal.signal(signal.SIGTERM, _interrupted_early)
 
 import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
-from forecast_cli import limits  # noqa: E402
-from forecast_cli.escapes import escape_controls  # noqa: E402
+from forecast_cli.config import MODEL_KINDS, DataConfig, ESNConfig, RecurrentConfig, TrainConfig  # noqa: E402
+from forecast_cli.options import (  # noqa: E402
+    BacktestModels,
+    BacktestPlot,
+    BacktestRefit,
+    BatchSize,
+    Coordinator,
+    Csv,
+    DataArg,
+    Device,
+    Devices,
+    Dropout,
+    Ensemble,
+    Epochs,
+    Folds,
+    Hidden,
+    Horizon,
+    Json,
+    Layers,
+    LearningRate,
+    Levels,
+    LocalData,
+    Log,
+    Lookback,
+    Loss,
+    ModelDir,
+    Patience,
+    PerSeries,
+    PlotData,
+    PlotOutput,
+    PredictData,
+    PredictOutput,
+    PredictProcesses,
+    PredictProcessId,
+    Quiet,
+    Scaling,
+    Seed,
+    Series,
+    Step,
+    TrainModel,
+    TrainProcesses,
+    TrainProcessId,
+    TrainRefit,
+    Units,
+    Verbose,
+    check_choice,
+    check_model_dir,
+    check_series,
+    data_options,
+    model_dir_path,
+    parse_levels,
+    prediction_shard,
+)
+from forecast_cli.report import (  # noqa: E402
+    LOG_FILE,
+    EpochReporter,
+    backtest_json,
+    err,
+    error,
+    inspect_json,
+    prediction_notes,
+    print_inspect,
+    print_scores,
+    report_filled,
+    say,
+    train_summary,
+    warn,
+    write_log,
+)
+from forecast_cli.runtime import setup_jax, setup_platform, split_cpu_cores  # noqa: E402
 
 try:
     from typer._click.exceptions import ClickException
@@ -62,8 +131,7 @@ def _usage_errors():
     try:
         yield
     except ForecastError as e:  # raised outside a command's user_errors: printing --help to a full disk
-        message = " ".join(str(e).split())
-        say(f"Error: {message}", f"[red]Error:[/red] {escape(message)}")
+        error(str(e))
         raise typer.Exit(e.exit_code) from None
     except ClickException as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # `forecast` alone prints the help
@@ -89,99 +157,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-DataArg = Annotated[str, typer.Argument(help="CSV file, or - for standard input.", show_default=False)]
-IdCol = Annotated[str | None, typer.Option("--id-col", help="Series id column (long layout).")]
-TimeCol = Annotated[str | None, typer.Option("--time-col", help="Timestamp column.")]
-Target = Annotated[str | None, typer.Option("--target", help="Value column to forecast.")]
-Covariates = Annotated[
-    str | None, typer.Option("--covariates", help="Comma-separated extra numeric columns, e.g. rain,tide.")
-]
-Freq = Annotated[
-    str | None, typer.Option("--freq", help="Frequency: h, D, W-SUN, MS, QS, YS, 15min or int:1 (inferred).")
-]
-Fill = Annotated[str, typer.Option("--fill", help="Missing values: interpolate, ffill, zero or error.")]
-Layout = Annotated[str | None, typer.Option("--layout", help="long, wide or single (detected).")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-# Every numeric option, with its range from limits.py: typer refuses a value outside it (or not a number) with
-# one line and exit 2 before the command runs, and --help shows the range. An option's default of None means
-# "not given"; 0 is refused where it would mean nothing.
-def _ranged(kind: type, flags: tuple[str, ...], help: str, low, high):
-    return Annotated[kind | None, typer.Option(*flags, help=help, min=low, max=high)]
-
-
-Horizon = _ranged(int, ("--horizon", "-h"), "Steps to forecast [default: one season].", 1, limits.MAX_HORIZON)
-Lookback = _ranged(int, ("--lookback",), "Input steps per window [default: a few seasons, capped by the data].",
-                   1, limits.MAX_LOOKBACK)
-Seed = _ranged(int, ("--seed",), "Random seed: same seed and data, same model.", 0, limits.MAX_SEED)
-Epochs = _ranged(int, ("--epochs",), "Most passes over the training windows.", 1, limits.MAX_EPOCHS)
-Patience = _ranged(int, ("--patience",), "Early stopping patience in epochs; 0 is off.", 0, limits.MAX_PATIENCE)
-BatchSize = _ranged(int, ("--batch-size",), "Windows per training step [default: a tenth of the windows, 16 to "
-                    "256].", 1, limits.MAX_BATCH_SIZE)
-Hidden = _ranged(int, ("--hidden",), "Recurrent units per layer.", 1, limits.MAX_HIDDEN)
-Layers = _ranged(int, ("--layers",), "Stacked recurrent layers.", 1, limits.MAX_LAYERS)
-Dropout = _ranged(float, ("--dropout",), "Dropout on the last hidden state.", 0.0, limits.MAX_DROPOUT)
-LearningRate = _ranged(float, ("--learning-rate",), "Peak AdamW learning rate.", limits.MIN_LEARNING_RATE,
-                       limits.MAX_LEARNING_RATE)
-Ensemble = _ranged(int, ("--ensemble",), "With --refit: average this many networks trained from different seeds.",
-                   1, limits.MAX_ENSEMBLE)
-Units = _ranged(int, ("--units",), "ESN reservoir size.", 1, limits.MAX_UNITS)
-Devices = _ranged(int, ("--devices",), "Split each batch over this many local devices [default: all].", 1,
-                  limits.MAX_DEVICES)
-Folds = _ranged(int, ("--folds",), "Number of forecast origins (cutoffs).", 1, limits.MAX_FOLDS)
-Step = _ranged(int, ("--step",), "Steps between cutoffs [default: the horizon].", 1, limits.MAX_STEP)
-
-
-TrainProcesses = _ranged(int, ("--num-processes",), "Processes in the run.", 1, limits.MAX_PROCESSES)
-TrainProcessId = _ranged(int, ("--process-id",), "This process's rank, 0 writes the model.", 0,
-                         limits.MAX_PROCESSES - 1)
-PredictProcesses = _ranged(int, ("--num-processes",), "Split the series into this many parts (by a stable hash of "
-                           "their id)...", 1, limits.MAX_PROCESSES)
-PredictProcessId = _ranged(int, ("--process-id",), "...and forecast only part number this (0-based).", 0,
-                           limits.MAX_PROCESSES - 1)
-
-
-LOG_FILE: list[str] = []  # set by --log-file: every message also goes there, timestamped
-
-
-def visible(text: str) -> str:
-    """`text` safe to print on a terminal: control characters (C0 but newline and tab, DEL, C1, so ESC and CSI
-    too; line separators and bidirectional overrides) become visible escapes such as \\x1b, so an id or a file
-    name can't move the cursor, recolour or reorder the text."""
-    return escape_controls(text, keep="\n\t")
-
-
-def cell(value) -> str:
-    """A user-provided string (an id, a file or column name) for a rich table: visible, and not markup."""
-    return escape(visible(str(value)))
-
-
-def say(message: str, markup: str | None = None) -> None:
-    """A message for the person running the command: stderr (never stdout), and the log file if one is set.
-
-    `markup` is the same text with rich markup for the terminal; the log gets the plain text. Both pass through
-    `visible` here, the last stop before the terminal."""
-    message = visible(message)
-    err.print(visible(markup) if markup is not None else escape(message), highlight=False)
-    for path in LOG_FILE:
-        _log(path, message)
-
-
-def _log(path: str, message: str) -> None:
-    from datetime import datetime
-
-    try:
-        with open(path, "a") as log:
-            for line in message.splitlines():
-                log.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {line}\n")
-    except OSError:
-        pass  # a broken log file must not break the run
-
 
 def _show_version(value: bool) -> None:
     if value:
@@ -224,8 +199,7 @@ def user_errors(verbose: bool = False, interrupted: str = "Interrupted.",
     except ForecastError as e:
         if verbose:
             err.print_exception(show_locals=False)
-        message = " ".join(str(e).split())  # one line, whatever the message holds
-        say(f"Error: {message}", f"[red]Error:[/red] {escape(message)}")
+        error(str(e))
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         say(interrupted)
@@ -390,7 +364,7 @@ def on_interrupt(signum, frame) -> None:
     except OSError:
         pass
     for path in LOG_FILE:
-        _log(path, message)
+        write_log(path, message)
     os._exit(EXIT_ON_SIGNAL[signum])
 
 
@@ -411,54 +385,11 @@ def install_interrupt_handlers() -> None:
         signal.signal(signum, on_interrupt)
 
 
-def data_config(id_col, time_col, target, covariates, freq, fill, layout):
-    from forecast_cli.config import DataConfig
-
-    covs = tuple(c.strip() for c in covariates.split(",") if c.strip()) if covariates else ()
-    return DataConfig(id_col=id_col, time_col=time_col, target=target, covariates=covs, freq=freq,
-                      fill=fill, layout=layout)
-
-
-def parse_levels(text: str | None) -> list[int]:
-    """--levels "80,95" -> [80, 95]; ConfigError unless each is a whole percentage from 1 to 99."""
-    from forecast_cli.errors import ConfigError
-
-    if not text:
-        return []
-    try:
-        levels = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError as e:
-        raise ConfigError(f"--levels '{text}': expected whole percentages such as 80,95") from e
-    if any(not 0 < level < 100 for level in levels):
-        raise ConfigError(f"--levels '{text}': each level must be between 1 and 99")
-    return levels
-
-
-def warn(message: str) -> None:
-    say(f"Note: {message}", f"[yellow]Note:[/yellow] {escape(message)}")
-
-
-def report_filled(panel) -> None:
-    """Say how many values were filled and how: filling is never silent."""
-    gaps, cells = int(panel.missing_timestamps.sum()), int(panel.missing_values.sum())
-    if gaps or cells:
-        n = int(((panel.missing_timestamps + panel.missing_values) > 0).sum())
-        warn(f"{panel.source}: filled {gaps} missing timestamp(s) and {cells} empty value(s) in {n} series "
-             f"by --fill {panel.fill}")
-    for note in panel.notes:
-        warn(f"{panel.source}: {note}")
-
-
 @app.command()
+@data_options
 def inspect(
     data: DataArg,
-    id_col: IdCol = None,
-    time_col: TimeCol = None,
-    target: Target = None,
-    covariates: Covariates = None,
-    freq: Freq = None,
-    fill: Fill = "interpolate",
-    layout: Layout = None,
+    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     as_json: Json = False,
     verbose: Verbose = False,
 ):
@@ -469,7 +400,7 @@ def inspect(
     with user_errors(verbose):
         from forecast_cli.data import read_series, summarize
 
-        panel = read_series(data, data_config(id_col, time_col, target, covariates, freq, fill, layout))
+        panel = read_series(data, config)
         report_filled(panel)
         table = summarize(panel)
         if as_json:
@@ -479,201 +410,11 @@ def inspect(
                 print_inspect(panel, table)
 
 
-def inspect_json(panel, table) -> dict:
-    from forecast_cli import timeindex
-
-    rows = table.assign(start=table["start"].astype(str), end=table["end"].astype(str))
-    return {
-        "source": panel.source,
-        "layout": panel.layout,
-        "freq": panel.freq,
-        "frequency": timeindex.describe(panel.freq),
-        "columns": panel.columns,
-        "covariates": list(panel.covariates),
-        "n_series": len(table),
-        "n_rows": int(table["length"].sum()),
-        "missing_timestamps": int(table["missing_timestamps"].sum()),
-        "missing_values": int(table["missing_values"].sum()),
-        "series": rows.to_dict(orient="records"),
-    }
-
-
-MAX_ROWS = 20
-
-
-def print_inspect(panel, table) -> None:
-    from rich.table import Table
-
-    from forecast_cli import timeindex
-
-    freq = f"{timeindex.describe(panel.freq)} ({panel.freq})"
-    title = f"{panel.source}: {len(table)} series, {panel.layout} layout, {freq}"
-    if panel.covariates:
-        title += f", covariates: {', '.join(panel.covariates)}"
-    view = Table(title=cell(title), title_justify="left")
-    for name in ("series", "length", "start", "end", "filled", "min", "mean", "max"):
-        view.add_column(name, justify="left" if name in ("series", "start", "end") else "right")
-    shown = table if len(table) <= MAX_ROWS else table.head(MAX_ROWS // 2)
-    for row in shown.itertuples():
-        view.add_row(cell(row.unique_id), str(row.length), _stamp(row.start), _stamp(row.end),
-                     str(row.missing_timestamps + row.missing_values), _num(row.min), _num(row.mean),
-                     _num(row.max))
-    if len(table) > MAX_ROWS:
-        view.add_row(f"… {len(table) - len(shown)} more", "", "", "", "", "", "", "")
-    lengths = table["length"]
-    view.add_section()
-    view.add_row(
-        f"total: {len(table)}", f"{int(lengths.sum())}", _stamp(table['start'].min()), _stamp(table['end'].max()),
-        str(int(table["missing_timestamps"].sum() + table["missing_values"].sum())),
-        _num(table["min"].min()), _num(float((table["mean"] * lengths).sum() / lengths.sum())),
-        _num(table["max"].max()),
-    )
-    out.print(view)
-    if len(table) > MAX_ROWS:
-        out.print(f"lengths: min {lengths.min()}, median {int(lengths.median())}, max {lengths.max()}; "
-                  "use --json for every series")
-
-
-def _stamp(value) -> str:
-    text = str(value)
-    return text[:10] if text.endswith("00:00:00") else text
-
-
-def _num(value: float) -> str:
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
-
-
-ModelDir = Annotated[
-    str | None,
-    typer.Option("--model-dir", help="Model directory [default: $FORECAST_MODEL_DIR or ./forecast-model]."),
-]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-Levels = Annotated[str | None, typer.Option("--levels", help="Prediction interval levels in percent, e.g. 80,95.")]
-
-
-def model_dir_path(model_dir: str | None) -> str:
-    import os
-
-    return model_dir or os.environ.get("FORECAST_MODEL_DIR") or "forecast-model"
-
-
-def setup_platform(device: str | None) -> None:
-    """Point JAX at the requested platform (before anything touches a device)."""
-    import os
-
-    from forecast_cli.errors import ConfigError
-
-    platforms = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}
-    if device is not None and device not in platforms:
-        raise ConfigError(f"Unknown --device '{device}'; choose cpu, gpu or tpu")
-    if device:
-        os.environ["JAX_PLATFORMS"] = platforms[device]
-        import jax
-
-        jax.config.update("jax_platforms", platforms[device])
-
-
-MAX_CPU_DEVICES = 4
-
-
-def split_cpu_cores() -> None:
-    """For training: one JAX CPU device per usable core (at most MAX_CPU_DEVICES), so that each batch is
-    split over them like over GPUs. One device's recurrent step is a chain of small kernels that keeps about
-    1.3 cores busy whatever its thread pool; two devices on two cores trained 1.6x the windows per second
-    (docs/benchmarks.md). Left alone when the user chose a count (XLA_FLAGS or JAX_NUM_CPU_DEVICES), and when
-    JAX has already started in this process (a library caller keeps its devices). Must run before JAX
-    starts; GPUs and TPUs are not affected."""
-    import os
-
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return
-    count = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                MAX_CPU_DEVICES)
-    import jax
-
-    if count > 1 and jax.config.jax_num_cpu_devices == -1:
-        try:
-            jax.config.update("jax_num_cpu_devices", count)
-        except RuntimeError:
-            pass
-
-
-def setup_jax(device: str | None) -> str:
-    """Choose the device and turn on JAX's persistent compilation cache; returns the device description."""
-    import os
-
-    from forecast_cli.errors import ConfigError
-
-    setup_platform(device)
-    import jax
-
-    cache = os.environ.get("FORECAST_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forecast", "jax")
-    try:
-        os.makedirs(cache, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    except OSError:
-        pass  # no writable cache: compile every time
-    try:
-        found = jax.devices()
-    except (RuntimeError, AssertionError) as e:  # JAX skips cuda without a visible GPU, then asserts it has
-        # some backend: the AssertionError is this case (JAX_PLATFORMS=cuda on a machine without one)
-        raise ConfigError(no_device_message(device, e)) from e
-    return f"{found[0].platform} ({len(found)} device{'s' if len(found) > 1 else ''}: {found[0].device_kind})"
-
-
-def no_device_message(device: str | None, error: BaseException) -> str:
-    names = {"gpu": "GPU", "tpu": "TPU", "cpu": "CPU"}
-    name = names.get(device or "", os.environ.get("JAX_PLATFORMS") or "device")
-    detail = str(error).splitlines()[0] if str(error) else "JAX found none"
-    if "(set JAX_PLATFORMS" in detail:
-        detail = detail[:detail.index("(set JAX_PLATFORMS")].strip()
-    flag = f"--device {device}" if device else f"JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')}"
-    return (f"{flag}: no {name} is available to JAX here ({detail}); install the JAX package for it, or use "
-            "--device cpu or leave --device out")
-
-
-class EpochReporter:
-    """Progress of training: a rich bar on a terminal, one plain line per epoch otherwise, nothing if quiet."""
-
-    def __init__(self, epochs: int, quiet: bool):
-        self.epochs, self.quiet, self.progress, self.task = epochs, quiet, None, None
-        if not quiet and err.is_terminal:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
-                TextColumn("train {task.fields[train]:.4f}  val {task.fields[val]:.4f}  best {task.fields[best]:.4f}"),
-                TimeRemainingColumn(), console=err, transient=True,
-            )
-            self.task = self.progress.add_task("train", total=epochs, train=float("nan"), val=float("nan"),
-                                               best=float("nan"))
-
-    def __enter__(self):
-        if self.progress:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-
-    def __call__(self, epoch: int, metrics: dict) -> None:
-        if self.progress:
-            self.progress.update(self.task, completed=epoch, train=metrics["train_loss"], val=metrics["val_loss"],
-                                 best=metrics["best_val_loss"])
-        elif not self.quiet:
-            say(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
-                f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})")
-
-
 @app.command()
+@data_options
 def train(
     data: DataArg,
-    model: Annotated[str, typer.Option("--model", "-m", help="auto (the GRU blended with Theta, weighted by "
-                                       "validation), gru, lstm, elman, esn, naive or snaive.")] = "auto",
+    model: TrainModel = "auto",
     horizon: Horizon = None,
     lookback: Lookback = None,
     model_dir: ModelDir = None,
@@ -685,33 +426,19 @@ def train(
     layers: Layers = 1,
     dropout: Dropout = 0.0,
     learning_rate: LearningRate = 3e-3,
-    loss: Annotated[str, typer.Option("--loss", help="mase (absolute error in units of each series' seasonal-"
-                                      "naive error), mae or mse.")] = "mase",
-    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
-                                        "window, validation ones too.")] = True,
+    loss: Loss = "mase",
+    refit: TrainRefit = True,
     ensemble: Ensemble = 1,
     units: Units = 500,
-    scaling: Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
-                                         "(median/IQR).")] = "standard",
-    log: Annotated[bool | None, typer.Option("--log/--no-log", help="Model the log of the target [default: when "
-                                             "every value is above 0].", show_default=False)] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu [default: what JAX finds].")
-                      ] = None,
+    scaling: Scaling = "standard",
+    log: Log = None,
+    device: Device = None,
     devices: Devices = None,
-    coordinator: Annotated[str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train "
-                                                    "across several processes (jax.distributed).")] = None,
+    coordinator: Coordinator = None,
     num_processes: TrainProcesses = None,
     process_id: TrainProcessId = None,
-    local_data: Annotated[bool, typer.Option("--local-data", help="With --num-processes: DATA holds only this "
-                                             "process's series (else each keeps its hash share of DATA).")
-                          ] = False,
-    id_col: IdCol = None,
-    time_col: TimeCol = None,
-    target: Target = None,
-    covariates: Covariates = None,
-    freq: Freq = None,
-    fill: Fill = "interpolate",
-    layout: Layout = None,
+    local_data: LocalData = False,
+    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -721,17 +448,10 @@ def train(
     """
     with user_errors(verbose, interrupted="Interrupted: nothing was saved; the previous model is intact.",
                      saved="Interrupted after the new model was saved."):
-        from forecast_cli.config import MODEL_KINDS, ESNConfig, RecurrentConfig, TrainConfig
-        from forecast_cli.errors import ConfigError
-
-        if model not in MODEL_KINDS:
-            raise ConfigError(f"Unknown --model '{model}'; choose one of {', '.join(MODEL_KINDS)}")
-        if loss not in ("mase", "mae", "mse"):
-            raise ConfigError(f"Unknown --loss '{loss}'; choose mase, mae or mse")
-        if scaling not in ("standard", "robust"):
-            raise ConfigError(f"Unknown --scaling '{scaling}'; choose standard or robust")
+        check_choice("--model", model, MODEL_KINDS)
+        check_choice("--loss", loss, ("mase", "mae", "mse"))
+        check_choice("--scaling", scaling, ("standard", "robust"))
         check_model_dir(model_dir_path(model_dir))
-        config = data_config(id_col, time_col, target, covariates, freq, fill, layout)
         from forecast_cli.data import read_series
 
         panel = read_series(data, config)
@@ -778,46 +498,6 @@ def train(
             say(train_summary(artifact.manifest, target_dir))
 
 
-def check_model_dir(directory: str) -> None:
-    """A --model-dir that is a file (or under one) is refused before training."""
-    from pathlib import Path
-
-    from forecast_cli.errors import OutputError
-
-    path = Path(directory).absolute()
-    for place in (path, *path.parents):
-        if os.path.lexists(place) and not place.is_dir():
-            what = "is" if place == path else f"is under {place}, which is"
-            raise OutputError(f"--model-dir {directory} {what} a file, not a directory; choose another --model-dir")
-
-
-def prediction_shard(num_processes: int | None, process_id: int | None) -> tuple[int, int] | None:
-    from forecast_cli.errors import ConfigError
-
-    if num_processes is None and process_id is None:
-        return None
-    if num_processes is None or process_id is None or not 0 <= process_id < num_processes:
-        raise ConfigError("--num-processes N and --process-id I go together, with 0 <= I < N")
-    return num_processes, process_id
-
-
-def train_summary(m, target_dir) -> str:
-    """What `forecast train` says of the model it saved (m: an artifact.Manifest)."""
-    w, v = m.window, m.validation
-    line = (f"trained {m.kind} (horizon {w.horizon}, lookback {w.lookback}) in "
-            f"{m.training_seconds:.1f}s; saved to {target_dir}")
-    if m.blend is not None:
-        b = m.blend
-        line += (f"\nblend: {100 * b['weight']:.0f}% GRU, {100 * (1 - b['weight']):.0f}% Theta "
-                 f"(drift {b.get('drift', 0.5):g} of the trend)")
-    if v.get("windows"):
-        gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
-        line += (f"\nvalidation MAE over {v['windows']} windows: {v['model_mae']:.4g} "
-                 f"(seasonal naive {v['snaive_mae']:.4g}, naive {v['naive_mae']:.4g}; "
-                 f"{abs(gain):.1f}% {'below' if gain >= 0 else 'above'} seasonal naive)")
-    return line
-
-
 def read_fresh_data(data: str, m):
     """DATA given to predict or plot, read with the model's data contract. A model trained with an explicit
     --freq resamples fresh data to it, as training did; one whose frequency was inferred refuses data of
@@ -833,12 +513,10 @@ def read_fresh_data(data: str, m):
 
 @app.command()
 def predict(
-    data: Annotated[str | None, typer.Argument(help="CSV to forecast from (- for stdin) [default: the end of "
-                                               "the training data].", show_default=False)] = None,
+    data: PredictData = None,
     horizon: Horizon = None,
     model_dir: ModelDir = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
-                                               "instead of stdout.")] = None,
+    output: PredictOutput = None,
     levels: Levels = None,
     num_processes: PredictProcesses = None,
     process_id: PredictProcessId = None,
@@ -868,13 +546,7 @@ def predict(
 
         result = predict(artifact, panel, horizon, interval_levels, shard)
         if not quiet:
-            if result.rolled:
-                warn(f"horizon {horizon} is longer than the trained {m.window.horizon}: forecasts are fed "
-                     "back as inputs (recursive roll-forward); covariates are held at their last value")
-            if result.fallback:
-                names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
-                warn(f"{len(result.fallback)} series shorter than the lookback ({m.window.lookback}) "
-                     f"forecast by {result.fallback_by}: {names}")
+            prediction_notes(result, m, horizon)
         text = result.to_csv()
         if output:
             from forecast_cli.persistence import write_text_atomic
@@ -886,29 +558,22 @@ def predict(
 
 
 @app.command()
+@data_options
 def evaluate(
     data: DataArg,
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to backtest; repeat the "
-                                                    "option for several [default: auto].")] = None,
+    model: BacktestModels = None,
     horizon: Horizon = None,
     folds: Folds = 3,
     step: Step = None,
-    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Retrain at every cutoff, or train once at "
-                                        "the first and only feed newer data.")] = True,
+    refit: BacktestRefit = True,
     lookback: Lookback = None,
     epochs: Epochs = 100,
     seed: Seed = 0,
-    per_series: Annotated[bool, typer.Option("--per-series", help="One row per model and series.")] = False,
+    per_series: PerSeries = False,
     as_json: Json = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
-    plot: Annotated[str | None, typer.Option("--plot", help="Draw the backtest forecasts to this PNG.")] = None,
-    id_col: IdCol = None,
-    time_col: TimeCol = None,
-    target: Target = None,
-    covariates: Covariates = None,
-    freq: Freq = None,
-    fill: Fill = "interpolate",
-    layout: Layout = None,
+    as_csv: Csv = False,
+    plot: BacktestPlot = None,
+    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -917,15 +582,11 @@ def evaluate(
     Example: forecast evaluate sample_data/sales.csv --model gru --model esn --folds 3
     """
     with user_errors(verbose):
-        from forecast_cli.config import MODEL_KINDS, TrainConfig
         from forecast_cli.data import read_series
-        from forecast_cli.errors import ConfigError
 
         kinds = model or ["auto"]
         for kind in kinds:
-            if kind not in MODEL_KINDS:
-                raise ConfigError(f"Unknown --model '{kind}'; choose one of {', '.join(MODEL_KINDS)}")
-        config = data_config(id_col, time_col, target, covariates, freq, fill, layout)
+            check_choice("--model", kind, MODEL_KINDS)
         panel = read_series(data, config)
         if not quiet:
             report_filled(panel)
@@ -943,9 +604,7 @@ def evaluate(
         scores, forecasts = backtest(panel, specs, horizon, folds, step, refit)
         table = summarize_scores(scores, per_series)
         if as_json:
-            emit(json.dumps({"source": panel.source, "horizon": int(forecasts.groupby(
-                ["model", "fold", "unique_id"]).size().max()), "folds": folds, "refit": refit,
-                "series": len(panel.ids), "rows": table.to_dict(orient="records")}, indent=2) + "\n")
+            emit(json.dumps(backtest_json(panel, forecasts, table, folds, refit), indent=2) + "\n")
         elif as_csv:
             from forecast_cli.csvout import to_csv
 
@@ -961,31 +620,14 @@ def evaluate(
                 say(f"backtest plot written to {plot}")
 
 
-def print_scores(table, panel, folds: int, per_series: bool) -> None:
-    from rich.table import Table
-
-    view = Table(title=cell(f"{panel.source}: backtest over {len(panel.ids)} series × {folds} folds"),
-                 title_justify="left", caption="sMAPE in %; MASE against in-sample seasonal naive",
-                 caption_justify="left")
-    columns = ["model", "series"] if per_series else ["model"]
-    for name in columns + ["MAE", "RMSE", "sMAPE", "MASE"]:
-        view.add_column(name, justify="left" if name in ("model", "series") else "right")
-    for row in table.itertuples():
-        keys = [cell(row.model), cell(row.unique_id)] if per_series else [cell(row.model)]
-        view.add_row(*keys, _num(row.mae), _num(row.rmse), f"{row.smape:.2f}", f"{row.mase:.3f}")
-    out.print(view)
-
-
 @app.command()
 def plot(
-    data: Annotated[str | None, typer.Argument(help="CSV to forecast from [default: the end of the training "
-                                               "data].", show_default=False)] = None,
+    data: PlotData = None,
     model_dir: ModelDir = None,
-    series: Annotated[list[str] | None, typer.Option("--series", "-s", help="Series to draw (repeatable) "
-                                                     "[default: the first 12].")] = None,
+    series: Series = None,
     levels: Levels = "80,95",
     horizon: Horizon = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="PNG file to write.")] = "forecast.png",
+    output: PlotOutput = "forecast.png",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -994,7 +636,6 @@ def plot(
     Example: forecast plot --levels 80,95 -o forecast.png
     """
     with user_errors(verbose):
-        from forecast_cli.errors import ConfigError
         from forecast_cli.persistence import load_artifact
 
         interval_levels = parse_levels(levels)
@@ -1007,10 +648,7 @@ def plot(
 
         result = predict(artifact, panel, horizon, interval_levels)
         ids = list(dict.fromkeys(result.frame["unique_id"]))
-        unknown = [s for s in series or [] if s not in ids]
-        if unknown:
-            raise ConfigError(f"--series {unknown[0]}: no such series; the model knows {', '.join(ids[:5])}"
-                              + (" …" if len(ids) > 5 else ""))
+        check_series(series, ids)
         chosen, note = pick_series(ids, series)
         if note and not quiet:
             warn(note)

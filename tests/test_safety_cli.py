@@ -17,7 +17,8 @@ from typer.models import OptionInfo
 from typer.testing import CliRunner
 
 from forecast_cli import limits
-from forecast_cli.cli import app, visible
+from forecast_cli.cli import app
+from forecast_cli.report import visible
 
 runner = CliRunner()
 HUGE = "1" + "0" * 30

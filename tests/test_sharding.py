@@ -84,7 +84,7 @@ def test_train_splits_batches_over_the_cpu_cores(tmp_path):
     them, unless the user chose a device count."""
     from conftest import seasonal_frame
 
-    from forecast_cli.cli import MAX_CPU_DEVICES
+    from forecast_cli.runtime import MAX_CPU_DEVICES
 
     seasonal_frame().to_csv(tmp_path / "d.csv", index=False)
     cores = min(len(os.sched_getaffinity(0)), MAX_CPU_DEVICES)

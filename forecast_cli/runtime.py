@@ -1,0 +1,93 @@
+"""The JAX runtime a command runs on: platform, CPU devices and the persistent compilation cache.
+
+JAX is imported inside the functions, so importing this module costs nothing (`forecast --help` stays fast).
+Each function must run before JAX starts a backend, except setup_jax, which starts it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from forecast_cli.errors import ConfigError
+
+PLATFORMS = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}  # --device -> JAX_PLATFORMS
+MAX_CPU_DEVICES = 4
+
+
+def setup_platform(device: str | None) -> None:
+    """Point JAX at the requested platform (before anything touches a device)."""
+    if device is not None and device not in PLATFORMS:
+        raise ConfigError(f"Unknown --device '{device}'; choose cpu, gpu or tpu")
+    if device:
+        os.environ["JAX_PLATFORMS"] = PLATFORMS[device]
+        import jax
+
+        jax.config.update("jax_platforms", PLATFORMS[device])
+
+
+def split_cpu_cores() -> None:
+    """For training: one JAX CPU device per usable core (at most MAX_CPU_DEVICES), so that each batch is
+    split over them like over GPUs. One device's recurrent step is a chain of small kernels that keeps about
+    1.3 cores busy whatever its thread pool; two devices on two cores trained 1.6x the windows per second
+    (docs/benchmarks.md). Left alone when the user chose a count (XLA_FLAGS or JAX_NUM_CPU_DEVICES), and when
+    JAX has already started in this process (a library caller keeps its devices). Must run before JAX
+    starts; GPUs and TPUs are not affected."""
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    count = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                MAX_CPU_DEVICES)
+    import jax
+
+    if count > 1 and jax.config.jax_num_cpu_devices == -1:
+        try:
+            jax.config.update("jax_num_cpu_devices", count)
+        except RuntimeError:
+            pass
+
+
+def compilation_cache_dir() -> str:
+    """$FORECAST_CACHE_DIR, else forecast/jax under $XDG_CACHE_HOME (~/.cache)."""
+    return os.environ.get("FORECAST_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forecast", "jax")
+
+
+def use_compilation_cache() -> None:
+    """Turn on JAX's persistent compilation cache for every compilation; without a writable cache directory,
+    compile every time."""
+    import jax
+
+    cache = compilation_cache_dir()
+    try:
+        os.makedirs(cache, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    except OSError:
+        pass
+
+
+def setup_jax(device: str | None) -> str:
+    """Choose the device and turn on JAX's persistent compilation cache; returns the device description,
+    e.g. "cpu (2 devices: cpu)"."""
+    setup_platform(device)
+    import jax
+
+    use_compilation_cache()
+    try:
+        found = jax.devices()
+    except (RuntimeError, AssertionError) as e:  # JAX skips cuda without a visible GPU, then asserts it has
+        # some backend: the AssertionError is this case (JAX_PLATFORMS=cuda on a machine without one)
+        raise ConfigError(no_device_message(device, e)) from e
+    return f"{found[0].platform} ({len(found)} device{'s' if len(found) > 1 else ''}: {found[0].device_kind})"
+
+
+def no_device_message(device: str | None, error: BaseException) -> str:
+    """What to tell a user whose --device (or JAX_PLATFORMS) names a platform JAX can't start here."""
+    names = {"gpu": "GPU", "tpu": "TPU", "cpu": "CPU"}
+    name = names.get(device or "", os.environ.get("JAX_PLATFORMS") or "device")
+    detail = str(error).splitlines()[0] if str(error) else "JAX found none"
+    if "(set JAX_PLATFORMS" in detail:
+        detail = detail[:detail.index("(set JAX_PLATFORMS")].strip()
+    flag = f"--device {device}" if device else f"JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')}"
+    return (f"{flag}: no {name} is available to JAX here ({detail}); install the JAX package for it, or use "
+            "--device cpu or leave --device out")
