@@ -81,3 +81,20 @@ def test_each_process_can_read_only_its_own_file(tmp_path):
     merged = predictions(tmp_path, "two").merge(predictions(tmp_path, "one"), on=["unique_id", "ds"])
     assert len(merged) == 8 * 7
     assert ((merged["y_hat_x"] - merged["y_hat_y"]).abs() / merged["y_hat_y"].abs()).max() < 1e-3
+
+
+@pytest.mark.slow
+def test_dropout_is_used_across_processes(tmp_path):
+    """--dropout across processes: the masks are drawn (a model without dropout forecasts differently) and the
+    model stays close to one process's with dropout (the masks fall on differently composed batches)."""
+    seasonal_frame(n_series=8, length=120, noise=0.3).to_csv(tmp_path / "data.csv", index=False)
+    args = ["--model", "gru", "--epochs", "3", "--no-refit"]
+    train_two_processes(tmp_path, [*args, "--dropout", "0.5"])
+    (tmp_path / "two").rename(tmp_path / "two-dropout")
+    train_two_processes(tmp_path, args)
+    single = forecast("train", "data.csv", *args, "--dropout", "0.5", "--model-dir", "one", "-q", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    dropped, plain, one = (predictions(tmp_path, d) for d in ("two-dropout", "two", "one"))
+    assert not dropped["y_hat"].equals(plain["y_hat"])
+    merged = dropped.merge(one, on=["unique_id", "ds"])
+    assert ((merged["y_hat_x"] - merged["y_hat_y"]).abs() / merged["y_hat_y"].abs()).max() < 0.1
