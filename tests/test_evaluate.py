@@ -1,6 +1,5 @@
 import io
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -14,32 +13,9 @@ from forecast_cli.data import read_series
 from forecast_cli.evaluate import backtest, summarize_scores
 from forecast_cli.fit import fit_model
 from forecast_cli.forecast import predict
-from forecast_cli.metrics import conformal_quantiles, mae, mase, rmse, smape
 
 runner = CliRunner()
 
-
-def test_metrics_by_hand():
-    y, f = np.array([1.0, 2, 3]), np.array([2.0, 2, 5])
-    assert mae(y, f) == 1.0
-    assert rmse(y, f) == pytest.approx(math.sqrt(5 / 3))
-    assert smape(y, f) == pytest.approx(100 * (2 / 3 + 0 + 4 / 8) / 3)
-    assert mase(y, f, np.array([1.0, 3, 2, 4]), season=1) == pytest.approx(1 / (5 / 3))
-    assert mase(y, f, np.array([1.0, 3, 2, 4]), season=2) == pytest.approx(1 / 1)  # |2-1|, |4-3|
-    assert smape(np.zeros(2), np.zeros(2)) == 0.0
-
-
-def test_metrics_match_utilsforecast():
-    losses = pytest.importorskip("utilsforecast.losses")
-    rng = np.random.default_rng(0)
-    insample = rng.normal(10, 2, 40)
-    y, f = rng.normal(10, 2, 6), rng.normal(10, 2, 6)
-    df = pd.DataFrame({"unique_id": "a", "ds": np.arange(6), "y": y, "m": f})
-    train = pd.DataFrame({"unique_id": "a", "ds": np.arange(-40, 0), "y": insample})
-    assert mae(y, f) == pytest.approx(losses.mae(df, ["m"])["m"].iloc[0])
-    assert rmse(y, f) == pytest.approx(losses.rmse(df, ["m"])["m"].iloc[0])
-    assert smape(y, f) == pytest.approx(200 * losses.smape(df, ["m"])["m"].iloc[0])  # theirs is in [0, 1]
-    assert mase(y, f, insample, 4) == pytest.approx(losses.mase(df, ["m"], 4, train)["m"].iloc[0])
 
 
 def linear_csv(write_csv):
@@ -59,11 +35,6 @@ def test_backtest_of_the_baselines_by_hand(write_csv):
     assert sorted(forecasts["fold"].unique()) == [0, 1]
     assert len(forecasts) == 2 * 2 * 2
 
-
-def test_conformal_quantile_rank():
-    errors = np.arange(1.0, 11)[:, None]  # 10 windows
-    assert conformal_quantiles(errors, 0.8)[0] == 9.0  # ceil(11 * 0.8) = 9th smallest
-    assert conformal_quantiles(errors, 0.95)[0] == 10.0  # rank capped at n
 
 
 def test_interval_coverage_on_a_known_process(seasonal_csv):

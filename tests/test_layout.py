@@ -67,3 +67,14 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_metrics_is_a_leaf():
     assert import_graph()["forecast_cli.metrics"] == set()
+
+
+def test_the_registry_and_the_cli_list_the_same_kinds():
+    """config.MODEL_KINDS (what --help and the manifest checks name, without importing numpy) is MODELS."""
+    from forecast_cli.config import MODEL_KINDS
+    from forecast_cli.models import MODELS, Model, get
+
+    assert tuple(MODELS) == MODEL_KINDS
+    for kind in MODELS:
+        model = get(kind)
+        assert isinstance(model, Model) and model.name == kind

@@ -6,7 +6,7 @@ forecasts). Everything around that (windows, scaling, validation, intervals, the
 for every kind and lives in fit.py and forecast.py. Adding a kind is one module and one line below.
 
 The registry names modules rather than importing them, so that `forecast --help` and a forecast by seasonal
-naive never import JAX or Flax.
+naive never import JAX or Flax; config.MODEL_KINDS lists the same names for the CLI (tests/test_layout.py).
 """
 
 from __future__ import annotations
