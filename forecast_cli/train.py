@@ -51,13 +51,6 @@ class TrainHistory:
     first_epoch_seconds: float = 0.0  # includes compiling the epoch (benchmarks/scaling.py leaves it out)
 
 
-def gather(inputs: Array, begin: Array, lookback: int, horizon: int) -> tuple[Array, Array]:
-    """Windows starting at rows `begin: (batch,)` -> X: (batch, lookback, n_features), Y: (batch, horizon)."""
-    X = inputs[begin[:, None] + jnp.arange(lookback)]
-    Y = inputs[begin[:, None] + lookback + jnp.arange(horizon), 0]
-    return X, Y
-
-
 def auto_batch_size(n: int) -> int:
     """A tenth of the windows, within 16..256: enough optimizer steps per epoch on small data, and the
     throughput sweet spot of a CPU on large data."""
@@ -98,7 +91,7 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
     weighs each window by the row it starts at (a series' weight in the loss)."""
 
     def loss_sum(params, inputs, row_weight, begin, weight, key):
-        X, Y = gather(inputs, begin, lookback, horizon)
+        X, Y = gather_windows(inputs, begin, lookback, horizon)
         pred = nnx.merge(graphdef, params)(X, dropout_key=key if dropout else None)
         return jnp.sum(window_loss(pred, Y, loss) * weight * row_weight[begin])
 
@@ -148,7 +141,7 @@ def make_evaluate(graphdef, lookback: int, horizon: int, devices: parallel.Devic
 
         def one(params, batch):  # params ride in the carry: a closed-over State cannot merge in a nested trace
             b, w = batch
-            X, Y = gather(inputs, b, lookback, horizon)
+            X, Y = gather_windows(inputs, b, lookback, horizon)
             pred = nnx.merge(graphdef, params)(X)
             return params, jnp.sum(window_loss(pred, Y, loss) * w * row_weight[b])
 

@@ -134,7 +134,8 @@ def _ragged_range(begin: np.ndarray, count: np.ndarray) -> np.ndarray:
 
 def gather_windows(values: np.ndarray, begin: np.ndarray, lookback: int, horizon: int
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Windows starting at rows `begin: (n,)`.
+    """Windows starting at rows `begin: (n,)`: of a numpy array, or of a JAX array inside jit (training and the
+    ESN readout gather on the device this way).
 
     Returns X: (n, lookback, n_features), the inputs, and Y: (n, horizon), the target column that follows.
     """

@@ -15,6 +15,7 @@ import numpy as np
 from forecast_cli.config import ESNConfig
 from forecast_cli.errors import DataError
 from forecast_cli.models import FitTask, Fitted, Model, Predictor, batched
+from forecast_cli.windows import gather_windows
 
 Array = jax.Array
 
@@ -199,8 +200,8 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
 @jax.jit(static_argnames=("lookback", "horizon", "leak_rate"))
 def _window_equations(reservoir, inputs, begin, weight, *, lookback, horizon, leak_rate):
     """Normal equations (ZᵀWZ, ZᵀWY, ΣwY², Σw) of the windows starting at rows `begin`, weighted by `weight`."""
-    X = inputs[begin[:, None] + jnp.arange(lookback)]
-    Y = inputs[begin[:, None] + lookback + jnp.arange(horizon), 0] - X[:, -1, :1]
+    X, Y = gather_windows(inputs, begin, lookback, horizon)
+    Y = Y - X[:, -1, :1]
     Z = design(run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)[-1], X[:, -1])
     w = weight[:, None]
     hi = jax.lax.Precision.HIGHEST
