@@ -35,13 +35,11 @@ def score(forecast: pd.DataFrame, test: pd.DataFrame, history: dict, season: int
 
 def ours(panel, kind: str, horizon: int) -> tuple[pd.DataFrame, float, dict]:
     """(forecast frame, seconds to train and predict, the model's manifest)."""
-    from forecast_cli.config import TrainSpec
-    from forecast_cli.fit import fit_model
-    from forecast_cli.forecast import predict
+    import forecast_cli as fc
 
     start = time.perf_counter()
-    artifact = fit_model(panel, TrainSpec(kind=kind, horizon=horizon))
-    frame = predict(artifact, None, horizon).frame
+    artifact = fc.fit_model(panel, fc.TrainSpec(kind=kind, horizon=horizon))
+    frame = fc.predict(artifact, None, horizon).frame
     return frame, time.perf_counter() - start, artifact.manifest
 
 
@@ -82,7 +80,7 @@ def statsforecast_models(train_path: str, freq: str, horizon: int, season: int):
 
 
 def main(only: str | None = None):
-    from forecast_cli.data import read_series
+    from forecast_cli import read_series
 
     header("M1 accuracy", "jax", "flax", "statsforecast")
     for name, horizon, season in SETS:

@@ -22,11 +22,7 @@ FILES = [
 def coverage(name: str, columns: dict, kind: str, folds: int) -> list:
     import numpy as np
 
-    from forecast_cli import timeindex
-    from forecast_cli.config import DataConfig, TrainSpec
-    from forecast_cli.data import read_series
-    from forecast_cli.fit import fit_model
-    from forecast_cli.forecast import predict
+    from forecast_cli import DataConfig, TrainSpec, fit_model, predict, read_series, timeindex
 
     panel = read_series(os.path.join(ROOT, "sample_data", name), DataConfig(**columns))
     horizon = timeindex.default_horizon(panel.freq)
