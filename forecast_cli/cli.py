@@ -656,7 +656,7 @@ def plot(
         history = recent_history(artifact, panel, max(3 * steps, m.window.lookback))
         frame = result.frame[result.frame["unique_id"].isin(chosen)]
         plot_forecast(history[history["unique_id"].isin(chosen)], frame, interval_levels, output,
-                      m.columns.get("target") or "y")
+                      m.columns.get("target"), m.columns.get("time"))
         if not quiet:
             say(f"forecast plot written to {output}")
 

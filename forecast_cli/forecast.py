@@ -176,14 +176,17 @@ def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, traine
 
 
 def recent_history(artifact: Artifact, panel: Panel | None, rows: int) -> pd.DataFrame:
-    """The last `rows` observations of each series (unique_id, ds, y): from `panel` when given, else the
-    window kept in the model directory (at most the lookback)."""
+    """The last `rows` observations of each series (unique_id, ds, y): from `panel` when given, else what the
+    model directory keeps (the lookback, or the longer context of a kind that keeps one, e.g. auto's 256)."""
     if panel is not None:
         return panel.tail(rows).to_frame()[["unique_id", "ds", "y"]]
     import pandas as pd
 
     m, a = artifact.manifest, artifact.arrays
     values = a["history/values"][:, :, 0]
+    if "context/values" in a and a["context/values"].shape[1] > values.shape[1]:
+        values = a["context/values"]
+    values = values[:, -rows:]
     past, _ = stamps_around(a["history/last_ds"], m.freq, values.shape[1], 0)
     frame = pd.DataFrame({"unique_id": np.repeat(np.asarray(m.series, dtype=object), values.shape[1]),
                           "ds": past.reshape(-1), "y": values.reshape(-1)})

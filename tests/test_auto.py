@@ -110,3 +110,16 @@ def test_every_loss_trains(loss, tmp_path):
                      train=TrainConfig(epochs=2, batch_size=32, loss=loss, refit=False))
     fit = fit_model(_panel(tmp_path, n_series=2), spec).manifest.fit
     assert np.isfinite(fit["train_loss"]) and "refit_windows" not in fit
+
+
+def test_recent_history_from_the_model_directory_uses_auto_s_longer_context(tmp_path):
+    """`forecast plot` without DATA: auto keeps up to 256 recent rows for Theta, so the plot shows more than the
+    lookback of history; the values are the training data's last rows."""
+    from forecast_cli.forecast import recent_history
+
+    panel = _panel(tmp_path, n_series=2)
+    history = recent_history(fit_model(panel, TINY), None, 40)
+    s0 = history[history.unique_id == "s0"]
+    assert len(s0) == 40 > TINY.lookback
+    np.testing.assert_allclose(s0["y"].to_numpy(), panel.values[panel.starts[1] - 40 : panel.starts[1], 0])
+    assert s0["ds"].iloc[-1] == panel.ds[panel.starts[1] - 1]
