@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 FILL_POLICIES = ("interpolate", "ffill", "zero", "error")
 LAYOUTS = ("long", "wide", "single")
-SEPARATORS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}  # --sep: what it may be, and what it means
+SEPARATORS = {",": ",", ";": ";", "\t": "\t", "\\t": "\t", "tab": "\t", "|": "|"}  # --sep: given -> delimiter
 DECIMALS = (".", ",")  # --decimal
 THOUSANDS = (",", ".", " ", "'", "_")  # --thousands
 

@@ -189,9 +189,6 @@ def _check_dialect(config: DataConfig) -> str | None:
                           f"{', '.join(repr(t) for t in THOUSANDS)}")
     if config.thousands == config.decimal:
         raise ConfigError(f"--thousands '{config.thousands}' is also the --decimal mark; they must differ")
-    if sep is not None and sep in (config.decimal, config.thousands):
-        raise ConfigError(f"--sep {describe_sep(sep)} is also the decimal mark or thousands separator; a number "
-                          "would split in two: quote such numbers or use another delimiter")
     if config.date_format is not None and config.date_format != "dayfirst" and "%" not in config.date_format:
         raise ConfigError(f"--date-format '{_clip(config.date_format)}': expected a strftime format such as "
                           "%d/%m/%Y, or dayfirst")
