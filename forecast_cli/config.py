@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 FILL_POLICIES = ("interpolate", "ffill", "zero", "error")
 LAYOUTS = ("long", "wide", "single")
+SEPARATORS = {",": ",", ";": ";", "\t": "\t", "\\t": "\t", "tab": "\t", "|": "|"}  # --sep: given -> delimiter
+DECIMALS = (".", ",")  # --decimal
+THOUSANDS = (",", ".", " ", "'", "_")  # --thousands
 
 
 @dataclass(frozen=True)
@@ -20,13 +23,17 @@ class DataConfig:
     freq: str | None = None  # pandas offset alias ("D", "h", "MS", ...) or "int:1"; inferred when None
     fill: str = "interpolate"  # how missing timestamps and values are filled: one of FILL_POLICIES
     layout: str | None = None  # "long", "wide" or "single"; auto-detected when None
+    sep: str | None = None  # field delimiter: ",", ";", "\t" or "|"; detected from the first lines when None
+    decimal: str = "."  # decimal mark of the numbers: "." or ","
+    thousands: str | None = None  # thousands separator of the numbers ("," "." " " "'" "_"); none when None
+    date_format: str | None = None  # strftime format of the time column (%d/%m/%Y) or "dayfirst"; ISO 8601 when None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> DataConfig:
-        return cls(**{**d, "covariates": tuple(d.get("covariates", ()))})
+        return cls(**{**d, "covariates": tuple(d.get("covariates", ()))})  # (a key missing: its default)
 
 
 @dataclass(frozen=True)

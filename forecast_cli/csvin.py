@@ -2,6 +2,9 @@
 then parsed by pandas with the series id column kept as text. data.py makes a Panel of the table.
 
 Bounds (limits.py): MAX_INPUT_BYTES of input, MAX_COLUMNS columns; the header line is at most _MAX_HEADER_BYTES.
+The delimiter (comma, semicolon, tab or pipe) is detected from the header and the next few lines (at most
+_HEAD_BYTES of them) unless one is given. A DATA path ending in .parquet is read by pandas with pyarrow (an
+optional extra), refused above MAX_INPUT_BYTES on disk or uncompressed before it is read.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ _HEAD_BYTES = 65536  # the first chunk of input: checked to be text before anyth
 _CHUNK_BYTES = 1 << 20
 _MAX_HEADER_BYTES = MAX_HEADER_BYTES  # (a module name, so that a test can lower it)
 # pandas' default missing-value spellings, for every column but the series id (where only an empty cell is)
+_SAMPLE_LINES = 20  # data lines after the header that delimiter detection looks at
 _NA_TEXTS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
@@ -121,51 +125,98 @@ def _check_utf8(name: str, raw: bytes, final: bool) -> None:
         pos += used
 
 
-def parse_csv(name: str, raw: bytes, id_column: Callable[[list[str]], str | None]) -> pd.DataFrame:
+def parse_csv(name: str, raw: bytes, id_column: Callable[[list[str]], str | None], sep: str | None = None,
+              decimal: str = ".", thousands: str | None = None) -> pd.DataFrame:
     """All columns as read by pandas; the index is shifted so that line = index + 2 (line 1 is the header).
     The series id column is read as text, and only an empty cell in it is missing ('007' stays '007', 'NA' is a
-    series called NA); the other columns keep pandas' default missing-value spellings."""
+    series called NA); the other columns keep pandas' default missing-value spellings. sep: the delimiter,
+    detected when None (table.attrs["sep"] says which was used); decimal, thousands: how numbers are written."""
     start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     head = raw[start : start + _HEAD_BYTES]
     blank = head[: len(head) - len(head.lstrip(b"\r\n"))]
     skipped = blank.count(b"\n") + blank.count(b"\r") - blank.count(b"\r\n")  # blank lines above the header
     start += len(blank)
-    header = _header(name, raw, start)
+    end = _record_end(raw, start)
+    if end is None:
+        raise DataError(f"{name}: line 1 (the header) is longer than {_MAX_HEADER_BYTES:,} bytes")
+    sep = sep or detect_sep(raw, start, end)
+    header = _header(name, raw, start, end, sep)
     chosen = id_column(header)
     id_at = header.index(chosen) if chosen in header else None
     options = {}
     if id_at is not None:
         options = {"dtype": {id_at: str}, "keep_default_na": False,
                    "na_values": {i: [""] if i == id_at else _NA_TEXTS for i in range(len(header))}}
+    read_as = f"read as {describe_sep(sep)}-separated"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
             body = io.BytesIO(raw)  # shares the bytes, no copy
             body.seek(start)
-            table = pd.read_csv(body, skip_blank_lines=False, index_col=False, encoding="utf-8", **options)
+            table = pd.read_csv(body, sep=sep, decimal=decimal, thousands=thousands, skip_blank_lines=False,
+                                index_col=False, encoding="utf-8", **options)
     except pd.errors.ParserWarning as e:
-        raise DataError(f"{name}: line 2 has more fields than the header ({len(header)} columns)") from e
+        raise DataError(f"{name}: line 2 has more fields than the header ({len(header)} columns, {read_as}); "
+                        "pass --sep if the delimiter is another") from e
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise DataError(f"{name}: not a valid CSV table: {clip(e, 120)}") from e
+        raise DataError(f"{name}: not a valid CSV table ({read_as}): {clip(e, 120)}") from e
     table.index += skipped
     table.columns = [str(c).strip() for c in table.columns]
     table = table.dropna(how="all")  # blank lines
     if table.empty:
         raise DataError(f"{name}: has a header but no data rows")
+    table.attrs["sep"] = sep
     return table
 
 
-def _header(name: str, raw: bytes, start: int) -> list[str]:
+def describe_sep(sep: str) -> str:
+    """How a delimiter is named in messages: ';' or tab."""
+    return "tab" if sep == "\t" else f"'{sep}'"
+
+
+def detect_sep(raw: bytes, start: int, end: int) -> str:
+    """The delimiter of the header raw[start:end] and the lines after it: among comma, semicolon, tab and pipe,
+    one that splits the header in two or more fields, preferring the one that gives the most of the next
+    _SAMPLE_LINES lines the header's field count (then the order listed). Comma when none splits the header
+    (a single column)."""
+    header = raw[start:end].decode("utf-8", errors="replace")
+    sample = raw[end : end + _HEAD_BYTES].decode("utf-8", errors="replace")
+    cut = len(raw) > end + _HEAD_BYTES  # the sample's last line may be cut short
+    best, best_score = ",", (-1, 0)
+    for sep in (",", ";", "\t", "|"):
+        fields = max(map(len, _rows(header, sep, 1)), default=0)
+        if fields < 2:
+            continue
+        rows = [row for row in _rows(sample, sep, _SAMPLE_LINES + 1) if row]
+        rows = rows[:-1] if cut or len(rows) > _SAMPLE_LINES else rows
+        matching = sum(len(row) == fields for row in rows)
+        if (matching, fields) > best_score:
+            best, best_score = sep, (matching, fields)
+    return best
+
+
+def _rows(text: str, sep: str, most: int) -> list[list[str]]:
+    """The first `most` records of `text` split by `sep` (as many as parse before a malformed one)."""
+    rows: list[list[str]] = []
+    try:
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=sep):
+            rows.append(row)
+            if len(rows) >= most:
+                break
+    except csv.Error:
+        pass
+    return rows
+
+
+def _header(name: str, raw: bytes, start: int, end: int, sep: str) -> list[str]:
     """The header's names, stripped, checked before pandas sees them: at most MAX_COLUMNS, none twice (pandas
     would rename an exact duplicate 'y.1' and keep ' y' beside 'y')."""
-    end = _record_end(raw, start)
-    if end is None:
-        raise DataError(f"{name}: line 1 (the header) is longer than {_MAX_HEADER_BYTES:,} bytes")
-    if raw.count(b",", start, end) >= MAX_COLUMNS and raw.find(b'"', start, end) < 0:  # exact: no quotes
-        raise DataError(f"{name}: line 1 has {raw.count(b',', start, end) + 1:,} columns; forecast reads at most "
-                        f"{MAX_COLUMNS:,}")
+    delimiter = sep.encode()
+    if raw.count(delimiter, start, end) >= MAX_COLUMNS and raw.find(b'"', start, end) < 0:  # exact: no quotes
+        raise DataError(f"{name}: line 1 has {raw.count(delimiter, start, end) + 1:,} columns; forecast reads at "
+                        f"most {MAX_COLUMNS:,}")
     text = raw[start:end].decode("utf-8", errors="replace")
-    header = [h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), [])]
+    header = [h.strip() for h in next(csv.reader(io.StringIO(text, newline=""), delimiter=sep), [])]
     if len(header) > MAX_COLUMNS:
         raise DataError(f"{name}: line 1 has {len(header):,} columns; forecast reads at most {MAX_COLUMNS:,}")
     seen: set[str] = set()
@@ -175,6 +226,53 @@ def _header(name: str, raw: bytes, start: int) -> list[str]:
                             "their surrounding spaces); rename one")
         seen.add(h)
     return header
+
+
+PARQUET_NEEDS = "reading .parquet needs pyarrow: pip install 'forecast-cli[parquet]'"
+
+
+def read_parquet(source: str | Path, id_column: Callable[[list[str]], str | None]) -> tuple[str, pd.DataFrame]:
+    """(name, the table) of a .parquet file, as parse_csv gives one: line = index + 2, column names as stripped
+    text (at most MAX_COLUMNS, none twice), the series id column as text. Refused before it is read when the
+    file, or its data uncompressed (from the footer), is over MAX_INPUT_BYTES."""
+    name = clip(source, 200)
+    try:
+        size = os.stat(source).st_size
+    except FileNotFoundError as e:
+        raise DataError(f"{name}: no such file") from e
+    except OSError as e:
+        raise DataError(f"{name}: cannot be read ({clip(e.strerror or e, 80)})") from e
+    if size > MAX_INPUT_BYTES:
+        raise DataError(_too_large(name))
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise DataError(PARQUET_NEEDS) from e
+    try:
+        meta = pq.ParquetFile(source).metadata
+        if meta.num_columns > MAX_COLUMNS:
+            raise DataError(f"{name}: has {meta.num_columns:,} columns; forecast reads at most {MAX_COLUMNS:,}")
+        if sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) > MAX_INPUT_BYTES:
+            raise DataError(_too_large(name))
+        table = pd.read_parquet(source, engine="pyarrow")
+    except DataError:
+        raise
+    except Exception as e:  # pyarrow's errors (ArrowInvalid, OSError) for a file that is not Parquet
+        raise DataError(f"{name}: not a valid Parquet file: {clip(e, 120)}") from e
+    table = table.reset_index(drop=True)
+    table.columns = [str(c).strip() for c in table.columns]
+    twice = table.columns[table.columns.duplicated()]
+    if len(twice):
+        raise DataError(f"{name}: column '{clip(twice[0])}' appears twice (names are compared without their "
+                        "surrounding spaces); rename one")
+    chosen = id_column(list(table.columns))
+    if chosen in table.columns:
+        column = table[chosen]
+        table[chosen] = column.where(column.isna(), column.astype(str))
+    table = table.dropna(how="all")
+    if table.empty:
+        raise DataError(f"{name}: has no data rows")
+    return name, table
 
 
 def _record_end(raw: bytes, start: int) -> int | None:

@@ -10,6 +10,7 @@ header).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from forecast_cli import features, timeindex
-from forecast_cli.config import FILL_POLICIES, LAYOUTS, DataConfig
+from forecast_cli.config import DECIMALS, FILL_POLICIES, LAYOUTS, SEPARATORS, THOUSANDS, DataConfig
 from forecast_cli.csvin import clip as _clip
-from forecast_cli.csvin import parse_csv, read_text
+from forecast_cli.csvin import describe_sep, parse_csv, read_parquet, read_text
 from forecast_cli.errors import ConfigError, DataError
 from forecast_cli.limits import MAX_ABS_VALUE, MAX_ADDED_ROWS, MAX_ID_CHARS
 
@@ -131,11 +132,16 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     twice = [c for i, c in enumerate(config.covariates) if c in config.covariates[:i]]
     if twice:
         raise ConfigError(f"--covariates names '{_clip(twice[0])}' twice")
-    name, raw = read_text(source)
-    table = parse_csv(name, raw, lambda header: _id_column(header, config))
-    del raw  # each stage lets go of the one before: the peak is about two copies of the table, not five
+    sep = _check_dialect(config)
+    if str(source).lower().endswith(".parquet"):
+        name, table = read_parquet(source, lambda header: _id_column(header, config))
+    else:
+        name, raw = read_text(source)
+        table = parse_csv(name, raw, lambda header: _id_column(header, config), sep, config.decimal,
+                          config.thousands)
+        del raw  # each stage lets go of the one before: the peak is about two copies of the table, not five
     layout, id_col, time_col, targets, notes = _resolve_columns(name, table, config)
-    long, rank = _to_long(name, table, layout, id_col, time_col, targets, config.covariates)
+    long, rank = _to_long(name, table, layout, id_col, time_col, targets, config)
     del table
     long = _sorted(long, rank)
     _check_duplicates(name, long, time_col)
@@ -168,6 +174,25 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
         fill=config.fill,
         notes=tuple(notes),
     )
+
+
+def _check_dialect(config: DataConfig) -> str | None:
+    """ConfigError for a --sep, --decimal, --thousands or --date-format that cannot work; the delimiter itself
+    (--sep tab is a tab)."""
+    if config.sep is not None and config.sep not in SEPARATORS:
+        raise ConfigError(f"Unknown --sep '{_clip(config.sep)}'; choose ',', ';', tab (or \\t) or '|'")
+    sep = SEPARATORS.get(config.sep) if config.sep is not None else None
+    if config.decimal not in DECIMALS:
+        raise ConfigError(f"Unknown --decimal '{_clip(config.decimal)}'; choose . or ,")
+    if config.thousands is not None and config.thousands not in THOUSANDS:
+        raise ConfigError(f"Unknown --thousands '{_clip(config.thousands)}'; choose one of "
+                          f"{', '.join(repr(t) for t in THOUSANDS)}")
+    if config.thousands == config.decimal:
+        raise ConfigError(f"--thousands '{config.thousands}' is also the --decimal mark; they must differ")
+    if config.date_format is not None and config.date_format != "dayfirst" and "%" not in config.date_format:
+        raise ConfigError(f"--date-format '{_clip(config.date_format)}': expected a strftime format such as "
+                          "%d/%m/%Y, or dayfirst")
+    return sep
 
 
 def _find(columns: list[str], candidates: tuple[str, ...]) -> str | None:
@@ -232,7 +257,9 @@ def _resolve_columns(name: str, table: pd.DataFrame, config: DataConfig):
         if c not in numeric:
             notes.append(f"ignored column '{_clip(c)}': it holds no numbers")
     if not numeric:
-        raise DataError(f"{name}: no numeric value column besides time column '{_clip(time_col)}'")
+        raise DataError(f"{name}: no numeric value column besides time column '{_clip(time_col)}' "
+                        f"({_read_as(table, config)}; columns: {', '.join(_clip(c) for c in rest[:20]) or 'none'})"
+                        f"{_number_hint(table[rest[0]], config) if rest else ''}")
     if layout is None:
         layout = "single" if len(numeric) == 1 else "wide"
     if layout == "single" and len(numeric) > 1:
@@ -243,6 +270,32 @@ def _resolve_columns(name: str, table: pd.DataFrame, config: DataConfig):
     return layout, None, time_col, numeric, notes
 
 
+def _read_as(table: pd.DataFrame, config: DataConfig) -> str:
+    """How the table was read, for messages: "read as ';'-separated with '.' decimals"."""
+    sep = table.attrs.get("sep")
+    how = f"read as {describe_sep(sep)}-separated with" if sep else "read with"
+    return how + f" '{config.decimal}' decimals" + (f" and '{config.thousands}' thousands" if config.thousands else "")
+
+
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
+_GROUPED = re.compile(r"\s*[+-]?\d{1,3}([,. ']\d{3})+([.,]\d+)?\s*")
+
+
+def _number_hint(column: pd.Series, config: DataConfig) -> str:
+    """'; values such as '18,3' need --decimal ,' where the column's first text looks like a number written
+    another way; else ''."""
+    texts = column.dropna()
+    if texts.empty:
+        return ""
+    sample = str(texts.iloc[0])
+    if config.decimal == "." and _DECIMAL_COMMA.fullmatch(sample) and not _GROUPED.fullmatch(sample):
+        return f"; values such as '{_clip(sample)}' need --decimal ,"
+    if config.thousands is None and _GROUPED.fullmatch(sample):
+        mark = next(c for c in sample.strip().lstrip("+-") if not c.isdigit())
+        return f"; values such as '{_clip(sample)}' need --thousands '{mark}'"
+    return ""
+
+
 def _mostly_numeric(column: pd.Series) -> bool:
     """A column with at least one number; fully textual columns (labels) are not series."""
     if pd.api.types.is_numeric_dtype(column):
@@ -250,7 +303,7 @@ def _mostly_numeric(column: pd.Series) -> bool:
     return bool(pd.to_numeric(column, errors="coerce").notna().any())
 
 
-def _numbers(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
+def _numbers(name: str, table: pd.DataFrame, column: str, config: DataConfig) -> np.ndarray:
     """A value column as float64: every cell a number within +-MAX_ABS_VALUE, or missing (NaN)."""
     raw = table[column]
     values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
@@ -258,7 +311,9 @@ def _numbers(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
     bad = suspect[suspect] & (raw[suspect].astype(str).str.strip() != "")
     if bad.any():
         row = bad.idxmax()
-        raise DataError(f"{name}: column '{_clip(column)}', line {row + 2}: '{_clip(raw[row])}' is not a number")
+        hint = _number_hint(raw[[row]], config)
+        raise DataError(f"{name}: column '{_clip(column)}', line {row + 2}: '{_clip(raw[row])}' is not a number"
+                        + (f" ({_read_as(table, config)}){hint}" if hint else ""))
     values = values.to_numpy(np.float64)
     huge = np.abs(values) > MAX_ABS_VALUE  # infinities too (NaN compares False)
     if huge.any():
@@ -271,9 +326,10 @@ def _numbers(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
 
 
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_SLASHED = re.compile(r"\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b.*")  # 03/09/2015: which is the day is unknown
 
 
-def _times(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
+def _times(name: str, table: pd.DataFrame, column: str, date_format: str | None = None) -> np.ndarray:
     """The time column as datetime64[ns] or int64 (integer periods), every stamp within the representable
     range (datetime64[ns] would wrap an earlier or later one silently: 0001-01-01 became 1754-08-30)."""
     raw = table[column]
@@ -281,7 +337,7 @@ def _times(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
     if raw.isna().any():
         row = raw.isna().idxmax()
         raise DataError(f"{where}, line {row + 2}: missing timestamp")
-    if pd.api.types.is_integer_dtype(raw):
+    if pd.api.types.is_integer_dtype(raw) and date_format is None:
         values = raw.to_numpy()
         out = values > timeindex.MAX_PERIOD
         if values.dtype.kind == "i":
@@ -292,14 +348,25 @@ def _times(name: str, table: pd.DataFrame, column: str) -> np.ndarray:
     # Parse each distinct text once: a panel repeats the same few thousand stamps in every series (5 million
     # rows of 10,000 daily series hold 500 dates), and parsing is the slow part.
     codes, distinct = pd.factorize(raw)
-    stamps = pd.to_datetime(pd.Index(distinct.astype(str)).str.strip(), format="ISO8601", errors="coerce", utc=True)
+    texts = pd.Index(distinct.astype(str)).str.strip()
+    if date_format == "dayfirst":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": each is parsed alone
+            stamps = pd.to_datetime(texts, dayfirst=True, errors="coerce", utc=True)
+    else:
+        stamps = pd.to_datetime(texts, format=date_format or "ISO8601", errors="coerce", utc=True)
     if stamps.isna().any():
         row = raw.index[int(np.argmax(stamps.isna()[codes]))]
+        if date_format is not None:
+            raise DataError(f"{where}, line {row + 2}: '{_clip(raw[row])}' does not match --date-format "
+                            f"{_clip(date_format)}")
         if _INTEGER.fullmatch(str(raw[row])):
             raise DataError(_period_out_of_range(where, row, raw))
+        hint = ("; for day/month/year pass --date-format %d/%m/%Y (or dayfirst), for month/day/year "
+                "--date-format %m/%d/%Y" if _SLASHED.fullmatch(str(raw[row])) else "")
         raise DataError(
             f"{where}, line {row + 2}: '{_clip(raw[row])}' is not a date or time "
-            "(expected ISO 8601 such as 2024-01-31 or 2024-01-31T13:00, or an integer period such as 1990)"
+            f"(expected ISO 8601 such as 2024-01-31 or 2024-01-31T13:00, or an integer period such as 1990){hint}"
         )
     stamps = stamps.tz_convert(None)
     out = (stamps < pd.Timestamp.min) | (stamps > pd.Timestamp.max)
@@ -341,15 +408,15 @@ def _ids(name: str, table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.nd
     return names.to_numpy(object)[rank[codes]], rank[codes]
 
 
-def _to_long(name, table, layout, id_col, time_col, targets, covariates) -> tuple[pd.DataFrame, np.ndarray]:
+def _to_long(name, table, layout, id_col, time_col, targets, config) -> tuple[pd.DataFrame, np.ndarray]:
     """(the long working frame: unique_id, ds, y, covariate i under label i, the file's line under _LINE;
     each row's series rank, for sorting)."""
-    ds = _times(name, table, time_col)
-    covs = {i: _numbers(name, table, c) for i, c in enumerate(covariates)}
+    ds = _times(name, table, time_col, config.date_format)
+    covs = {i: _numbers(name, table, c, config) for i, c in enumerate(config.covariates)}
     lines = table.index.to_numpy() + 2
     if layout == "long":
         ids, rank = _ids(name, table, id_col)
-        frame = pd.DataFrame({"unique_id": ids, "ds": ds, "y": _numbers(name, table, targets[0]), **covs,
+        frame = pd.DataFrame({"unique_id": ids, "ds": ds, "y": _numbers(name, table, targets[0], config), **covs,
                               _LINE: lines})
         return frame, rank
     too_long = [t for t in targets if len(t) > MAX_ID_CHARS]  # wide: each value column's name is a series id
@@ -361,7 +428,7 @@ def _to_long(name, table, layout, id_col, time_col, targets, covariates) -> tupl
         {
             "unique_id": np.repeat(np.asarray(targets, dtype=object), len(table)),
             "ds": np.tile(ds, k),
-            "y": np.concatenate([_numbers(name, table, t) for t in targets]),
+            "y": np.concatenate([_numbers(name, table, t, config) for t in targets]),
             **{i: np.tile(v, k) for i, v in covs.items()},
             _LINE: np.tile(lines, k),
         }

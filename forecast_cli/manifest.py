@@ -18,7 +18,16 @@ from collections.abc import Callable
 import numpy as np
 
 from forecast_cli import __version__, limits, timeindex
-from forecast_cli.config import FILL_POLICIES, LAYOUTS, MODEL_KINDS, RECURRENT_KINDS, DataConfig
+from forecast_cli.config import (
+    DECIMALS,
+    FILL_POLICIES,
+    LAYOUTS,
+    MODEL_KINDS,
+    RECURRENT_KINDS,
+    SEPARATORS,
+    THOUSANDS,
+    DataConfig,
+)
 from forecast_cli.errors import ArtifactError, ConfigError
 from forecast_cli.models.auto import CONTEXT, DRIFTS, WEIGHTS
 from forecast_cli.windows import SCALINGS
@@ -184,7 +193,11 @@ DATA = record({  # config.DataConfig: how `predict DATA` reads fresh data
     "freq": nullable(text(64)),  # as the user gave it; the canonical one is the top-level "freq"
     "fill": text(choices=FILL_POLICIES),
     "layout": nullable(text(choices=LAYOUTS)),
-})
+    "sep": nullable(text(choices=tuple(SEPARATORS))),  # the dialect options, as given (null: detected or none)
+    "decimal": text(choices=DECIMALS),
+    "thousands": nullable(text(choices=THOUSANDS)),
+    "date_format": nullable(text(200)),
+}, optional=("sep", "decimal", "thousands", "date_format"))  # absent in manifests written before them
 RECURRENT_FIT = record({
     "epochs": integer(1, limits.MAX_EPOCHS), "best_epoch": integer(1, limits.MAX_EPOCHS),
     "stopped_early": boolean, "train_loss": METRIC, "val_loss": METRIC, "seconds": number(0),

@@ -42,6 +42,12 @@ Freq = Annotated[
 ]
 Fill = Annotated[str, typer.Option("--fill", help="Missing values: interpolate, ffill, zero or error.")]
 Layout = Annotated[str | None, typer.Option("--layout", help="long, wide or single (detected).")]
+Sep = Annotated[str | None, typer.Option("--sep", help="Field delimiter: , ; tab (or \\t) or | (detected).")]
+Decimal = Annotated[str, typer.Option("--decimal", help="Decimal mark of the numbers: . or ,")]
+Thousands = Annotated[str | None, typer.Option("--thousands", help="Thousands separator of the numbers: , . ' _ "
+                                               "or a space [default: none].")]
+DateFormat = Annotated[str | None, typer.Option("--date-format", help="Time column format, e.g. %d/%m/%Y, or "
+                                                "dayfirst [default: ISO 8601].")]
 
 # What the commands print, and where.
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
@@ -126,6 +132,10 @@ DATA_OPTIONS = {  # parameter: (option, default), in the order --help lists them
     "freq": (Freq, None),
     "fill": (Fill, "interpolate"),
     "layout": (Layout, None),
+    "sep": (Sep, None),
+    "decimal": (Decimal, "."),
+    "thousands": (Thousands, None),
+    "date_format": (DateFormat, None),
 }
 
 
@@ -149,13 +159,14 @@ def data_options(command):
 
 
 def data_config(id_col=None, time_col=None, target=None, covariates=None, freq=None, fill="interpolate",
-                layout=None):
+                layout=None, sep=None, decimal=".", thousands=None, date_format=None):
     """The data options as a config.DataConfig; --covariates "rain, tide" -> ("rain", "tide")."""
     from forecast_cli.config import DataConfig
 
     covs = tuple(c.strip() for c in covariates.split(",") if c.strip()) if covariates else ()
     return DataConfig(id_col=id_col, time_col=time_col, target=target, covariates=covs, freq=freq,
-                      fill=fill, layout=layout)
+                      fill=fill, layout=layout, sep=sep, decimal=decimal, thousands=thousands,
+                      date_format=date_format)
 
 
 def check_choice(flag: str, value: str, choices: Sequence[str]) -> None:
