@@ -18,7 +18,7 @@ def command_names():
 def test_every_command_has_help_with_an_example(name):
     result = runner.invoke(app, [name, "--help"])
     assert result.exit_code == 0
-    assert "Example: forecast " + name in result.output
+    assert "Examples:" in result.output and "forecast " + name in result.output
 
 
 def test_top_level_help_and_version():
