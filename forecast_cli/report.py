@@ -146,10 +146,16 @@ def number_text(value: float) -> str:
 
 
 class EpochReporter:
-    """Progress of training: a rich bar on a terminal, one plain line per epoch otherwise, nothing if quiet."""
+    """Progress of training: a rich bar on a terminal, nothing if quiet, and otherwise (a cron log) a handful of
+    plain lines: the first epoch, about PLAIN_LINES more evenly spaced, and the last of each training pass (early
+    stopping can end one before `epochs`; a refit or an ensemble starts another at epoch 1)."""
+
+    PLAIN_LINES = 5
 
     def __init__(self, epochs: int, quiet: bool):
         self.epochs, self.quiet, self.progress, self.task = epochs, quiet, None, None
+        self.every = max(1, -(-epochs // self.PLAIN_LINES))
+        self.last: tuple[int, dict] | None = None  # the last epoch seen and not printed
         if not quiet and err.is_terminal:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -166,17 +172,27 @@ class EpochReporter:
             self.progress.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, *exc):
         if self.progress:
             self.progress.stop()
+        elif self.last and kind is None:
+            self._say(*self.last)
 
     def __call__(self, epoch: int, metrics: dict) -> None:
         if self.progress:
             self.progress.update(self.task, completed=epoch, train=metrics["train_loss"], val=metrics["val_loss"],
                                  best=metrics["best_val_loss"])
         elif not self.quiet:
-            say(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
-                f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})")
+            if self.last and epoch <= self.last[0]:  # a new pass: the previous one's last epoch first
+                self._say(*self.last)
+            self.last = (epoch, metrics)
+            if epoch == 1 or epoch % self.every == 0:
+                self._say(epoch, metrics)
+
+    def _say(self, epoch: int, metrics: dict) -> None:
+        say(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
+            f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})")
+        self.last = None
 
 
 def train_summary(m, target_dir) -> str:

@@ -136,7 +136,7 @@ def test_train_summary_worse_than_seasonal_naive_and_without_validation():
     assert report.train_summary(none, "m") == "trained gru (horizon 7, lookback 28) in 12.3s; saved to m"
 
 
-def test_epoch_reporter_off_a_terminal_says_one_line_per_epoch(screen):
+def test_epoch_reporter_off_a_terminal_says_the_last_epoch_at_the_end(screen):
     metrics = {"train_loss": 0.51234, "val_loss": 0.6, "best_val_loss": 0.55}
     with report.EpochReporter(10, quiet=False) as reporter:
         reporter(3, metrics)
@@ -176,3 +176,23 @@ def test_print_scores_and_backtest_json(screen):
     assert {k: v for k, v in found.items() if k != "rows"} == {"source": "s.csv", "horizon": 3, "folds": 3,
                                                                "refit": False, "series": 2}
     assert found["rows"][1]["model"] == "snaive" and found["rows"][1]["mae"] == 123456.0
+
+
+def test_epoch_reporter_off_a_terminal_says_a_handful_of_lines(screen):
+    metrics = {"train_loss": 0.5, "val_loss": 0.6, "best_val_loss": 0.55}
+    with report.EpochReporter(100, quiet=False) as reporter:
+        for epoch in range(1, 58):  # early stopping at 57
+            reporter(epoch, metrics)
+        for epoch in range(1, 101):  # the refit pass
+            reporter(epoch, metrics)
+    epochs = [int(line.split()[1].split("/")[0]) for line in screen.err().splitlines()]
+    assert epochs == [1, 20, 40, 57, 1, 20, 40, 60, 80, 100]
+
+
+def test_epoch_reporter_says_no_last_line_after_an_interruption(screen):
+    metrics = {"train_loss": 0.5, "val_loss": 0.6, "best_val_loss": 0.55}
+    with pytest.raises(KeyboardInterrupt), report.EpochReporter(100, quiet=False) as reporter:
+        reporter(1, metrics)
+        reporter(2, metrics)
+        raise KeyboardInterrupt
+    assert screen.err().count("\n") == 1
