@@ -92,6 +92,7 @@ from forecast_cli.options import (  # noqa: E402
 from forecast_cli.report import (  # noqa: E402
     LOG_FILE,
     EpochReporter,
+    FoldReporter,
     backtest_json,
     err,
     error,
@@ -650,7 +651,7 @@ def evaluate(
         split_cpu_cores()
         setup_jax(None)
         from forecast_cli.config import TrainSpec
-        from forecast_cli.evaluate import backtest, resolve_folds, summarize_scores
+        from forecast_cli.evaluate import BASELINES, backtest, resolve_folds, summarize_scores
 
         resolve_folds(panel, horizon, folds, step)  # folds that can't fit: refused before saying anything
 
@@ -658,7 +659,9 @@ def evaluate(
                  for k in dict.fromkeys(kinds)]
         if not quiet:
             say(f"backtesting {', '.join(dict.fromkeys(kinds))} on {len(panel.ids)} series, {folds} folds")
-        scores, forecasts = backtest(panel, specs, horizon, folds, step, refit)
+        models = len(specs) + len([k for k in BASELINES if k not in kinds])
+        with FoldReporter(models * folds, quiet) as reporter:
+            scores, forecasts = backtest(panel, specs, horizon, folds, step, refit, on_fold=reporter)
         table = summarize_scores(scores, per_series)
         if as_json:
             emit(json.dumps(backtest_json(panel, forecasts, table, folds, refit), indent=2) + "\n")

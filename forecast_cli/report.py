@@ -195,6 +195,35 @@ class EpochReporter:
         self.last = None
 
 
+class FoldReporter:
+    """Progress of a backtest: a rich bar over folds × models on a terminal, one line per model and fold
+    otherwise, nothing if quiet. Called as evaluate.backtest's on_fold(model, fold, folds)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.quiet, self.progress, self.task = quiet, None, None
+        if not quiet and err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=err, transient=True)
+            self.task = self.progress.add_task("backtest", total=total)
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+    def __call__(self, model: str, fold: int, folds: int) -> None:
+        if self.progress:
+            self.progress.update(self.task, advance=1, description=cell(f"{model} fold {fold}/{folds}"))
+        elif not self.quiet:
+            say(f"{model}: fold {fold}/{folds} done")
+
+
 def train_summary(m, target_dir) -> str:
     """What `forecast train` says at the end, from the saved model's manifest `m` (an artifact.Manifest)."""
     w, v = m.window, m.validation
