@@ -105,6 +105,7 @@ from forecast_cli.report import (  # noqa: E402
     train_summary,
     warn,
     write_log,
+    written_summary,
 )
 from forecast_cli.runtime import setup_jax, setup_platform, split_cpu_cores  # noqa: E402
 
@@ -608,6 +609,8 @@ def predict(
 
             with writing(output):
                 write_text_atomic(output, text)
+            if not quiet:
+                say(written_summary(result.frame, output))
         else:
             emit(text)
 

@@ -241,6 +241,12 @@ def train_summary(m, target_dir) -> str:
     return line
 
 
+def written_summary(frame, path: str) -> str:
+    """What `forecast predict -o FILE` says once the forecast CSV (`frame`, long) is written."""
+    rows, series = len(frame), frame["unique_id"].nunique()
+    return (f"wrote {rows} row{'s' if rows != 1 else ''} for {series} series to {path}")
+
+
 def prediction_notes(result, m, horizon: int | None) -> None:
     """Warn about what `forecast predict` did beyond the trained model (manifest `m`): roll forward past its
     horizon, or forecast series shorter than its lookback by a simpler method."""
