@@ -74,6 +74,10 @@ def report_filled(panel) -> None:
              f"by --fill {panel.fill}")
     for note in panel.notes:
         warn(f"{panel.source}: {note}")
+    if panel.layout == "wide" and len(panel.ids) > 1:  # river.csv without --target: every column a series
+        names = ", ".join(str(i) for i in panel.ids[:5]) + (" …" if len(panel.ids) > 5 else "")
+        warn(f"{panel.source}: wide layout: each of the {len(panel.ids)} value columns is a series ({names}); "
+             "to forecast one column with the others as inputs, pass --target and --covariates")
 
 
 def inspect_json(panel, table) -> dict:
@@ -235,7 +239,8 @@ def train_summary(m, target_dir) -> str:
                  f"(drift {b.get('drift', 0.5):g} of the trend)")
     if v.get("windows"):
         gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
-        line += (f"\nvalidation MAE over {v['windows']} windows: {v['model_mae']:.4g} "
+        line += (f"\nvalidation MAE over {v['windows']} window{'s' if v['windows'] != 1 else ''}: "
+                 f"{v['model_mae']:.4g} "
                  f"(seasonal naive {v['snaive_mae']:.4g}, naive {v['naive_mae']:.4g}; "
                  f"{abs(gain):.1f}% {'below' if gain >= 0 else 'above'} seasonal naive)")
     return line
@@ -252,7 +257,8 @@ def prediction_notes(result, m, horizon: int | None) -> None:
     horizon, or forecast series shorter than its lookback by a simpler method."""
     if result.rolled:
         warn(f"horizon {horizon} is longer than the trained {m.window.horizon}: forecasts are fed "
-             "back as inputs (recursive roll-forward); covariates are held at their last value")
+             "back as inputs (recursive roll-forward)"
+             + ("; covariates are held at their last value" if m.covariates else ""))
     if result.fallback:
         names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
         warn(f"{len(result.fallback)} series shorter than the lookback ({m.window.lookback}) "

@@ -105,3 +105,14 @@ def test_help_imports_no_heavy_libraries():
             "print(sorted(m for m in ('jax', 'flax', 'optax', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_wide_file_without_target_says_which_columns_became_series():
+    from pathlib import Path
+
+    river = str(Path(__file__).parent.parent / "sample_data" / "river.csv")
+    result = runner.invoke(app, ["inspect", river])
+    assert result.exit_code == 0
+    assert "wide layout: each of the 3 value columns is a series (discharge, rain, temp)" in result.stderr
+    chosen = runner.invoke(app, ["inspect", river, "--target", "discharge", "--covariates", "rain,temp"])
+    assert "wide layout" not in chosen.stderr
