@@ -576,9 +576,10 @@ def predict(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
-    """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat (and interval bounds
-    y_hat_lo_80, y_hat_hi_80, ... with --levels). With --num-processes N --process-id I, only the series of
-    part I (the same split as distributed training); concatenating the N parts gives the whole forecast.
+    """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat.
+
+    With --levels 80, interval bounds y_hat_lo_80 and y_hat_hi_80 too. With --num-processes N --process-id I,
+    only the series of part I (the same split as distributed training); the N parts together are the forecast.
 
     Examples:
       forecast predict --horizon 7 --levels 80,95 -o forecast.csv
