@@ -32,10 +32,11 @@ if _launched_as_forecast():  # from the first line, not after the imports below 
 
 import typer  # noqa: E402
 from rich.markup import escape  # noqa: E402
-from typer.core import TyperGroup  # noqa: E402
+from typer.core import TyperCommand, TyperGroup  # noqa: E402
 
 from forecast_cli.config import MODEL_KINDS, DataConfig, ESNConfig, RecurrentConfig, TrainConfig  # noqa: E402
 from forecast_cli.options import (  # noqa: E402
+    OUTPUT_PANEL,
     BacktestModels,
     BacktestPlot,
     BacktestRefit,
@@ -60,6 +61,7 @@ from forecast_cli.options import (  # noqa: E402
     Lookback,
     Loss,
     ModelDir,
+    ModelHorizon,
     Patience,
     PerSeries,
     PlotData,
@@ -90,6 +92,7 @@ from forecast_cli.options import (  # noqa: E402
 from forecast_cli.report import (  # noqa: E402
     LOG_FILE,
     EpochReporter,
+    FoldReporter,
     backtest_json,
     err,
     error,
@@ -102,6 +105,7 @@ from forecast_cli.report import (  # noqa: E402
     train_summary,
     warn,
     write_log,
+    written_summary,
 )
 from forecast_cli.runtime import setup_jax, setup_platform, split_cpu_cores  # noqa: E402
 
@@ -111,9 +115,43 @@ except ImportError:  # pragma: no cover - a typer that uses the click package
     from click.exceptions import ClickException
 
 
+METAVARS = {"<str>": "TEXT", "<list[str]>": "TEXT", "<int>": "INTEGER", "<int range>": "INTEGER",
+            "<float>": "FLOAT", "<float range>": "FLOAT", "<bool>": ""}  # typer's type label -> --help's
+
+
+def plain_help(command, ctx, help_panel: str | None = None) -> None:
+    """--help in the words of most command lines: TEXT, INTEGER or FLOAT after an option that takes a value,
+    nothing after a flag or after an argument's name (typer 0.29 writes <str>, <int range>, <bool>); -h/--help
+    itself goes to `help_panel`."""
+    for param in command.get_params(ctx):
+        if param.param_type_name == "argument":
+            param.display_type_rich = lambda ctx: None  # DATA says it all
+        elif param.metavar is None:
+            label = param.display_type(ctx)
+            param.metavar = METAVARS.get(label, label)
+        if help_panel and param.name == "help":
+            param.rich_help_panel = help_panel
+
+
+class Command(TyperCommand):
+    """A command whose --help reads naturally: plain metavars and `DATA` (not `{data}`) in the usage line."""
+
+    def format_help(self, ctx, formatter):
+        plain_help(self, ctx, help_panel=OUTPUT_PANEL)
+        return super().format_help(ctx, formatter)
+
+    def collect_usage_pieces(self, ctx):
+        return [piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+                for piece in super().collect_usage_pieces(ctx)]
+
+
 class OneLineErrors(TyperGroup):
     """A bad option or argument is one line, `Error: <what> (see 'forecast CMD --help')`, exit 2, like every
     other input error; typer's default is a usage block and a framed panel."""
+
+    def format_help(self, ctx, formatter):
+        plain_help(self, ctx)
+        return super().format_help(ctx, formatter)
 
     def make_context(self, *args, **kwargs):
         with _usage_errors():
@@ -134,8 +172,6 @@ def _usage_errors():
         error(str(e))
         raise typer.Exit(e.exit_code) from None
     except ClickException as e:
-        if type(e).__name__ == "NoArgsIsHelpError":  # `forecast` alone prints the help
-            raise
         path = (getattr(getattr(e, "ctx", None), "command_path", None) or "forecast").split()
         command = " ".join(["forecast", *path[1:]])  # the program's name, also under the tests' CliRunner
         message = " ".join(e.format_message().split())
@@ -149,11 +185,16 @@ def _usage_errors():
         raise typer.Exit(e.exit_code) from None
 
 
+EPILOG = ("Models are saved to --model-dir, else $FORECAST_MODEL_DIR, else ./forecast-model. JAX's compiled code is "
+          "cached in $FORECAST_CACHE_DIR, else $XDG_CACHE_HOME/forecast/jax (~/.cache/forecast/jax).")
+
 app = typer.Typer(
     cls=OneLineErrors,
     help="Forecast time series from CSV with JIT-compiled recurrent models (JAX).\n\n"
     "Example: forecast inspect sample_data/sales.csv",
-    no_args_is_help=True,
+    epilog=EPILOG,
+    invoke_without_command=True,  # `forecast` alone prints the help, exit 0 (main_options)
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
@@ -169,6 +210,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -180,6 +222,10 @@ def main_options(
 
     Example: forecast inspect sample_data/sales.csv
     """
+    if ctx.invoked_subcommand is None:
+        with user_errors():
+            emit(ctx.get_help() + "\n")
+        raise typer.Exit()
     LOG_FILE[:] = [log_file] if log_file else []
 
 
@@ -385,7 +431,7 @@ def install_interrupt_handlers() -> None:
         signal.signal(signum, on_interrupt)
 
 
-@app.command()
+@app.command(cls=Command)
 @data_options
 def inspect(
     data: DataArg,
@@ -395,7 +441,10 @@ def inspect(
 ):
     """Summarise the series in a CSV file: one row per series, with totals.
 
-    Example: forecast inspect sample_data/sales.csv --json
+    Examples:
+      forecast inspect sample_data/sales.csv --json
+      forecast inspect sample_data/river.csv --target discharge --covariates rain,temp
+      zcat sales.csv.gz | forecast inspect -
     """
     with user_errors(verbose):
         from forecast_cli.data import read_series, summarize
@@ -410,41 +459,45 @@ def inspect(
                 print_inspect(panel, table)
 
 
-@app.command()
+@app.command(cls=Command)
 @data_options
 def train(
     data: DataArg,
+    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     model: TrainModel = "auto",
     horizon: Horizon = None,
     lookback: Lookback = None,
-    model_dir: ModelDir = None,
+    hidden: Hidden = 64,
+    layers: Layers = 1,
+    units: Units = 500,
+    scaling: Scaling = "standard",
+    log: Log = None,
     seed: Seed = 0,
     epochs: Epochs = 100,
     patience: Patience = 10,
     batch_size: BatchSize = None,
-    hidden: Hidden = 64,
-    layers: Layers = 1,
     dropout: Dropout = 0.0,
     learning_rate: LearningRate = 3e-3,
     loss: Loss = "mase",
     refit: TrainRefit = True,
     ensemble: Ensemble = 1,
-    units: Units = 500,
-    scaling: Scaling = "standard",
-    log: Log = None,
+    model_dir: ModelDir = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
     device: Device = None,
     devices: Devices = None,
     coordinator: Coordinator = None,
     num_processes: TrainProcesses = None,
     process_id: TrainProcessId = None,
     local_data: LocalData = False,
-    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
-    quiet: Quiet = False,
-    verbose: Verbose = False,
 ):
     """Train a model on every series of a CSV file and save it to the model directory.
 
-    Example: forecast train sample_data/sales.csv --model gru --horizon 6
+    Examples:
+      forecast train sample_data/sales.csv --model gru --horizon 6
+      forecast train sample_data/river.csv --target discharge --covariates rain,temp --model-dir river-model
+      weekly, from cron (replaces the model in one step; a failed run keeps the old one):
+      0 3 * * 1  forecast --log-file /var/log/forecast.log train /data/sales.csv --model-dir /srv/sales-model
     """
     with user_errors(verbose, interrupted="Interrupted: nothing was saved; the previous model is intact.",
                      saved="Interrupted after the new model was saved."):
@@ -511,10 +564,10 @@ def read_fresh_data(data: str, m):
     return read_series(data, dataclasses.replace(m.data, freq=m.freq))
 
 
-@app.command()
+@app.command(cls=Command)
 def predict(
     data: PredictData = None,
-    horizon: Horizon = None,
+    horizon: ModelHorizon = None,
     model_dir: ModelDir = None,
     output: PredictOutput = None,
     levels: Levels = None,
@@ -523,11 +576,15 @@ def predict(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
-    """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat (and interval bounds
-    y_hat_lo_80, y_hat_hi_80, ... with --levels). With --num-processes N --process-id I, only the series of
-    part I (the same split as distributed training); concatenating the N parts gives the whole forecast.
+    """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat.
 
-    Example: forecast predict --horizon 7 --levels 80,95 -o forecast.csv
+    With --levels 80, interval bounds y_hat_lo_80 and y_hat_hi_80 too. With --num-processes N --process-id I,
+    only the series of part I (the same split as distributed training); the N parts together are the forecast.
+
+    Examples:
+      forecast predict --horizon 7 --levels 80,95 -o forecast.csv
+      forecast predict latest.csv --model-dir river-model > forecast.csv   (DATA brings the covariates too)
+      forecast predict -q | grep state_01
     """
     with user_errors(verbose):
         from forecast_cli.persistence import load_artifact
@@ -553,33 +610,38 @@ def predict(
 
             with writing(output):
                 write_text_atomic(output, text)
+            if not quiet:
+                say(written_summary(result.frame, output))
         else:
             emit(text)
 
 
-@app.command()
+@app.command(cls=Command)
 @data_options
 def evaluate(
     data: DataArg,
+    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     model: BacktestModels = None,
     horizon: Horizon = None,
-    folds: Folds = 3,
-    step: Step = None,
-    refit: BacktestRefit = True,
     lookback: Lookback = None,
     epochs: Epochs = 100,
     seed: Seed = 0,
+    folds: Folds = 3,
+    step: Step = None,
+    refit: BacktestRefit = True,
     per_series: PerSeries = False,
     as_json: Json = False,
     as_csv: Csv = False,
     plot: BacktestPlot = None,
-    config: DataConfig = None,  # the data options, --id-col ... --layout (@data_options)
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
     """Backtest models on rolling origins against naive and seasonal naive: MAE, RMSE, sMAPE and MASE.
 
-    Example: forecast evaluate sample_data/sales.csv --model gru --model esn --folds 3
+    Examples:
+      forecast evaluate sample_data/sales.csv --model gru --model esn --folds 3
+      forecast evaluate sample_data/river.csv --target discharge --covariates rain,temp --json > scores.json
+      forecast evaluate sample_data/sales.csv --per-series --csv | sort -t, -k6 -g
     """
     with user_errors(verbose):
         from forecast_cli.data import read_series
@@ -593,7 +655,7 @@ def evaluate(
         split_cpu_cores()
         setup_jax(None)
         from forecast_cli.config import TrainSpec
-        from forecast_cli.evaluate import backtest, resolve_folds, summarize_scores
+        from forecast_cli.evaluate import BASELINES, backtest, resolve_folds, summarize_scores
 
         resolve_folds(panel, horizon, folds, step)  # folds that can't fit: refused before saying anything
 
@@ -601,7 +663,9 @@ def evaluate(
                  for k in dict.fromkeys(kinds)]
         if not quiet:
             say(f"backtesting {', '.join(dict.fromkeys(kinds))} on {len(panel.ids)} series, {folds} folds")
-        scores, forecasts = backtest(panel, specs, horizon, folds, step, refit)
+        models = len(specs) + len([k for k in BASELINES if k not in kinds])
+        with FoldReporter(models * folds, quiet) as reporter:
+            scores, forecasts = backtest(panel, specs, horizon, folds, step, refit, on_fold=reporter)
         table = summarize_scores(scores, per_series)
         if as_json:
             emit(json.dumps(backtest_json(panel, forecasts, table, folds, refit), indent=2) + "\n")
@@ -620,20 +684,22 @@ def evaluate(
                 say(f"backtest plot written to {plot}")
 
 
-@app.command()
+@app.command(cls=Command)
 def plot(
     data: PlotData = None,
+    horizon: ModelHorizon = None,
     model_dir: ModelDir = None,
     series: Series = None,
     levels: Levels = "80,95",
-    horizon: Horizon = None,
     output: PlotOutput = "forecast.png",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
     """Draw recent history, the forecast and its intervals, one panel per series, to a PNG.
 
-    Example: forecast plot --levels 80,95 -o forecast.png
+    Examples:
+      forecast plot --levels 80,95 -o forecast.png
+      forecast plot --series state_01 --series state_02 --horizon 12 -o states.png
     """
     with user_errors(verbose):
         from forecast_cli.persistence import load_artifact

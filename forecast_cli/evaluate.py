@@ -6,6 +6,7 @@ Built on forecast_cli.fit and forecast_cli.forecast; the metrics themselves are 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,13 +56,15 @@ def resolve_folds(panel: Panel, horizon: int | None, folds: int, step: int | Non
 
 
 def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, step: int | None = None,
-             refit: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+             refit: bool = True, on_fold: Callable[[str, int, int], None] | None = None
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rolling-origin evaluation of every TrainSpec in `specs` (naive and seasonal naive are always added).
 
     Fold k forecasts `horizon` steps from a cutoff that leaves horizon + (folds-1-k)·step rows after it, using
     only the data up to the cutoff; with refit=False each model is trained once, at the first cutoff, and
     later folds only feed it the newer data. Returns (scores: one row per model, series and fold, forecasts:
-    unique_id, ds, model, fold, y, y_hat).
+    unique_id, ds, model, fold, y, y_hat). `on_fold(model, fold, folds)` is called after each fold of each model
+    (fold counts from 1).
     """
     import pandas as pd
 
@@ -88,6 +91,8 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
             merged["model"], merged["fold"] = spec.kind, fold
             forecasts.append(merged)
             scores.append(_score(merged, past, season))
+            if on_fold:
+                on_fold(spec.kind, fold + 1, folds)
     return pd.concat(scores, ignore_index=True), pd.concat(forecasts, ignore_index=True)
 
 

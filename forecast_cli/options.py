@@ -7,9 +7,11 @@ imported here: `forecast --help` reads this module.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import os
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -19,15 +21,30 @@ import typer
 from forecast_cli import limits
 from forecast_cli.errors import ConfigError, OutputError
 
+
+def default_is(text: str) -> str:
+    """A default that depends on the data or the environment, written after an option's help as typer writes a
+    fixed one: `[default: ...]`, its bracket escaped (rich would take `[default: one season]` for markup and
+    drop it, leaving "Steps to forecast .")."""
+    return f"\\[default: {text}]"
+
+
+# The --help panels, in the order they are listed.
+DATA_PANEL, MODEL_PANEL, TRAINING_PANEL, BACKTEST_PANEL, OUTPUT_PANEL, SCALE_PANEL = (
+    "Data", "Model", "Training", "Backtest", "Output", "Scale-out")
+
 # What the commands read.
-DataArg = Annotated[str, typer.Argument(help="CSV file, or - for standard input.", show_default=False)]
-PredictData = Annotated[str | None, typer.Argument(help="CSV to forecast from (- for stdin) [default: the end of "
-                                                   "the training data].", show_default=False)]
-PlotData = Annotated[str | None, typer.Argument(help="CSV to forecast from [default: the end of the training "
-                                                "data].", show_default=False)]
+DataArg = Annotated[str, typer.Argument(help="CSV file, or - for standard input.", show_default=False,
+                                        metavar="DATA")]
+PredictData = Annotated[str | None, typer.Argument(help="CSV to forecast from (- for stdin). "
+                                                   + default_is("the end of the training data"),
+                                                   show_default=False, metavar="DATA")]
+PlotData = Annotated[str | None, typer.Argument(help="CSV to forecast from. " + default_is("the end of the "
+                                                "training data"), show_default=False, metavar="DATA")]
 ModelDir = Annotated[
     str | None,
-    typer.Option("--model-dir", help="Model directory [default: $FORECAST_MODEL_DIR or ./forecast-model]."),
+    typer.Option("--model-dir", help="Model directory. " + default_is("$FORECAST_MODEL_DIR or ./forecast-model"),
+                 rich_help_panel=OUTPUT_PANEL),
 ]
 
 # The data options: how a CSV becomes series (config.DataConfig). @data_options adds them to a command.
@@ -50,78 +67,91 @@ DateFormat = Annotated[str | None, typer.Option("--date-format", help="Time colu
                                                 "dayfirst [default: ISO 8601].")]
 
 # What the commands print, and where.
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-Csv = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")]
-PerSeries = Annotated[bool, typer.Option("--per-series", help="One row per model and series.")]
-Levels = Annotated[str | None, typer.Option("--levels", help="Prediction interval levels in percent, e.g. 80,95.")]
-Series = Annotated[list[str] | None, typer.Option("--series", "-s", help="Series to draw (repeatable) "
-                                                  "[default: the first 12].")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.", rich_help_panel=OUTPUT_PANEL)]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.",
+                                       rich_help_panel=OUTPUT_PANEL)]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.", rich_help_panel=OUTPUT_PANEL)]
+Csv = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.", rich_help_panel=OUTPUT_PANEL)]
+PerSeries = Annotated[bool, typer.Option("--per-series", help="One row per model and series.",
+                                         rich_help_panel=OUTPUT_PANEL)]
+Levels = Annotated[str | None, typer.Option("--levels", help="Prediction interval levels in percent, e.g. 80,95.",
+                                            rich_help_panel=OUTPUT_PANEL)]
+Series = Annotated[list[str] | None, typer.Option("--series", "-s", help="Series to draw (repeatable). "
+                                                  + default_is("the first 12"), rich_help_panel=OUTPUT_PANEL)]
 PredictOutput = Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
-                                                   "instead of stdout.")]
-PlotOutput = Annotated[str, typer.Option("--output", "-o", help="PNG file to write.")]
-BacktestPlot = Annotated[str | None, typer.Option("--plot", help="Draw the backtest forecasts to this PNG.")]
+                                                   "instead of stdout.", rich_help_panel=OUTPUT_PANEL)]
+PlotOutput = Annotated[str, typer.Option("--output", "-o", help="PNG file to write.", rich_help_panel=OUTPUT_PANEL)]
+BacktestPlot = Annotated[str | None, typer.Option("--plot", help="Draw the backtest forecasts to this PNG.",
+                                                  rich_help_panel=OUTPUT_PANEL)]
 
 # The model and its training.
 TrainModel = Annotated[str, typer.Option("--model", "-m", help="auto (the GRU blended with Theta, weighted by "
-                                         "validation), gru, lstm, elman, esn, naive or snaive.")]
+                                         "validation), gru, lstm, elman, esn, naive or snaive.",
+                                         rich_help_panel=MODEL_PANEL)]
 BacktestModels = Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to backtest; repeat "
-                                                          "the option for several [default: auto].")]
+                                                          "the option for several. " + default_is("auto"),
+                                                          rich_help_panel=MODEL_PANEL)]
 Loss = Annotated[str, typer.Option("--loss", help="mase (absolute error in units of each series' seasonal-naive "
-                                   "error), mae or mse.")]
+                                   "error), mae or mse.", rich_help_panel=TRAINING_PANEL)]
 TrainRefit = Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
-                                          "window, validation ones too.")]
+                                          "window, validation ones too.", rich_help_panel=TRAINING_PANEL)]
 BacktestRefit = Annotated[bool, typer.Option("--refit/--no-refit", help="Retrain at every cutoff, or train once "
-                                             "at the first and only feed newer data.")]
+                                             "at the first and only feed newer data.", rich_help_panel=BACKTEST_PANEL)]
 Scaling = Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
-                                      "(median/IQR).")]
-Log = Annotated[bool | None, typer.Option("--log/--no-log", help="Model the log of the target [default: when "
-                                          "every value is above 0].", show_default=False)]
+                                      "(median/IQR).", rich_help_panel=MODEL_PANEL)]
+Log = Annotated[bool | None, typer.Option("--log/--no-log", help="Model the log of the target. "
+                                          + default_is("when every value is above 0"), show_default=False,
+                                          rich_help_panel=MODEL_PANEL)]
 
 # Where training runs.
-Device = Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu [default: what JAX finds].")]
+Device = Annotated[str | None, typer.Option("--device", help="cpu, gpu or tpu. " + default_is("what JAX finds"),
+                                            rich_help_panel=SCALE_PANEL)]
 Coordinator = Annotated[str | None, typer.Option("--coordinator", help="HOST:PORT of process 0, to train across "
-                                                 "several processes (jax.distributed).")]
+                                                 "several processes (jax.distributed).", rich_help_panel=SCALE_PANEL)]
 LocalData = Annotated[bool, typer.Option("--local-data", help="With --num-processes: DATA holds only this "
-                                         "process's series (else each keeps its hash share of DATA).")]
+                                         "process's series (else each keeps its hash share of DATA).",
+                                         rich_help_panel=SCALE_PANEL)]
 
 
 # Every numeric option, with its range from limits.py: typer refuses a value outside it (or not a number) with
 # one line and exit 2 before the command runs, and --help shows the range. An option's default of None means
 # "not given"; 0 is refused where it would mean nothing.
-def _ranged(kind: type, flags: tuple[str, ...], help: str, low, high):
-    return Annotated[kind | None, typer.Option(*flags, help=help, min=low, max=high)]
+def _ranged(kind: type, flags: tuple[str, ...], help: str, low, high, panel: str = TRAINING_PANEL):
+    return Annotated[kind | None, typer.Option(*flags, help=help, min=low, max=high, rich_help_panel=panel)]
 
 
-Horizon = _ranged(int, ("--horizon", "-h"), "Steps to forecast [default: one season].", 1, limits.MAX_HORIZON)
-Lookback = _ranged(int, ("--lookback",), "Input steps per window [default: a few seasons, capped by the data].",
-                   1, limits.MAX_LOOKBACK)
+Horizon = _ranged(int, ("--horizon",), "Steps to forecast. " + default_is("about one season: 7 for daily data, "
+                  "24 hourly, 13 weekly, 12 monthly"), 1, limits.MAX_HORIZON, MODEL_PANEL)
+ModelHorizon = _ranged(int, ("--horizon",), "Steps to forecast; past the trained horizon, forecasts are fed back "
+                       "as inputs. " + default_is("the trained horizon"), 1, limits.MAX_HORIZON, MODEL_PANEL)
+Lookback = _ranged(int, ("--lookback",), "Input steps per window. " + default_is("a few seasons, capped by the "
+                   "data"), 1, limits.MAX_LOOKBACK, MODEL_PANEL)
 Seed = _ranged(int, ("--seed",), "Random seed: same seed and data, same model.", 0, limits.MAX_SEED)
 Epochs = _ranged(int, ("--epochs",), "Most passes over the training windows.", 1, limits.MAX_EPOCHS)
 Patience = _ranged(int, ("--patience",), "Early stopping patience in epochs; 0 is off.", 0, limits.MAX_PATIENCE)
-BatchSize = _ranged(int, ("--batch-size",), "Windows per training step [default: a tenth of the windows, 16 to "
-                    "256].", 1, limits.MAX_BATCH_SIZE)
-Hidden = _ranged(int, ("--hidden",), "Recurrent units per layer.", 1, limits.MAX_HIDDEN)
-Layers = _ranged(int, ("--layers",), "Stacked recurrent layers.", 1, limits.MAX_LAYERS)
+BatchSize = _ranged(int, ("--batch-size",), "Windows per training step. " + default_is("a tenth of the windows, "
+                    "16 to 256"), 1, limits.MAX_BATCH_SIZE)
+Hidden = _ranged(int, ("--hidden",), "Recurrent units per layer.", 1, limits.MAX_HIDDEN, MODEL_PANEL)
+Layers = _ranged(int, ("--layers",), "Stacked recurrent layers.", 1, limits.MAX_LAYERS, MODEL_PANEL)
 Dropout = _ranged(float, ("--dropout",), "Dropout on the last hidden state.", 0.0, limits.MAX_DROPOUT)
 LearningRate = _ranged(float, ("--learning-rate",), "Peak AdamW learning rate.", limits.MIN_LEARNING_RATE,
                        limits.MAX_LEARNING_RATE)
 Ensemble = _ranged(int, ("--ensemble",), "With --refit: average this many networks trained from different seeds.",
                    1, limits.MAX_ENSEMBLE)
-Units = _ranged(int, ("--units",), "ESN reservoir size.", 1, limits.MAX_UNITS)
-Devices = _ranged(int, ("--devices",), "Split each batch over this many local devices [default: all].", 1,
-                  limits.MAX_DEVICES)
-Folds = _ranged(int, ("--folds",), "Number of forecast origins (cutoffs).", 1, limits.MAX_FOLDS)
-Step = _ranged(int, ("--step",), "Steps between cutoffs [default: the horizon].", 1, limits.MAX_STEP)
+Units = _ranged(int, ("--units",), "ESN reservoir size.", 1, limits.MAX_UNITS, MODEL_PANEL)
+Devices = _ranged(int, ("--devices",), "Split each batch over this many local devices. " + default_is("all"), 1,
+                  limits.MAX_DEVICES, SCALE_PANEL)
+Folds = _ranged(int, ("--folds",), "Number of forecast origins (cutoffs).", 1, limits.MAX_FOLDS, BACKTEST_PANEL)
+Step = _ranged(int, ("--step",), "Steps between cutoffs. " + default_is("the horizon"), 1, limits.MAX_STEP,
+               BACKTEST_PANEL)
 
-TrainProcesses = _ranged(int, ("--num-processes",), "Processes in the run.", 1, limits.MAX_PROCESSES)
+TrainProcesses = _ranged(int, ("--num-processes",), "Processes in the run.", 1, limits.MAX_PROCESSES, SCALE_PANEL)
 TrainProcessId = _ranged(int, ("--process-id",), "This process's rank, 0 writes the model.", 0,
-                         limits.MAX_PROCESSES - 1)
+                         limits.MAX_PROCESSES - 1, SCALE_PANEL)
 PredictProcesses = _ranged(int, ("--num-processes",), "Split the series into this many parts (by a stable hash of "
-                           "their id)...", 1, limits.MAX_PROCESSES)
+                           "their id)...", 1, limits.MAX_PROCESSES, SCALE_PANEL)
 PredictProcessId = _ranged(int, ("--process-id",), "...and forecast only part number this (0-based).", 0,
-                           limits.MAX_PROCESSES - 1)
+                           limits.MAX_PROCESSES - 1, SCALE_PANEL)
 
 
 DATA_OPTIONS = {  # parameter: (option, default), in the order --help lists them
@@ -139,14 +169,28 @@ DATA_OPTIONS = {  # parameter: (option, default), in the order --help lists them
 }
 
 
+def _in_panel(option, panel: str):
+    """The Annotated `option` listed in --help's `panel` (unless its declaration chose one)."""
+    kind, *infos = typing.get_args(option)
+    placed = []
+    for info in infos:
+        if isinstance(info, typer.models.OptionInfo) and info.rich_help_panel is None:
+            info = copy.copy(info)
+            info.rich_help_panel = panel
+        placed.append(info)
+    return Annotated[kind, *placed]
+
+
 def data_options(command):
     """Give `command` the data options: they take the place of its `config` parameter in the signature typer
-    reads (so also in --help), and the command receives the config.DataConfig they make as `config`."""
+    reads (so also in --help, in the Data panel), and the command receives the config.DataConfig they make as
+    `config`."""
     signature = inspect.signature(command, eval_str=True)  # typer reads the annotations as they are here
     params = list(signature.parameters.values())
     at = [p.name for p in params].index("config")
     params[at:at + 1] = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
-                                           annotation=option) for name, (option, default) in DATA_OPTIONS.items()]
+                                           annotation=_in_panel(option, DATA_PANEL))
+                         for name, (option, default) in DATA_OPTIONS.items()]
 
     @functools.wraps(command)
     def with_data_options(**options):

@@ -74,6 +74,10 @@ def report_filled(panel) -> None:
              f"by --fill {panel.fill}")
     for note in panel.notes:
         warn(f"{panel.source}: {note}")
+    if panel.layout == "wide" and len(panel.ids) > 1:  # river.csv without --target: every column a series
+        names = ", ".join(str(i) for i in panel.ids[:5]) + (" …" if len(panel.ids) > 5 else "")
+        warn(f"{panel.source}: wide layout: each of the {len(panel.ids)} value columns is a series ({names}); "
+             "to forecast one column with the others as inputs, pass --target and --covariates")
 
 
 def inspect_json(panel, table) -> dict:
@@ -146,10 +150,16 @@ def number_text(value: float) -> str:
 
 
 class EpochReporter:
-    """Progress of training: a rich bar on a terminal, one plain line per epoch otherwise, nothing if quiet."""
+    """Progress of training: a rich bar on a terminal, nothing if quiet, and otherwise (a cron log) a handful of
+    plain lines: the first epoch, about PLAIN_LINES more evenly spaced, and the last of each training pass (early
+    stopping can end one before `epochs`; a refit or an ensemble starts another at epoch 1)."""
+
+    PLAIN_LINES = 5
 
     def __init__(self, epochs: int, quiet: bool):
         self.epochs, self.quiet, self.progress, self.task = epochs, quiet, None, None
+        self.every = max(1, -(-epochs // self.PLAIN_LINES))
+        self.last: tuple[int, dict] | None = None  # the last epoch seen and not printed
         if not quiet and err.is_terminal:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -166,17 +176,56 @@ class EpochReporter:
             self.progress.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, *exc):
         if self.progress:
             self.progress.stop()
+        elif self.last and kind is None:
+            self._say(*self.last)
 
     def __call__(self, epoch: int, metrics: dict) -> None:
         if self.progress:
             self.progress.update(self.task, completed=epoch, train=metrics["train_loss"], val=metrics["val_loss"],
                                  best=metrics["best_val_loss"])
         elif not self.quiet:
-            say(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
-                f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})")
+            if self.last and epoch <= self.last[0]:  # a new pass: the previous one's last epoch first
+                self._say(*self.last)
+            self.last = (epoch, metrics)
+            if epoch == 1 or epoch % self.every == 0:
+                self._say(epoch, metrics)
+
+    def _say(self, epoch: int, metrics: dict) -> None:
+        say(f"epoch {epoch}/{self.epochs}: train loss {metrics['train_loss']:.4f}, "
+            f"val loss {metrics['val_loss']:.4f} (best {metrics['best_val_loss']:.4f})")
+        self.last = None
+
+
+class FoldReporter:
+    """Progress of a backtest: a rich bar over folds × models on a terminal, one line per model and fold
+    otherwise, nothing if quiet. Called as evaluate.backtest's on_fold(model, fold, folds)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.quiet, self.progress, self.task = quiet, None, None
+        if not quiet and err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=err, transient=True)
+            self.task = self.progress.add_task("backtest", total=total)
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+    def __call__(self, model: str, fold: int, folds: int) -> None:
+        if self.progress:
+            self.progress.update(self.task, advance=1, description=cell(f"{model} fold {fold}/{folds}"))
+        elif not self.quiet:
+            say(f"{model}: fold {fold}/{folds} done")
 
 
 def train_summary(m, target_dir) -> str:
@@ -190,10 +239,17 @@ def train_summary(m, target_dir) -> str:
                  f"(drift {b.get('drift', 0.5):g} of the trend)")
     if v.get("windows"):
         gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
-        line += (f"\nvalidation MAE over {v['windows']} windows: {v['model_mae']:.4g} "
+        line += (f"\nvalidation MAE over {v['windows']} window{'s' if v['windows'] != 1 else ''}: "
+                 f"{v['model_mae']:.4g} "
                  f"(seasonal naive {v['snaive_mae']:.4g}, naive {v['naive_mae']:.4g}; "
                  f"{abs(gain):.1f}% {'below' if gain >= 0 else 'above'} seasonal naive)")
     return line
+
+
+def written_summary(frame, path: str) -> str:
+    """What `forecast predict -o FILE` says once the forecast CSV (`frame`, long) is written."""
+    rows, series = len(frame), frame["unique_id"].nunique()
+    return (f"wrote {rows} row{'s' if rows != 1 else ''} for {series} series to {path}")
 
 
 def prediction_notes(result, m, horizon: int | None) -> None:
@@ -201,7 +257,8 @@ def prediction_notes(result, m, horizon: int | None) -> None:
     horizon, or forecast series shorter than its lookback by a simpler method."""
     if result.rolled:
         warn(f"horizon {horizon} is longer than the trained {m.window.horizon}: forecasts are fed "
-             "back as inputs (recursive roll-forward); covariates are held at their last value")
+             "back as inputs (recursive roll-forward)"
+             + ("; covariates are held at their last value" if m.covariates else ""))
     if result.fallback:
         names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
         warn(f"{len(result.fallback)} series shorter than the lookback ({m.window.lookback}) "

@@ -18,7 +18,7 @@ def command_names():
 def test_every_command_has_help_with_an_example(name):
     result = runner.invoke(app, [name, "--help"])
     assert result.exit_code == 0
-    assert "Example: forecast " + name in result.output
+    assert "Examples:" in result.output and "forecast " + name in result.output
 
 
 def test_top_level_help_and_version():
@@ -105,3 +105,14 @@ def test_help_imports_no_heavy_libraries():
             "print(sorted(m for m in ('jax', 'flax', 'optax', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_wide_file_without_target_says_which_columns_became_series():
+    from pathlib import Path
+
+    river = str(Path(__file__).parent.parent / "sample_data" / "river.csv")
+    result = runner.invoke(app, ["inspect", river])
+    assert result.exit_code == 0
+    assert "wide layout: each of the 3 value columns is a series (discharge, rain, temp)" in result.stderr
+    chosen = runner.invoke(app, ["inspect", river, "--target", "discharge", "--covariates", "rain,temp"])
+    assert "wide layout" not in chosen.stderr

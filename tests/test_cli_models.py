@@ -48,6 +48,9 @@ def test_predict_to_a_file_and_with_fresh_data(trained, write_csv, tmp_path):
     result = runner.invoke(app, ["predict", "-o", "out.csv", "--horizon", "3"])
     assert result.exit_code == 0 and result.stdout == ""
     assert len(pd.read_csv(tmp_path / "out.csv")) == 6
+    assert result.stderr.splitlines()[-1] == "wrote 6 rows for 2 series to out.csv"
+    quiet = runner.invoke(app, ["predict", "-o", "out.csv", "--horizon", "3", "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
     fresh = pd.read_csv(trained)
     new = fresh[fresh.unique_id == "s1"].assign(unique_id="brand_new")
     short = fresh[fresh.unique_id == "s0"].tail(5).assign(unique_id="short")

@@ -36,6 +36,24 @@ def test_backtest_of_the_baselines_by_hand(write_csv):
     assert len(forecasts) == 2 * 2 * 2
 
 
+def test_backtest_reports_each_fold_of_each_model(write_csv):
+    seen = []
+    backtest(read_series(linear_csv(write_csv)), [], horizon=2, folds=2, step=2,
+             on_fold=lambda *args: seen.append(args))
+    assert seen == [("naive", 1, 2), ("naive", 2, 2), ("snaive", 1, 2), ("snaive", 2, 2)]
+
+
+def test_evaluate_cli_says_one_line_per_model_and_fold_off_a_terminal(write_csv):
+    result = runner.invoke(app, ["evaluate", str(linear_csv(write_csv)), "-m", "naive", "--horizon", "2",
+                                 "--folds", "2"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "fold" in line and "done" in line]
+    assert lines == ["naive: fold 1/2 done", "naive: fold 2/2 done", "snaive: fold 1/2 done",
+                     "snaive: fold 2/2 done"]
+    quiet = runner.invoke(app, ["evaluate", str(linear_csv(write_csv)), "-m", "naive", "--horizon", "2", "-q"])
+    assert "done" not in quiet.stderr
+
+
 
 def test_interval_coverage_on_a_known_process(seasonal_csv):
     """Sine plus Gaussian noise: held-out coverage of 80% and 95% intervals is close to nominal."""

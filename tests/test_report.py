@@ -85,7 +85,8 @@ def test_inspect_json_totals_and_series(write_csv):
 
 def test_report_filled_says_what_was_filled_and_the_notes(screen):
     panel = SimpleNamespace(source="x.csv", fill="ffill", missing_timestamps=np.array([2, 0, 1]),
-                            missing_values=np.array([0, 0, 3]), notes=("dropped 1 empty row",))
+                            missing_values=np.array([0, 0, 3]), notes=("dropped 1 empty row",), layout="long",
+                            ids=np.array(["a", "b", "c"]))
     report.report_filled(panel)
     assert screen.err() == ("Note: x.csv: filled 3 missing timestamp(s) and 3 empty value(s) in 2 series by "
                             "--fill ffill\nNote: x.csv: dropped 1 empty row\n")
@@ -93,8 +94,22 @@ def test_report_filled_says_what_was_filled_and_the_notes(screen):
 
 def test_report_filled_is_silent_when_nothing_was_filled(screen):
     report.report_filled(SimpleNamespace(source="x.csv", fill="ffill", missing_timestamps=np.zeros(2, int),
-                                         missing_values=np.zeros(2, int), notes=()))
+                                         missing_values=np.zeros(2, int), notes=(), layout="long",
+                                         ids=np.array(["a", "b"])))
     assert screen.err() == ""
+
+
+def test_report_filled_names_the_series_a_wide_layout_made(screen):
+    panel = SimpleNamespace(source="river.csv", fill="interpolate", missing_timestamps=np.zeros(3, int),
+                            missing_values=np.zeros(3, int), notes=(), layout="wide",
+                            ids=np.array(["discharge", "rain", "temp"]))
+    report.report_filled(panel)
+    assert screen.err() == ("Note: river.csv: wide layout: each of the 3 value columns is a series (discharge, "
+                            "rain, temp); to forecast one column with the others as inputs, pass --target and "
+                            "--covariates\n")
+    before = screen.err()
+    report.report_filled(SimpleNamespace(**{**vars(panel), "ids": np.array(["discharge"])}))
+    assert screen.err() == before  # one column: nothing to say
 
 
 def test_say_escapes_markup_and_controls_and_logs_plain_text(screen, tmp_path, monkeypatch):
@@ -132,11 +147,13 @@ def test_train_summary_names_the_blend_and_the_gain_over_seasonal_naive():
 def test_train_summary_worse_than_seasonal_naive_and_without_validation():
     worse = replace(MANIFEST, kind="gru", validation={**MANIFEST.validation, "model_mae": 3.0}, blend=None)
     assert report.train_summary(worse, "m").endswith("(seasonal naive 2.5, naive 3.125; 20.0% above seasonal naive)")
+    one = replace(worse, validation={**worse.validation, "windows": 1})
+    assert "validation MAE over 1 window: 3 " in report.train_summary(one, "m")
     none = replace(worse, validation={"windows": 0})
     assert report.train_summary(none, "m") == "trained gru (horizon 7, lookback 28) in 12.3s; saved to m"
 
 
-def test_epoch_reporter_off_a_terminal_says_one_line_per_epoch(screen):
+def test_epoch_reporter_off_a_terminal_says_the_last_epoch_at_the_end(screen):
     metrics = {"train_loss": 0.51234, "val_loss": 0.6, "best_val_loss": 0.55}
     with report.EpochReporter(10, quiet=False) as reporter:
         reporter(3, metrics)
@@ -151,11 +168,14 @@ def test_prediction_notes(screen):
     report.prediction_notes(SimpleNamespace(rolled=False, fallback=["x"], fallback_by="seasonal naive"),
                             replace(MANIFEST, kind="gru"), None)
     report.prediction_notes(SimpleNamespace(rolled=False, fallback=[], fallback_by="Theta"), MANIFEST, None)
+    report.prediction_notes(SimpleNamespace(rolled=True, fallback=[]), replace(MANIFEST, covariates=("rain",)), 9)
     assert screen.err() == (
         "Note: horizon 14 is longer than the trained 7: forecasts are fed back as inputs (recursive "
-        "roll-forward); covariates are held at their last value\n"
+        "roll-forward)\n"
         "Note: 7 series shorter than the lookback (28) forecast by Theta: s0, s1, s2, s3, s4 …\n"
-        "Note: 1 series shorter than the lookback (28) forecast by seasonal naive: x\n")
+        "Note: 1 series shorter than the lookback (28) forecast by seasonal naive: x\n"
+        "Note: horizon 9 is longer than the trained 7: forecasts are fed back as inputs (recursive "
+        "roll-forward); covariates are held at their last value\n")
 
 
 SCORES = pd.DataFrame({"model": ["gru", "snaive"], "unique_id": ["a", "a"], "mae": [1.23456, 123456.0],
@@ -176,3 +196,23 @@ def test_print_scores_and_backtest_json(screen):
     assert {k: v for k, v in found.items() if k != "rows"} == {"source": "s.csv", "horizon": 3, "folds": 3,
                                                                "refit": False, "series": 2}
     assert found["rows"][1]["model"] == "snaive" and found["rows"][1]["mae"] == 123456.0
+
+
+def test_epoch_reporter_off_a_terminal_says_a_handful_of_lines(screen):
+    metrics = {"train_loss": 0.5, "val_loss": 0.6, "best_val_loss": 0.55}
+    with report.EpochReporter(100, quiet=False) as reporter:
+        for epoch in range(1, 58):  # early stopping at 57
+            reporter(epoch, metrics)
+        for epoch in range(1, 101):  # the refit pass
+            reporter(epoch, metrics)
+    epochs = [int(line.split()[1].split("/")[0]) for line in screen.err().splitlines()]
+    assert epochs == [1, 20, 40, 57, 1, 20, 40, 60, 80, 100]
+
+
+def test_epoch_reporter_says_no_last_line_after_an_interruption(screen):
+    metrics = {"train_loss": 0.5, "val_loss": 0.6, "best_val_loss": 0.55}
+    with pytest.raises(KeyboardInterrupt), report.EpochReporter(100, quiet=False) as reporter:
+        reporter(1, metrics)
+        reporter(2, metrics)
+        raise KeyboardInterrupt
+    assert screen.err().count("\n") == 1
