@@ -60,11 +60,11 @@ Freq = Annotated[
 Fill = Annotated[str, typer.Option("--fill", help="Missing values: interpolate, ffill, zero or error.")]
 Layout = Annotated[str | None, typer.Option("--layout", help="long, wide or single (detected).")]
 Sep = Annotated[str | None, typer.Option("--sep", help="Field delimiter: , ; tab (or \\t) or | (detected).")]
-Decimal = Annotated[str, typer.Option("--decimal", help="Decimal mark of the numbers: . or ,")]
-Thousands = Annotated[str | None, typer.Option("--thousands", help="Thousands separator of the numbers: , . ' _ "
-                                               "or a space [default: none].")]
+Decimal = Annotated[str, typer.Option("--decimal", help="Decimal mark of the numbers: '.' or ','.")]
+Thousands = Annotated[str | None, typer.Option("--thousands", help="Thousands separator of the numbers: ',', "
+                                               "'.', \"'\", '_' or a space. " + default_is("none"))]
 DateFormat = Annotated[str | None, typer.Option("--date-format", help="Time column format, e.g. %d/%m/%Y, or "
-                                                "dayfirst [default: ISO 8601].")]
+                                                "dayfirst. " + default_is("ISO 8601, or as detected"))]
 
 # What the commands print, and where.
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.", rich_help_panel=OUTPUT_PANEL)]
