@@ -114,8 +114,8 @@ def print_inspect(panel, table) -> None:
     if panel.covariates:
         title += f", covariates: {', '.join(panel.covariates)}"
     view = Table(title=cell(title), title_justify="left")
-    for name in ("series", "length", "start", "end", "filled", "min", "mean", "max"):
-        view.add_column(name, justify="left" if name in ("series", "start", "end") else "right")
+    for name in ("series", "length", "start", "end", "filled", "min", "mean", "max"):  # fold, never "…"
+        view.add_column(name, justify="left" if name in ("series", "start", "end") else "right", overflow="fold")
     shown = table if len(table) <= MAX_ROWS else table.head(MAX_ROWS // 2)
     for row in shown.itertuples():
         view.add_row(cell(row.unique_id), str(row.length), stamp_text(row.start), stamp_text(row.end),
@@ -132,10 +132,27 @@ def print_inspect(panel, table) -> None:
         number_text(table["min"].min()), number_text(float((table["mean"] * lengths).sum() / lengths.sum())),
         number_text(table["max"].max()),
     )
-    out.print(view)
+    print_whole(view)
     if len(table) > MAX_ROWS:
         out.print(f"lengths: min {lengths.min()}, median {int(lengths.median())}, max {lengths.max()}; "
                   "use --json for every series")
+
+
+def print_whole(view) -> None:
+    """Print a table without cutting a cell: on a terminal wide cells fold at its width; off one (a pipe, a cron
+    log, where rich assumes 80 columns) the table is as wide as its widest row needs."""
+    if out.is_terminal:
+        out.print(view)
+        return
+    from rich.measure import Measurement
+
+    unbounded = out.options.update(width=1 << 16, max_width=1 << 16)
+    width = out.width
+    out.width = max(width, Measurement.get(out, unbounded, view).maximum)  # print(width=) is capped by it
+    try:
+        out.print(view)
+    finally:
+        out.width = width
 
 
 def stamp_text(value) -> str:
@@ -281,8 +298,8 @@ def print_scores(table, panel, folds: int, per_series: bool) -> None:
                  caption_justify="left")
     columns = ["model", "series"] if per_series else ["model"]
     for name in columns + ["MAE", "RMSE", "sMAPE", "MASE"]:
-        view.add_column(name, justify="left" if name in ("model", "series") else "right")
+        view.add_column(name, justify="left" if name in ("model", "series") else "right", overflow="fold")
     for row in table.itertuples():
         keys = [cell(row.model), cell(row.unique_id)] if per_series else [cell(row.model)]
         view.add_row(*keys, number_text(row.mae), number_text(row.rmse), f"{row.smape:.2f}", f"{row.mase:.3f}")
-    out.print(view)
+    print_whole(view)

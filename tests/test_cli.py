@@ -116,3 +116,13 @@ def test_a_wide_file_without_target_says_which_columns_became_series():
     assert "wide layout: each of the 3 value columns is a series (discharge, rain, temp)" in result.stderr
     chosen = runner.invoke(app, ["inspect", river, "--target", "discharge", "--covariates", "rain,temp"])
     assert "wide layout" not in chosen.stderr
+
+
+def test_inspect_off_a_terminal_never_cuts_a_cell(write_csv):
+    """In a pipe or a cron log rich assumes 80 columns; the table widens instead of folding or eliding cells."""
+    long_id = "series-" + "x" * 120
+    rows = "".join(f"{sid},2024-01-0{d},{-16.5 - d}\n" for sid in (long_id, "b") for d in (1, 2, 3))
+    result = runner.invoke(app, ["inspect", str(write_csv("unique_id,ds,y\n" + rows))])
+    assert result.exit_code == 0
+    assert long_id in result.stdout and "…" not in result.stdout
+    assert "2024-01-03" in result.stdout and "-19.5" in result.stdout
