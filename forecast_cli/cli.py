@@ -65,6 +65,7 @@ from forecast_cli.options import (  # noqa: E402
     Patience,
     PerSeries,
     PlotData,
+    PlotHistory,
     PlotOutput,
     PredictData,
     PredictOutput,
@@ -691,6 +692,7 @@ def plot(
     model_dir: ModelDir = None,
     series: Series = None,
     levels: Levels = "80,95",
+    history: PlotHistory = None,
     output: PlotOutput = "forecast.png",
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -719,9 +721,9 @@ def plot(
         if note and not quiet:
             warn(note)
         steps = int(result.frame.groupby("unique_id").size().iloc[0])
-        history = recent_history(artifact, panel, max(3 * steps, m.window.lookback))
+        past = recent_history(artifact, panel, history or max(3 * steps, m.window.lookback))
         frame = result.frame[result.frame["unique_id"].isin(chosen)]
-        plot_forecast(history[history["unique_id"].isin(chosen)], frame, interval_levels, output,
+        plot_forecast(past[past["unique_id"].isin(chosen)], frame, interval_levels, output,
                       m.columns.get("target"), m.columns.get("time"))
         if not quiet:
             say(f"forecast plot written to {output}")

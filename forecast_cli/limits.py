@@ -20,6 +20,7 @@ MAX_ADDED_ROWS = 10_000_000  # rows that filling gaps may add beyond as many as 
 # Windows and forecasts
 MAX_HORIZON = 10_000  # steps of --horizon (train, predict, evaluate, plot)
 MAX_LOOKBACK = 10_000  # steps of --lookback
+MAX_HISTORY = 100_000  # plot --history: steps of history drawn before the forecast
 MAX_FORECAST_CELLS = 50_000_000  # series x horizon of one forecast
 MAX_FOLDS = 1_000  # evaluate --folds
 MAX_STEP = 100_000  # evaluate --step

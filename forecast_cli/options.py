@@ -80,6 +80,10 @@ Series = Annotated[list[str] | None, typer.Option("--series", "-s", help="Series
                                                   + default_is("the first 12"), rich_help_panel=OUTPUT_PANEL)]
 PredictOutput = Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
                                                    "instead of stdout.", rich_help_panel=OUTPUT_PANEL)]
+PlotHistory = Annotated[int | None, typer.Option(
+    "--history", min=1, max=limits.MAX_HISTORY, rich_help_panel=OUTPUT_PANEL,
+    help="Steps of history to draw before the forecast. " + default_is("three horizons; without DATA, what the "
+                                                                       "model keeps (the lookback, auto: 256)"))]
 PlotOutput = Annotated[str, typer.Option("--output", "-o", help="PNG file to write.", rich_help_panel=OUTPUT_PANEL)]
 BacktestPlot = Annotated[str | None, typer.Option("--plot", help="Draw the backtest forecasts to this PNG.",
                                                   rich_help_panel=OUTPUT_PANEL)]

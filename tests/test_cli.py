@@ -126,3 +126,17 @@ def test_inspect_off_a_terminal_never_cuts_a_cell(write_csv):
     assert result.exit_code == 0
     assert long_id in result.stdout and "…" not in result.stdout
     assert "2024-01-03" in result.stdout and "-19.5" in result.stdout
+
+
+def test_plot_history_draws_as_many_steps_as_asked(seasonal_csv, tmp_path, monkeypatch):
+    import forecast_cli.plots as plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "plot_forecast", lambda history, *a, **k: drawn.update(history=history))
+    path = seasonal_csv(n_series=2, length=120)
+    assert runner.invoke(app, ["train", str(path), "--model", "snaive", "--model-dir", "m", "-q"]).exit_code == 0
+    for args, rows in (([], 21), ([str(path)], 21), ([str(path), "--history", "50"], 50)):
+        result = runner.invoke(app, ["plot", *args, "--model-dir", "m", "-o", "p.png", "-q"])
+        assert result.exit_code == 0, result.output
+        assert drawn["history"].groupby("unique_id").size().tolist() == [rows, rows], args
+    assert runner.invoke(app, ["plot", "--model-dir", "m", "--history", "0"]).exit_code == 2
