@@ -141,6 +141,7 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
                           config.thousands)
         del raw  # each stage lets go of the one before: the peak is about two copies of the table, not five
     layout, id_col, time_col, targets, notes = _resolve_columns(name, table, config)
+    time_sep = _time_separator(table[time_col])
     long, rank = _to_long(name, table, layout, id_col, time_col, targets, config)
     del table
     long = _sorted(long, rank)
@@ -155,7 +156,7 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     missing_values = np.add.reduceat(nan_cells, starts[:-1]) - missing_timestamps * len(value_columns)
     target = targets[0] if layout != "wide" else None
     long = _fill(name, long, config.fill, time_col, target, config.covariates)
-    columns = {"id": id_col, "time": time_col, "target": target}
+    columns = {"id": id_col, "time": time_col, "target": target, **({"time_sep": "T"} if time_sep == "T" else {})}
     values = np.empty((len(long), len(value_columns)), np.float64, order="F")  # column by column: the one copy
     for i, column in enumerate(value_columns):
         values[:, i] = long[column].to_numpy(np.float64)
@@ -327,6 +328,13 @@ def _numbers(name: str, table: pd.DataFrame, column: str, config: DataConfig) ->
 
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 _SLASHED = re.compile(r"\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b.*")  # 03/09/2015: which is the day is unknown
+
+
+def _time_separator(raw: pd.Series) -> str:
+    """"T" when the file writes its stamps ISO 8601 with a T between date and time (2024-01-31T13:00), else " ":
+    forecasts are written the same way (columns["time_sep"])."""
+    sample = raw.head(1000).astype(str)
+    return "T" if sample.str.match(r"\s*\d{4}-\d\d-\d\dT\d").any() else " "
 
 
 def _times(name: str, table: pd.DataFrame, column: str, date_format: str | None = None) -> np.ndarray:

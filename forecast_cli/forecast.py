@@ -34,6 +34,7 @@ class Forecast:
     fallback: list[str]  # series shorter than the lookback, forecast by...
     fallback_by: str  # ...this (models.Model.short_series: seasonal naive, or Theta in `auto`)
     rolled: bool  # horizon longer than trained: recursive roll-forward was used
+    time_sep: str = " "  # between date and time in the CSV: "T" when the data wrote its stamps so
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -43,7 +44,7 @@ class Forecast:
 
     def to_csv(self) -> str:
         """The forecast CSV (floats to 8 significant digits), written without pandas."""
-        return to_csv(self.columns, float_format="%.8g")
+        return to_csv(self.columns, float_format="%.8g", time_sep=self.time_sep)
 
 
 def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
@@ -107,7 +108,8 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         columns[f"y_hat_lo_{level}"] = np.maximum(scaler.inverse_target(scaled - radius, everyone), floor).reshape(-1)
         columns[f"y_hat_hi_{level}"] = np.maximum(scaler.inverse_target(scaled + radius, everyone), floor).reshape(-1)
     _check_finite(columns, history.ids, horizon)
-    return Forecast(columns, history.ids[short].tolist(), kind.short_series, horizon > trained_h)
+    style = (panel.columns if panel is not None else m.columns).get("time_sep", " ")
+    return Forecast(columns, history.ids[short].tolist(), kind.short_series, horizon > trained_h, style)
 
 
 def _check_finite(columns: dict[str, np.ndarray], ids: np.ndarray, horizon: int) -> None:

@@ -237,7 +237,8 @@ def fields_of(kind: str) -> dict[str, Check]:
         # pandas (0.3 s of every cron predict); any period in range forecasts, the checksum catches a changed one
         "season": integer(1, limits.MAX_LOOKBACK),
         "covariates": list_of(text(), unique=True),
-        "columns": record({"id": NAME, "time": NAME, "target": NAME}),
+        "columns": record({"id": NAME, "time": NAME, "target": NAME, "time_sep": text(choices=("T",))},
+                          optional=("time_sep",)),  # "T": the training file wrote 2024-01-31T13:00
         "n_features": integer(1, limits.MAX_COLUMNS + 6),  # columns plus sin/cos of up to 3 calendar cycles
         "calendar": list_of(text(choices=("hour", "weekday", "month")), unique=True),
         "series": list_of(text(limits.MAX_ID_CHARS), min_len=1, unique=True),

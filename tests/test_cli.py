@@ -140,3 +140,16 @@ def test_plot_history_draws_as_many_steps_as_asked(seasonal_csv, tmp_path, monke
         assert result.exit_code == 0, result.output
         assert drawn["history"].groupby("unique_id").size().tolist() == [rows, rows], args
     assert runner.invoke(app, ["plot", "--model-dir", "m", "--history", "0"]).exit_code == 2
+
+
+@pytest.mark.parametrize("stamp, written", [("2024-01-{d:02d}T{h:02d}:00", "2024-01-05T00:00:00"),
+                                             ("2024-01-{d:02d} {h:02d}:00", "2024-01-05 00:00:00")])
+def test_forecast_stamps_keep_the_input_s_style(write_csv, stamp, written):
+    """ISO 8601 with a T in, T out (from the model directory and from fresh data alike); a space stays a space."""
+    rows = "".join(f"{stamp.format(d=1 + i // 24, h=i % 24)},{i % 24 + 1}\n" for i in range(96))
+    path = str(write_csv("time,load\n" + rows))
+    assert runner.invoke(app, ["train", path, "--model", "snaive", "--model-dir", "m", "-q"]).exit_code == 0
+    for args in ([], [path]):
+        result = runner.invoke(app, ["predict", *args, "--model-dir", "m", "--horizon", "2"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[1].startswith(f"load,{written},")
