@@ -70,8 +70,7 @@ def fingerprint(panel: Panel) -> str:
     return digest.hexdigest()[:16]
 
 
-def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], None] | None = None
-                   ) -> Artifact:
+def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], None] | None = None) -> Artifact:
     """Fit a model of kind `spec.kind` to every series of `panel` (one global model)."""
     import jax
 
@@ -85,13 +84,13 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         raise DataError(f"{panel.source}: horizon {H}: {e}") from None
     val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
     cut = lengths - val_size
-    log = use_log(panel, models.get(spec.kind).default_log if spec.log is None else spec.log)
+    kind = models.get(spec.kind)
+    log = use_log(panel, kind.default_log if spec.log is None else spec.log)
     scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling, log)
     inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
     train_idx, val_idx = window_starts(starts, L, H, val_size)
     key = jax.random.key(spec.train.seed)
     season = timeindex.season_length(panel.freq)
-    kind = models.get(spec.kind)
     several = parallel.process_count() > 1
     row_weight = mase_weights(inputs[:, 0], starts, cut, season) \
         if spec.train.loss == "mase" and kind.trained_on_loss else None
@@ -99,8 +98,7 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
                    row_weight, parallel.local_devices(spec.train.devices), parallel.reduction())
     fitted = _fit(kind, task)
     _check_params(fitted.params)
-    predictor = kind.predictor(fitted.model, H, season, fitted.params if fitted.validated is None
-                               else fitted.validated)
+    predictor = kind.predictor(fitted.model, H, season, fitted.validated)
     extra, val_idx, val_forecast = kind.after_fit(task, predictor, val_idx)
     validation, abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window, season, val_forecast)
     history = panel.last_windows(L)

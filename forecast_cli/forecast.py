@@ -48,7 +48,7 @@ class Forecast:
 
 
 def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
-                  levels: list[int] | tuple[int, ...] = (), shard: tuple[int, int] | None = None) -> Forecast:
+            levels: list[int] | tuple[int, ...] = (), shard: tuple[int, int] | None = None) -> Forecast:
     """Forecast `horizon` steps after the end of every series: of `panel` when given (known series keep their
     training scaling; new ones are scaled by their own history), else of the data the model was trained on.
 

@@ -77,7 +77,11 @@ class Fitted:
     params: dict[str, np.ndarray]
     model: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
-    validated: dict[str, np.ndarray] | None = None
+    validated: dict[str, np.ndarray] | None = None  # None: `params`
+
+    def __post_init__(self):
+        if self.validated is None:
+            self.validated = self.params
 
 
 class Model:
