@@ -32,12 +32,12 @@ class Manifest:
     n_features: int  # model input columns: target, covariates, calendar
     calendar: tuple[str, ...]  # calendar features (timeindex.calendar_feature_names)
     series: tuple[str, ...]  # every series id, in the arrays' order
-    nonnegative: bool  # the training target was never below 0: forecasts and intervals are clipped at 0
     fingerprint: str  # of the training data
     device: str
     model: dict  # the kind's hyperparameters (RecurrentConfig, ESNConfig or {}): they rebuild the model
     fit: dict  # how fitting went (epochs, ridge, ...)
     validation: dict  # {"windows", "model_mae", "naive_mae", "snaive_mae"}
+    calibration: dict  # {"windows", "origins", "ratio"}: the conformal scores kept (fit.calibrate)
     blend: dict | None = None  # auto only: {"weight", "drift", "errors"}
     processes: int | None = None  # trained across this many processes
     training_seconds: float = 0.0
@@ -67,8 +67,9 @@ class Artifact:
 
     arrays: model weights under "params/...", "scaler/loc", "scaler/scale" (n_series,), "history/values"
         (n_series, lookback, n_columns) in original units, NaN-padded on the left for short series,
-        "history/last_ds" (n_series,), "history/length" (n_series,), "calibration/abs_errors" (n_windows,
-        horizon) and, for kinds that ask for it (auto), "context/values" (n_series, context).
+        "history/last_ds" (n_series,), "history/length" (n_series,), "history/nonnegative" (n_series,),
+        "calibration/scores" (n_windows, horizon), "calibration/scale" (n_series,) and, for kinds that ask for
+        it (auto), "context/values" (n_series, context).
     """
 
     manifest: Manifest

@@ -71,6 +71,7 @@ from forecast_cli.options import (  # noqa: E402
     PredictOutput,
     PredictProcesses,
     PredictProcessId,
+    Quantiles,
     Quiet,
     Scaling,
     Seed,
@@ -88,6 +89,7 @@ from forecast_cli.options import (  # noqa: E402
     data_options,
     model_dir_path,
     parse_levels,
+    parse_quantiles,
     prediction_shard,
 )
 from forecast_cli.report import (  # noqa: E402
@@ -572,6 +574,7 @@ def predict(
     model_dir: ModelDir = None,
     output: PredictOutput = None,
     levels: Levels = None,
+    quantiles: Quantiles = None,
     num_processes: PredictProcesses = None,
     process_id: PredictProcessId = None,
     quiet: Quiet = False,
@@ -579,18 +582,20 @@ def predict(
 ):
     """Forecast every series with a trained model: CSV with columns unique_id, ds, y_hat.
 
-    With --levels 80, interval bounds y_hat_lo_80 and y_hat_hi_80 too. With --num-processes N --process-id I,
+    With --levels 80, interval bounds y_hat_lo_80 and y_hat_hi_80 too; with --quantiles 0.1,0.9 the same bounds
+    as y_hat_q10 and y_hat_q90. With --num-processes N --process-id I,
     only the series of part I (the same split as distributed training); the N parts together are the forecast.
 
     Examples:
       forecast predict --horizon 7 --levels 80,95 -o forecast.csv
+      forecast predict --quantiles 0.05,0.5,0.95
       forecast predict latest.csv --model-dir river-model > forecast.csv   (DATA brings the covariates too)
       forecast predict -q | grep state_01
     """
     with user_errors(verbose):
         from forecast_cli.persistence import load_artifact
 
-        interval_levels = parse_levels(levels)
+        interval_levels, forecast_quantiles = parse_levels(levels), parse_quantiles(quantiles)
         shard = prediction_shard(num_processes, process_id)
         artifact = load_artifact(model_dir_path(model_dir))
         m = artifact.manifest
@@ -602,7 +607,7 @@ def predict(
         setup_jax(None)
         from forecast_cli.forecast import predict
 
-        result = predict(artifact, panel, horizon, interval_levels, shard)
+        result = predict(artifact, panel, horizon, interval_levels, shard, forecast_quantiles)
         if not quiet:
             prediction_notes(result, m, horizon)
         text = result.to_csv()
@@ -630,6 +635,7 @@ def evaluate(
     folds: Folds = 3,
     step: Step = None,
     refit: BacktestRefit = True,
+    levels: Levels = "80,95",
     per_series: PerSeries = False,
     as_json: Json = False,
     as_csv: Csv = False,
@@ -637,7 +643,8 @@ def evaluate(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
-    """Backtest models on rolling origins against naive and seasonal naive: MAE, RMSE, sMAPE and MASE.
+    """Backtest models on rolling origins against naive and seasonal naive: MAE, RMSE, sMAPE and MASE, and how
+    well the --levels intervals covered what happened (coverage, width, MSIS, quantile loss).
 
     Examples:
       forecast evaluate sample_data/sales.csv --model gru --model esn --folds 3
@@ -648,6 +655,7 @@ def evaluate(
         from forecast_cli.data import read_series
 
         kinds = model or ["auto"]
+        interval_levels = parse_levels(levels)
         for kind in kinds:
             check_choice("--model", kind, MODEL_KINDS)
         panel = read_series(data, config)
@@ -666,7 +674,8 @@ def evaluate(
             say(f"backtesting {', '.join(dict.fromkeys(kinds))} on {len(panel.ids)} series, {folds} folds")
         models = len(specs) + len([k for k in BASELINES if k not in kinds])
         with FoldReporter(models * folds, quiet) as reporter:
-            scores, forecasts = backtest(panel, specs, horizon, folds, step, refit, on_fold=reporter)
+            scores, forecasts = backtest(panel, specs, horizon, folds, step, refit, on_fold=reporter,
+                                         levels=interval_levels)
         table = summarize_scores(scores, per_series)
         if as_json:
             emit(json.dumps(backtest_json(panel, forecasts, table, folds, refit), indent=2) + "\n")
@@ -718,8 +727,10 @@ def plot(
         ids = list(dict.fromkeys(result.frame["unique_id"]))
         check_series(series, ids)
         chosen, note = pick_series(ids, series)
-        if note and not quiet:
-            warn(note)
+        if not quiet:
+            prediction_notes(result, m, horizon)
+            if note:
+                warn(note)
         steps = int(result.frame.groupby("unique_id").size().iloc[0])
         past = recent_history(artifact, panel, history or max(3 * steps, m.window.lookback))
         frame = result.frame[result.frame["unique_id"].isin(chosen)]

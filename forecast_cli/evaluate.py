@@ -16,7 +16,18 @@ from forecast_cli.config import TrainSpec
 from forecast_cli.errors import ConfigError, DataError
 from forecast_cli.fit import fit_model, resolve_window
 from forecast_cli.forecast import predict
-from forecast_cli.metrics import METRICS, mae, mase, rmse, smape
+from forecast_cli.metrics import (
+    METRICS,
+    coverage,
+    interval_score,
+    level_quantiles,
+    mae,
+    mase,
+    mase_scale,
+    pinball,
+    rmse,
+    smape,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +35,13 @@ if TYPE_CHECKING:
     from forecast_cli.data import Panel
 
 BASELINES = ("naive", "snaive")
+LEVELS = (80, 95)  # the intervals a backtest scores by default
+
+
+def interval_metrics(levels: list[int] | tuple[int, ...]) -> list[str]:
+    """The score columns of the intervals of `levels`: coverage, mean width and MSIS per level, then the scaled
+    quantile loss over their bounds and the median."""
+    return [f"{name}_{lv}" for lv in levels for name in ("cov", "width", "msis")] + (["sql"] if levels else [])
 
 
 def cutoffs_for(folds: int, horizon: int, step: int) -> list[int]:
@@ -56,15 +74,21 @@ def resolve_folds(panel: Panel, horizon: int | None, folds: int, step: int | Non
 
 
 def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, step: int | None = None,
-             refit: bool = True, on_fold: Callable[[str, int, int], None] | None = None
-             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+             refit: bool = True, on_fold: Callable[[str, int, int], None] | None = None,
+             levels: list[int] | tuple[int, ...] = LEVELS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rolling-origin evaluation of every TrainSpec in `specs` (naive and seasonal naive are always added).
 
     Fold k forecasts `horizon` steps from a cutoff that leaves horizon + (folds-1-k)·step rows after it, using
     only the data up to the cutoff; with refit=False each model is trained once, at the first cutoff, and
     later folds only feed it the newer data. Returns (scores: one row per model, series and fold, forecasts:
-    unique_id, ds, model, fold, y, y_hat). `on_fold(model, fold, folds)` is called after each fold of each model
-    (fold counts from 1).
+    unique_id, ds, model, fold, y, y_hat and the interval bounds). `on_fold(model, fold, folds)` is called after
+    each fold of each model (fold counts from 1).
+
+    Each model's conformal intervals at `levels` (percent; the baselines' too, calibrated on their own errors)
+    are scored by interval_metrics: coverage, mean width, MSIS (the M4 competition's mean scaled interval
+    score: width plus 2/(1 - level) times any miss, over the in-sample seasonal-naive MAE) and sql (the
+    quantile loss averaged over the bounds and the median, over the same scale). They are NaN for a fold whose
+    model kept no calibration windows.
     """
     import pandas as pd
 
@@ -85,12 +109,14 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
             past = panel.truncate(drop)
             if refit or artifact is None:
                 artifact = fit_model(past, spec)
-            result = predict(artifact, None if refit or fold == 0 else past, horizon).frame
+            calibrated = len(artifact.arrays["calibration/scores"]) > 0
+            result = predict(artifact, None if refit or fold == 0 else past, horizon,
+                             levels if calibrated else ()).frame
             actual = _actuals(panel, drop, horizon)
             merged = result.merge(actual, on=["unique_id", "ds"], how="inner")
             merged["model"], merged["fold"] = spec.kind, fold
             forecasts.append(merged)
-            scores.append(_score(merged, past, season))
+            scores.append(_score(merged, past, season, levels))
             if on_fold:
                 on_fold(spec.kind, fold + 1, folds)
     return pd.concat(scores, ignore_index=True), pd.concat(forecasts, ignore_index=True)
@@ -101,7 +127,7 @@ def _actuals(panel: Panel, drop: int, horizon: int) -> pd.DataFrame:
     return panel.truncate(drop - horizon).tail(horizon).to_frame()[["unique_id", "ds", "y"]]
 
 
-def _score(merged: pd.DataFrame, past: Panel, season: int) -> pd.DataFrame:
+def _score(merged: pd.DataFrame, past: Panel, season: int, levels: list[int] | tuple[int, ...]) -> pd.DataFrame:
     history = {sid: past.values[s:e, 0] for sid, s, e in zip(past.ids, past.starts[:-1], past.starts[1:],
                                                                 strict=True)}
     import pandas as pd
@@ -109,18 +135,37 @@ def _score(merged: pd.DataFrame, past: Panel, season: int) -> pd.DataFrame:
     rows = []
     for (sid, model, fold), group in merged.groupby(["unique_id", "model", "fold"], sort=False):
         y, f = group["y"].to_numpy(), group["y_hat"].to_numpy()
-        rows.append({"model": model, "unique_id": sid, "fold": fold, "cutoff": group["ds"].min(),
-                     "mae": mae(y, f), "rmse": rmse(y, f), "smape": smape(y, f),
-                     "mase": mase(y, f, history[sid], season)})
+        row = {"model": model, "unique_id": sid, "fold": fold, "cutoff": group["ds"].min(),
+               "mae": mae(y, f), "rmse": rmse(y, f), "smape": smape(y, f), "mase": mase(y, f, history[sid], season)}
+        row.update(_interval_row(group, y, mase_scale(history[sid], season), levels))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _interval_row(group: pd.DataFrame, y: np.ndarray, scale: float, levels) -> dict:
+    """interval_metrics of one series' forecast (NaN without bounds; the scaled ones NaN without a scale)."""
+    row = dict.fromkeys(interval_metrics(levels), np.nan)
+    if not levels or f"y_hat_lo_{levels[0]}" not in group:
+        return row
+    per = scale if scale and scale > 0 else np.nan
+    bounds = {0.5: group["y_hat"].to_numpy()}
+    for lv in levels:
+        lo, hi = group[f"y_hat_lo_{lv}"].to_numpy(), group[f"y_hat_hi_{lv}"].to_numpy()
+        bounds[round((100 - lv) / 200, 6)], bounds[round((100 + lv) / 200, 6)] = lo, hi
+        row.update({f"cov_{lv}": coverage(y, lo, hi), f"width_{lv}": float(np.mean(hi - lo)),
+                    f"msis_{lv}": interval_score(y, lo, hi, lv / 100) / per})
+    row["sql"] = float(np.mean([pinball(y, bounds[q], q) for q in level_quantiles(levels)])) / per
+    return row
+
+
 def summarize_scores(scores: pd.DataFrame, per_series: bool = False) -> pd.DataFrame:
-    """Mean of each metric per model (and per series when asked), averaged over series and folds."""
+    """Mean of each metric per model (and per series when asked), averaged over series and folds (the interval
+    metrics over the folds that had intervals)."""
     import pandas as pd
 
     keys = ["model", "unique_id"] if per_series else ["model"]
     order = list(dict.fromkeys(scores["model"]))
-    table = scores.groupby(keys, sort=False)[list(METRICS)].mean().reset_index()
+    metrics = [c for c in scores.columns if c in METRICS or c.split("_")[0] in ("cov", "width", "msis") or c == "sql"]
+    table = scores.groupby(keys, sort=False)[metrics].mean().reset_index()
     table["model"] = pd.Categorical(table["model"], order, ordered=True)
     return table.sort_values(keys).reset_index(drop=True).assign(model=lambda t: t["model"].astype(str))

@@ -18,14 +18,23 @@ from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.config import TrainSpec, WindowConfig
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import model_inputs, stamps_around
-from forecast_cli.metrics import mase_weights
+from forecast_cli.metrics import base_scales, mase_scales, mase_weights, normalised_scores
 from forecast_cli.models import FitTask
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import naive, seasonal_naive
-from forecast_cli.windows import default_val_size, fit_scaler, gather_windows, window_starts
+from forecast_cli.windows import (
+    calibration_holdout,
+    default_val_size,
+    every_window,
+    fit_scaler,
+    gather_windows,
+    window_starts,
+)
 
 if TYPE_CHECKING:
     from forecast_cli.data import Panel
+
+CALIBRATION_WINDOWS = 20  # calibration windows wanted: 19 calibrate a 95% band without extrapolating
 
 
 def default_lookback(horizon: int, season: int) -> int:
@@ -83,29 +92,31 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     except DataError as e:
         raise DataError(f"{panel.source}: horizon {H}: {e}") from None
     val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
-    cut = lengths - val_size
     kind = models.get(spec.kind)
     log = use_log(panel, kind.default_log if spec.log is None else spec.log)
-    scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling, log)
-    inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
-    train_idx, val_idx = window_starts(starts, L, H, val_size)
-    key = jax.random.key(spec.train.seed)
     season = timeindex.season_length(panel.freq)
     several = parallel.process_count() > 1
-    row_weight = mase_weights(inputs[:, 0], starts, cut, season) \
-        if spec.train.loss == "mase" and kind.trained_on_loss else None
-    task = FitTask(panel, spec, window, inputs, scaler, train_idx, val_idx, cut, season, key, on_epoch,
-                   row_weight, parallel.local_devices(spec.train.devices), parallel.reduction())
+    task = _task(panel, spec, window, kind, log, val_size, on_epoch)
     fitted = _fit(kind, task)
     _check_params(fitted.params)
     predictor = kind.predictor(fitted.model, H, season, fitted.validated)
-    extra, val_idx, val_forecast = kind.after_fit(task, predictor, val_idx)
-    validation, abs_errors = validate(predictor, inputs, panel, scaler, val_idx, window, season, val_forecast)
+    source, chosen = _holdout_fit(kind, task), None  # where the calibration errors come from
+    if source is not None:  # too few validation windows: a second fit held out more; auto's blend follows it
+        chosen, source.idx, source.forecast = kind.after_fit(source.task, source.predictor, source.idx)
+    extra, val_idx, val_forecast = kind.after_fit(task, predictor, task.val_idx, chosen)
+    validation, val_forecast = validate(predictor, task.inputs, panel, task.scaler, val_idx, window, season,
+                                        val_forecast)
+    if source is None and kind.parameter_free and not several:  # every window's forecast is out of sample
+        source = Source(task, predictor, every_window(starts, L, H), None, "every window")
+    source = source or Source(task, predictor, val_idx, val_forecast, "validation")
+    scores, scale, summary = calibrate(source, task)
     history = panel.last_windows(L)
     arrays = {f"params/{k}": v for k, v in fitted.params.items()}
+    scaler = task.scaler
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
                    "history/last_ds": history.last_ds, "history/length": history.length,
-                   "calibration/abs_errors": abs_errors})
+                   "history/nonnegative": nonnegative(panel), "calibration/scores": scores,
+                   "calibration/scale": scale})
     if kind.context:
         every_length = parallel.gather_rows(lengths) if several else lengths
         context = panel.last_windows(context_rows(every_length, L), target_only=True)
@@ -113,13 +124,94 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     manifest = Manifest(
         kind=spec.kind, window=dataclasses.replace(window, scaling=spec.scaling, log=log), train=spec.train,
         data=spec.data, freq=panel.freq, season=season, covariates=tuple(panel.covariates), columns=panel.columns,
-        n_features=int(inputs.shape[1]), calendar=tuple(timeindex.calendar_feature_names(panel.freq)),
-        series=tuple(panel.ids.tolist()), nonnegative=bool(panel.values[:, 0].min() >= 0),
-        fingerprint=fingerprint(panel), device=str(jax.devices()[0].platform), model=fitted.model,
-        fit=fitted.info, validation=validation, **extra)
+        n_features=int(task.inputs.shape[1]), calendar=tuple(timeindex.calendar_feature_names(panel.freq)),
+        series=tuple(panel.ids.tolist()), fingerprint=fingerprint(panel), device=str(jax.devices()[0].platform),
+        model=fitted.model, fit=fitted.info, validation=validation, calibration=summary, **extra)
     if several:
         manifest = _gather_across_processes(manifest, arrays)
     return Artifact(dataclasses.replace(manifest, training_seconds=round(time.perf_counter() - start, 3)), arrays)
+
+
+def _task(panel: Panel, spec: TrainSpec, window: WindowConfig, kind: models.Model, log: bool, val_size: np.ndarray,
+          on_epoch: Callable[[int, dict], None] | None) -> FitTask:
+    """What `kind` is fitted on when the last `val_size: (n_series,)` steps of each series are held out."""
+    import jax
+
+    L, H = window.lookback, window.horizon
+    starts, lengths = panel.starts, panel.lengths
+    cut = lengths - val_size
+    scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling, log)
+    inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
+    train_idx, val_idx = window_starts(starts, L, H, val_size)
+    season = timeindex.season_length(panel.freq)
+    row_weight = mase_weights(inputs[:, 0], starts, cut, season) \
+        if spec.train.loss == "mase" and kind.trained_on_loss else None
+    return FitTask(panel, spec, window, inputs, scaler, train_idx, val_idx, cut, season,
+                   jax.random.key(spec.train.seed), on_epoch, row_weight, parallel.local_devices(spec.train.devices),
+                   parallel.reduction())
+
+
+@dataclasses.dataclass
+class Source:
+    """Where calibration errors come from: `predictor`'s forecasts of the windows starting at rows `idx` of
+    task.inputs (or `forecast`, those forecasts in scaled units when already made)."""
+
+    task: FitTask
+    predictor: models.Predictor
+    idx: np.ndarray
+    forecast: np.ndarray | None
+    origins: str  # the manifest's calibration.origins: "validation", "every window" or "holdout"
+    holdout: int = 0  # with "holdout": the most steps it held out of a series
+
+
+def _holdout_fit(kind: models.Model, task: FitTask) -> Source | None:
+    """A second fit of `kind` that holds out enough of each series to give CALIBRATION_WINDOWS windows
+    (windows.calibration_holdout), when the validation windows are fewer; None when they are not, when no
+    series has room for more, for kinds that need no fit, and with several processes. It skips what only
+    the final model needs (the refit on every window, the ensemble)."""
+    if kind.parameter_free or parallel.process_count() > 1:
+        return None
+    holdout = calibration_holdout(task.panel.lengths, task.window.lookback, task.window.horizon,
+                                  task.panel.lengths - task.fit_lengths, CALIBRATION_WINDOWS)
+    if holdout is None:
+        return None
+    quick = dataclasses.replace(task.spec, train=dataclasses.replace(task.spec.train, refit=False, ensemble=1))
+    wider = _task(task.panel, quick, task.window, kind, task.scaler.log, holdout, None)
+    fitted = _fit(kind, wider)
+    _check_params(fitted.params)
+    predictor = kind.predictor(fitted.model, task.window.horizon, task.season, fitted.validated)
+    return Source(wider, predictor, wider.val_idx, None, "holdout", int(holdout.max()))
+
+
+def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Normalised conformal scores of the calibration windows and each series' error scale (metrics.py):
+    (scores (n_windows, horizon) float32, scale (n_series,) in the final model's scaled units, the manifest's
+    "calibration" summary). Scores are scale-free (an error over its series' error scale, both in the units of
+    the fit that made the error), so a holdout fit's scores calibrate the final model."""
+    task, L, H = source.task, final.window.lookback, final.window.horizon
+    starts, season = final.panel.starts, final.season
+    if len(source.idx):
+        X, Y = gather_windows(task.inputs, source.idx, L, H)
+        pred = np.asarray(source.predictor(X) if source.forecast is None else source.forecast, np.float64)
+        _check_forecasts(pred)
+        abs_errors = np.abs(pred - Y)
+    else:
+        abs_errors = np.zeros((0, H))
+    series = np.searchsorted(starts, source.idx, side="right") - 1
+    base = base_scales(mase_scales(task.inputs[:, 0], starts, task.fit_lengths, season))
+    scores, ratio, pooled = normalised_scores(abs_errors, series, base, final.total)
+    if len(scores) > limits.MAX_CALIBRATION_WINDOWS:
+        scores = scores[np.linspace(0, len(scores) - 1, limits.MAX_CALIBRATION_WINDOWS).astype(int)]
+    scale = base_scales(mase_scales(final.inputs[:, 0], starts, final.fit_lengths, season)) * ratio
+    summary = {"windows": int(len(scores)), "origins": source.origins, "holdout": source.holdout, "ratio": pooled}
+    return scores.astype(np.float32), scale, summary
+
+
+def nonnegative(panel: Panel) -> np.ndarray:
+    """(n_series,) whether each series' target was never below 0: its forecasts and bounds are clipped at 0."""
+    if not len(panel.ids):
+        return np.zeros(0, bool)
+    return np.minimum.reduceat(panel.values[:, 0], panel.starts[:-1]) >= 0
 
 
 def _check_params(params: dict[str, np.ndarray]) -> None:
@@ -144,8 +236,8 @@ def use_log(panel: Panel, wanted: bool | None) -> bool:
 
 def _gather_across_processes(manifest: Manifest, arrays: dict) -> Manifest:
     """Put every process's series into the artifact (in process order); the weights are already shared."""
-    for name in ("scaler/loc", "scaler/scale", "history/values", "history/length", "calibration/abs_errors",
-                 "context/values"):
+    for name in ("scaler/loc", "scaler/scale", "history/values", "history/length", "history/nonnegative",
+                 "calibration/scores", "calibration/scale", "context/values"):
         if name not in arrays:
             continue
         arrays[name] = parallel.gather_rows(arrays[name])
@@ -159,9 +251,9 @@ def _gather_across_processes(manifest: Manifest, arrays: dict) -> Manifest:
     validation = {"windows": int(total[0])}
     if total[0]:
         validation.update({n: float(t / total[0]) for n, t in zip(names, total[1:], strict=True)})
+    calibration = {**manifest.calibration, "windows": int(len(arrays["calibration/scores"]))}
     return dataclasses.replace(
-        manifest, series=tuple(parallel.gather_strings(manifest.series).tolist()),
-        nonnegative=bool(parallel.allsum(np.array(not manifest.nonnegative)) == 0),
+        manifest, series=tuple(parallel.gather_strings(manifest.series).tolist()), calibration=calibration,
         fingerprint=hashlib.sha256(",".join(fingerprints).encode()).hexdigest()[:16], validation=validation,
         processes=parallel.process_count())
 
@@ -173,18 +265,16 @@ def _fit(kind: models.Model, task: FitTask) -> models.Fitted:
 
 def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np.ndarray | None = None
              ) -> tuple[dict, np.ndarray]:
-    """On the validation windows: MAE in original units of the model and of the naive baselines, and the
-    model's absolute errors in scaled units, (n_windows, horizon), which calibrate the prediction intervals.
-    `pred`: the model's forecasts of those windows when already known (scaled), else predictor(X)."""
+    """On the validation windows: MAE in original units of the model and of the naive baselines, and the model's
+    forecasts of them (scaled units, (n_windows, horizon)). `pred`: those forecasts when already known, else
+    predictor(X)."""
     L, H = window.lookback, window.horizon
     if not len(val_idx):
-        return {"windows": 0}, np.zeros((0, H), np.float32)
+        return {"windows": 0}, np.zeros((0, H))
     X, Y = gather_windows(inputs, val_idx, L, H)
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
     pred = np.asarray(predictor(X) if pred is None else pred, np.float64)
-    if not np.isfinite(pred).all():
-        raise TrainingError("the model's forecasts of the validation windows are not finite numbers (a numerical "
-                            "overflow); nothing was saved. Try --scaling robust or another --model")
+    _check_forecasts(pred)
     truth = scaler.inverse_target(Y, series)
     raw_history = scaler.inverse_target(X[:, :, 0], series)
     forecasts = {
@@ -194,7 +284,10 @@ def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np
     }
     metrics = {"windows": int(len(val_idx))}
     metrics.update({f"{name}_mae": float(np.mean(np.abs(f - truth))) for name, f in forecasts.items()})
-    abs_errors = np.abs(pred - Y)
-    if len(abs_errors) > limits.MAX_CALIBRATION_WINDOWS:
-        abs_errors = abs_errors[np.linspace(0, len(abs_errors) - 1, limits.MAX_CALIBRATION_WINDOWS).astype(int)]
-    return metrics, abs_errors.astype(np.float32)
+    return metrics, pred
+
+
+def _check_forecasts(pred: np.ndarray) -> None:
+    if not np.isfinite(pred).all():
+        raise TrainingError("the model's forecasts of the validation windows are not finite numbers (a numerical "
+                            "overflow); nothing was saved. Try --scaling robust or another --model")

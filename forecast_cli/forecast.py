@@ -6,7 +6,7 @@ its CSV).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,7 @@ from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.csvout import to_csv
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import History, stamps_around, window_inputs
-from forecast_cli.metrics import interval_radius
+from forecast_cli.metrics import base_scales, extrapolated, interval_radius, mase_scales, supported_level
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import seasonal_naive
 from forecast_cli.windows import Scaler, fit_scaler
@@ -35,6 +35,7 @@ class Forecast:
     fallback_by: str  # ...this (models.Model.short_series: seasonal naive, or Theta in `auto`)
     rolled: bool  # horizon longer than trained: recursive roll-forward was used
     time_sep: str = " "  # between date and time in the CSV: "T" when the data wrote its stamps so
+    notes: list[str] = field(default_factory=list)  # what a user should know about the intervals
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -48,12 +49,15 @@ class Forecast:
 
 
 def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
-            levels: list[int] | tuple[int, ...] = (), shard: tuple[int, int] | None = None) -> Forecast:
+            levels: list[int] | tuple[int, ...] = (), shard: tuple[int, int] | None = None,
+            quantiles: list[float] | tuple[float, ...] = ()) -> Forecast:
     """Forecast `horizon` steps after the end of every series: of `panel` when given (known series keep their
     training scaling; new ones are scaled by their own history), else of the data the model was trained on.
 
-    `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>. `shard` = (N, I)
-    keeps the series that parallel.owner assigns to part I of N."""
+    `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>; `quantiles` (in
+    (0, 1)) columns y_hat_q<100 q> (0.1 -> y_hat_q10), the bounds of the same intervals (q10 is the lower
+    bound of the 80% interval, q50 the forecast). `shard` = (N, I) keeps the series that parallel.owner
+    assigns to part I of N."""
     m = artifact.manifest
     L, trained_h = m.window.lookback, m.window.horizon
     horizon = trained_h if horizon is None else horizon
@@ -61,19 +65,20 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         raise ConfigError(f"--horizon {horizon}: must be between 1 and {limits.MAX_HORIZON:,}")
     stored = Scaler(artifact.arrays["scaler/loc"], artifact.arrays["scaler/scale"], m.window.log)
     kind = models.get(m.kind)
+    a = artifact.arrays
     if panel is None:
-        a = artifact.arrays
         history = History(np.asarray(m.series, dtype=object), a["history/values"], a["history/last_ds"],
                           a["history/length"])
-        scaler = stored
+        scaler, error_scale, nonnegative = stored, a["calibration/scale"], a["history/nonnegative"]
         context = a["context/values"] if kind.context else None
     else:
-        history, scaler = _history_from_panel(panel, m, stored)
+        history, scaler, error_scale, nonnegative = _history_from_panel(panel, m, stored, a)
         context = panel.last_windows(context_rows(panel.lengths, L), target_only=True).values[:, :, 0] \
             if kind.context else None
     if shard is not None:
         mine = np.array([parallel.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
         history, scaler = _select(history, mine), scaler.select(mine)
+        error_scale, nonnegative = error_scale[mine], nonnegative[mine]
         context = context[mine] if kind.context else None
     cells = len(history.ids) * horizon
     if cells > limits.MAX_FORECAST_CELLS:
@@ -91,25 +96,61 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         y_hat[i] = seasonal_naive(raw[~np.isnan(raw)][None], horizon, m.season)[0]
     y_hat = kind.complete(y_hat, short, context, horizon, m)
     _, future = stamps_around(history.last_ds, m.freq, 1, horizon)
-    floor = 0.0 if m.nonnegative else -np.inf
+    floor = np.where(nonnegative, 0.0, -np.inf)[:, None]
     columns = {
         "unique_id": np.repeat(history.ids, horizon),
         "ds": future.reshape(-1),
         "y_hat": np.maximum(y_hat, floor).reshape(-1),
     }
-    abs_errors = artifact.arrays.get("calibration/abs_errors")
+    bands = Bands(a["calibration/scores"], scaler, error_scale, y_hat, floor)
     for level in levels:
-        if abs_errors is None or not len(abs_errors):
-            raise ConfigError("this model kept no validation errors to calibrate intervals (its series were too "
-                              "short for a validation window); retrain on longer series or drop --levels")
-        radius = interval_radius(abs_errors, level / 100, horizon)[None, :]
-        everyone = np.arange(len(y_hat))
-        scaled = scaler.target_to_scaled(y_hat, everyone)
-        columns[f"y_hat_lo_{level}"] = np.maximum(scaler.inverse_target(scaled - radius, everyone), floor).reshape(-1)
-        columns[f"y_hat_hi_{level}"] = np.maximum(scaler.inverse_target(scaled + radius, everyone), floor).reshape(-1)
+        lo, hi = bands.bounds(level / 100)
+        columns[f"y_hat_lo_{level}"], columns[f"y_hat_hi_{level}"] = lo.reshape(-1), hi.reshape(-1)
+    for q in quantiles:
+        lo, hi = bands.bounds(abs(2 * q - 1)) if q != 0.5 else (columns["y_hat"],) * 2
+        columns[quantile_column(q)] = (lo if q < 0.5 else hi).reshape(-1)
     _check_finite(columns, history.ids, horizon)
     style = (panel.columns if panel is not None else m.columns).get("time_sep", " ")
-    return Forecast(columns, history.ids[short].tolist(), kind.short_series, horizon > trained_h, style)
+    return Forecast(columns, history.ids[short].tolist(), kind.short_series, horizon > trained_h, style,
+                    bands.notes())
+
+
+def quantile_column(q: float) -> str:
+    """0.1 -> "y_hat_q10", 0.025 -> "y_hat_q2.5"."""
+    return f"y_hat_q{round(100 * q, 6):g}"
+
+
+class Bands:
+    """Conformal bounds around the forecast `y_hat: (n_series, horizon)` (original units): series i's radius at
+    step h is error_scale[i] times the conformal quantile of the calibration `scores` at h, in the scaled units
+    of `scaler`, so bounds of a log model are asymmetric in original units; bounds stay at or above `floor`."""
+
+    def __init__(self, scores: np.ndarray, scaler: Scaler, error_scale: np.ndarray, y_hat: np.ndarray,
+                 floor: np.ndarray):
+        self.scores, self.scaler, self.error_scale, self.y_hat, self.floor = scores, scaler, error_scale, y_hat, floor
+        self.widened: list[float] = []
+
+    def bounds(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        if not len(self.scores):
+            raise ConfigError("this model kept no validation errors to calibrate intervals (its series were too "
+                              "short for a validation window); retrain on longer series or drop --levels and "
+                              "--quantiles")
+        if extrapolated(len(self.scores), level) and level not in self.widened:
+            self.widened.append(level)
+        radius = interval_radius(self.scores, level, self.y_hat.shape[1])[None, :] * self.error_scale[:, None]
+        everyone = np.arange(len(self.y_hat))
+        scaled = self.scaler.target_to_scaled(self.y_hat, everyone)
+        lo = np.maximum(self.scaler.inverse_target(scaled - radius, everyone), self.floor)
+        return lo, np.maximum(self.scaler.inverse_target(scaled + radius, everyone), self.floor)
+
+    def notes(self) -> list[str]:
+        if not self.widened:
+            return []
+        n = len(self.scores)
+        shown = ", ".join(f"{100 * level:g}%" for level in sorted(self.widened))
+        return [f"the model kept {n} calibration window{'s' if n != 1 else ''}, which measure intervals up to "
+                f"{supported_level(n):.0f}%: the {shown} interval is extrapolated past the largest error (an "
+                "exponential tail) and may be too wide or too narrow; train on more data for measured intervals"]
 
 
 def _check_finite(columns: dict[str, np.ndarray], ids: np.ndarray, horizon: int) -> None:
@@ -130,7 +171,10 @@ def _select(history: History, mask: np.ndarray) -> History:
     return History(history.ids[mask], history.values[mask], history.last_ds[mask], history.length[mask])
 
 
-def _history_from_panel(panel: Panel, m: Manifest, stored: Scaler) -> tuple[History, Scaler]:
+def _history_from_panel(panel: Panel, m: Manifest, stored: Scaler, arrays: dict[str, np.ndarray]
+                        ) -> tuple[History, Scaler, np.ndarray, np.ndarray]:
+    """The last windows of `panel`'s series, their scaler, error scales (calibration) and whether each is never
+    below 0: known series keep what training stored, new ones get their own, with the pooled error ratio."""
     if panel.freq != m.freq:
         raise DataError(f"{panel.source}: the data is {timeindex.describe(panel.freq)} ({panel.freq}) but the "
                         f"model was trained on {timeindex.describe(m.freq)} ({m.freq}) data")
@@ -147,7 +191,17 @@ def _history_from_panel(panel: Panel, m: Manifest, stored: Scaler) -> tuple[Hist
     seen = index >= 0
     loc, scale = own.loc.copy(), own.scale.copy()
     loc[seen], scale[seen] = stored.loc[index[seen]], stored.scale[index[seen]]
-    return history, Scaler(loc, scale, log)
+    scaler = Scaler(loc, scale, log)
+    error_scale = np.empty(len(index))
+    error_scale[seen] = arrays["calibration/scale"][index[seen]]
+    if (~seen).any():
+        target = Scaler(loc[:, :1], scale[:, :1], log).transform(panel.values[:, :1], panel.starts)[:, 0]
+        base = base_scales(mase_scales(target, panel.starts, panel.lengths, m.season))
+        error_scale[~seen] = base[~seen] * m.calibration["ratio"]
+    nonnegative = np.minimum.reduceat(panel.values[:, 0], panel.starts[:-1]) >= 0 if len(index) else \
+        np.zeros(0, bool)
+    nonnegative[seen] &= arrays["history/nonnegative"][index[seen]]  # and in the training data
+    return history, scaler, error_scale, nonnegative
 
 
 def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, trained_h: int, horizon: int

@@ -32,7 +32,8 @@ from forecast_cli.errors import ArtifactError, ConfigError
 from forecast_cli.models.auto import CONTEXT, DRIFTS, WEIGHTS
 from forecast_cli.windows import SCALINGS
 
-FORMAT_VERSION = 2  # of the model directory; bump it when the layout or the manifest's schema changes
+ORIGINS = ("validation", "every window", "holdout")  # where calibration errors came from (fit.calibrate)
+FORMAT_VERSION = 3  # of the model directory; bump it when the layout or the manifest's schema changes
 
 RETRAIN = "retrain the model"
 
@@ -242,13 +243,14 @@ def fields_of(kind: str) -> dict[str, Check]:
         "n_features": integer(1, limits.MAX_COLUMNS + 6),  # columns plus sin/cos of up to 3 calendar cycles
         "calendar": list_of(text(choices=("hour", "weekday", "month")), unique=True),
         "series": list_of(text(limits.MAX_ID_CHARS), min_len=1, unique=True),
-        "nonnegative": boolean,
         "fingerprint": text(hex_digits=16),
         "device": text(64),
         "model": model,
         "fit": fit,
         "validation": record({"windows": COUNT, "model_mae": METRIC, "naive_mae": METRIC, "snaive_mae": METRIC},
                              optional=("model_mae", "naive_mae", "snaive_mae")),  # absent with no windows
+        "calibration": record({"windows": COUNT, "origins": text(choices=ORIGINS),
+                               "holdout": COUNT, "ratio": number(0, 1e6, above=True)}),
         **({"blend": BLEND} if kind == "auto" else {}),
         "processes": integer(1, limits.MAX_PROCESSES),  # distributed training only
         "training_seconds": number(0),
@@ -283,6 +285,10 @@ def consistent(m: dict) -> None:
                       show(fit["members"]))
     if ("refit_windows" in fit) != ("members" in fit):
         raise Invalid("fit.members", "must come with fit.refit_windows")
+    calibration = m["calibration"]
+    if (calibration["origins"] == "holdout") != (calibration["holdout"] > 0):
+        raise Invalid("calibration.holdout", "must be above 0 exactly when calibration.origins is \"holdout\"",
+                      show(calibration["holdout"]))
     windows = m["validation"]["windows"]
     if windows and len(m["validation"]) != 4:
         raise Invalid("validation", f"must hold model_mae, naive_mae and snaive_mae for its {windows} windows")
@@ -416,7 +422,8 @@ def expected_arrays(manifest: dict, context_steps: int) -> dict[str, tuple[int, 
     n, lookback = len(manifest["series"]), manifest["window"]["lookback"]
     n_columns = 1 + len(manifest["covariates"])
     shapes = {"scaler/loc": (n, n_columns), "scaler/scale": (n, n_columns),
-              "history/values": (n, lookback, n_columns), "history/last_ds": (n,), "history/length": (n,)}
+              "history/values": (n, lookback, n_columns), "history/last_ds": (n,), "history/length": (n,),
+              "history/nonnegative": (n,), "calibration/scale": (n,)}
     if manifest["kind"] == "auto":
         shapes["context/values"] = (n, context_steps)
     shapes.update({f"params/{k}": v for k, v in expected_params(manifest).items()})
@@ -433,7 +440,7 @@ def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> N
     context = arrays.get("context/values")
     steps = context.shape[-1] if context is not None and context.ndim == 2 else manifest["window"]["lookback"]
     expected = expected_arrays(manifest, steps)
-    expected["calibration/abs_errors"] = None  # any number of validation windows
+    expected["calibration/scores"] = None  # any number of calibration windows
     for name in sorted(arrays.keys() - expected.keys()):
         refuse(name, f"is not part of this {manifest['kind']} model")
     for name in sorted(expected.keys() - arrays.keys()):
@@ -443,10 +450,11 @@ def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> N
                    else ("M", f"datetime64 (freq {manifest['freq']})"))
     for name, shape in expected.items():
         array = arrays[name]
-        kinds, words = {"history/length": ("iu", "integer"), "history/last_ds": stamp_dtype}.get(name, ("f", "float"))
+        kinds, words = {"history/length": ("iu", "integer"), "history/last_ds": stamp_dtype,
+                        "history/nonnegative": ("b", "bool")}.get(name, ("f", "float"))
         if array.dtype.kind not in kinds:
             refuse(name, f"has dtype {array.dtype}, not {words}")
-        if name == "calibration/abs_errors":
+        if name == "calibration/scores":
             if array.ndim != 2 or array.shape[1] != horizon:
                 refuse(name, f"has shape {array.shape}, not (windows, {horizon}) for the horizon {horizon}")
         elif array.shape != shape:
@@ -465,16 +473,6 @@ def implied(manifest: dict, name: str) -> str:
             f"{1 + len(manifest['covariates'])} columns")
 
 
-def calibration_rows(manifest: dict, rows: int) -> int:
-    """The rows that calibration/abs_errors must have: one per validation window, evenly thinned to at most
-    limits.MAX_CALIBRATION_WINDOWS; across processes each thinned its own, so there it is at most one per
-    window (returns `rows` when that holds)."""
-    windows = manifest["validation"]["windows"]
-    if "processes" in manifest:
-        return rows if rows <= windows else windows
-    return min(windows, limits.MAX_CALIBRATION_WINDOWS)
-
-
 def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable[[str, str], None]) -> None:
     """The numbers a forecast uses are finite (every scan is linear in arrays already in memory)."""
     lookback = manifest["window"]["lookback"]
@@ -482,15 +480,16 @@ def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable
         if name.startswith("params/") or name == "scaler/loc":
             if not np.isfinite(array).all():
                 refuse(name, "holds NaN or infinite values")
-    errors = arrays["calibration/abs_errors"]
-    if not (np.isfinite(errors) & (errors >= 0)).all():
-        refuse("calibration/abs_errors", "holds values that are not finite and at least 0")
-    if len(errors) != calibration_rows(manifest, len(errors)):
-        refuse("calibration/abs_errors", f"has {len(errors)} rows for the manifest's "
-               f"{manifest['validation']['windows']} validation windows")
-    scale = arrays["scaler/scale"]
-    if not (np.isfinite(scale) & (scale > 0)).all():
-        refuse("scaler/scale", "holds values that are not finite and above 0")
+    scores = arrays["calibration/scores"]
+    if not (np.isfinite(scores) & (scores >= 0)).all():
+        refuse("calibration/scores", "holds values that are not finite and at least 0")
+    windows = manifest["calibration"]["windows"]  # one process keeps at most MAX_CALIBRATION_WINDOWS of them
+    if len(scores) != windows or ("processes" not in manifest and windows > limits.MAX_CALIBRATION_WINDOWS):
+        refuse("calibration/scores", f"has {len(scores)} rows for the manifest's {windows} calibration windows "
+               f"(at most {limits.MAX_CALIBRATION_WINDOWS:,} from one process)")
+    for name in ("scaler/scale", "calibration/scale"):
+        if not (np.isfinite(arrays[name]) & (arrays[name] > 0)).all():
+            refuse(name, "holds values that are not finite and above 0")
     length = arrays["history/length"]
     if length.size and not ((length >= 1) & (length <= lookback)).all():  # every series has at least one row
         refuse("history/length", f"holds lengths outside 1..{lookback} (the lookback)")

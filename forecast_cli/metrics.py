@@ -1,4 +1,4 @@
-"""Forecast error metrics and conformal interval radii: numpy only, no other module of ours.
+"""Forecast error metrics, conformal interval radii and interval scores: numpy only, no other module of ours.
 
 Metrics follow the M-competitions: sMAPE in percent (0-200), MASE scaled by the in-sample MAE of the seasonal
 naive forecast (naive when the series is no longer than a season), each computed per series and fold, then
@@ -42,29 +42,134 @@ def mase(y: np.ndarray, f: np.ndarray, insample: np.ndarray, season: int) -> flo
     return mae(y, f) / scale if scale and scale > 0 else math.nan
 
 
+def mase_scales(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray, season: int) -> np.ndarray:
+    """(n_series,) each series' MASE scale (mase_scale) over the first fit_lengths rows of the series laid out by
+    `starts` (n_series + 1,); NaN where it is undefined (a single row)."""
+    return np.array([mase_scale(target[a : a + n], season) for a, n in zip(starts[:-1], fit_lengths, strict=True)])
+
+
 def mase_weights(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray, season: int) -> np.ndarray:
     """(n_rows,) each row's weight for the "mase" loss: 1 / its series' MASE scale over the first fit_lengths
     rows of the series laid out by `starts` (n_series + 1,); 1 where that scale is undefined or negligible."""
-    scales = np.array([mase_scale(target[a : a + n], season) for a, n in zip(starts[:-1], fit_lengths, strict=True)])
+    scales = mase_scales(target, starts, fit_lengths, season)
     per_series = np.where(scales > 1e-6, 1.0 / np.where(scales > 1e-6, scales, 1.0), 1.0)  # NaN compares False
     return np.repeat(per_series, np.diff(starts))
 
 
-def conformal_quantiles(abs_errors: np.ndarray, level: float) -> np.ndarray:
-    """Per-step split-conformal radius: the ceil((n+1)·level)-th smallest |error| of each column.
+# --- prediction intervals ----------------------------------------------------------------------------------
+#
+# Intervals are split-conformal (Vovk et al. 2005; Stankeviciute et al. 2021 for multi-step forecasts) on
+# normalised scores: a calibration error |y - f| of series i is divided by that series' error scale d_i, the
+# scores of all series are pooled per horizon step, and series i's radius at step h is d_i times the scores'
+# conformal quantile at h. So a series' band follows its own error, and every series still draws on every
+# calibration window. fit.calibrate sets d_i; what is here is arrays only.
 
-    abs_errors: (n_windows, horizon) -> (horizon,). With n too small for the level, the largest error.
-    """
-    n = abs_errors.shape[0]
-    rank = min(n, math.ceil((n + 1) * level))
-    return np.sort(abs_errors, axis=0)[rank - 1]
+SHRINK = 5.0  # calibration windows' worth of weight the pooled error ratio gets in a series' error scale
 
 
-def interval_radius(abs_errors: np.ndarray, level: float, horizon: int) -> np.ndarray:
-    """(horizon,) radii in scaled units; beyond the calibrated horizon they grow like sqrt(step)."""
-    q = conformal_quantiles(abs_errors, level)
+def normalised_scores(abs_errors: np.ndarray, series: np.ndarray, base: np.ndarray, total=np.asarray
+                      ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Conformal scores of calibration errors, and each series' error ratio: (scores (n_windows, horizon),
+    ratio (n_series,), pooled ratio). Series i's error scale is then d_i = base_i x ratio_i.
+
+    `abs_errors: (n_windows, horizon)` calibration errors of series `series: (n_windows,)`, each series' windows
+    in time order; `base: (n_series,)` a scale of each series known without them (its in-sample seasonal-naive
+    error, > 0, see base_scales). A ratio is the series' mean |error| / base_i, shrunk towards the pooled mean
+    ratio with the weight of SHRINK windows: a series with one window gets mostly the pooled ratio, one with a
+    hundred mostly its own, one with none the pooled one. The scores are cross-fitted: the errors of the
+    earlier half of a series' windows are divided by the ratio of its later half and the other way round, so no
+    error is divided by a scale it helped to estimate (which would make the scores too alike, and the bands
+    too narrow). `total` sums over every process's windows (parallel.reduction())."""
+    ratio = abs_errors.mean(axis=1) / base[series]
+    sums = total(np.array([ratio.sum(), len(ratio)], np.float64))
+    pooled = float(sums[0] / sums[1]) if sums[1] else 1.0
+    pooled = float(np.clip(pooled, 1e-9, 1e6)) if np.isfinite(pooled) and pooled > 0 else 1.0
+    count = np.bincount(series, minlength=len(base))
+    rank = np.arange(len(series)) - np.searchsorted(series, series)  # position among the series' windows
+    later = rank >= (count[series] + 1) // 2
+
+    def shrunk(mask: np.ndarray) -> np.ndarray:
+        n = np.bincount(series[mask], minlength=len(base))
+        own = np.bincount(series[mask], weights=ratio[mask], minlength=len(base))
+        return np.maximum((own + SHRINK * pooled) / (n + SHRINK), 1e-3 * pooled)
+
+    other = np.where(later, shrunk(~later)[series], shrunk(later)[series])
+    return abs_errors / (base[series] * other)[:, None], shrunk(np.ones(len(series), bool)), pooled
+
+
+def base_scales(scales: np.ndarray) -> np.ndarray:
+    """In-sample error scales `scales: (n_series,)` (NaN where undefined) made usable as divisors: NaN takes the
+    median of the others, and none is below 1% of that median (a constant series still gets a band); all ones
+    when no series has a positive scale."""
+    finite = scales[np.isfinite(scales) & (scales > 0)]
+    if not len(finite):
+        return np.ones(len(scales))
+    median = float(np.median(finite))
+    return np.maximum(np.where(np.isfinite(scales), scales, median), 0.01 * median)
+
+
+def conformal_quantiles(scores: np.ndarray, level: float) -> np.ndarray:
+    """Per-step split-conformal radius of `scores: (n_windows, horizon)` -> (horizon,): the ceil((n+1)·level)-th
+    smallest score of each column.
+
+    When n is too small for the level (ceil((n+1)·level) > n, i.e. level > n / (n+1): 4 windows and 95%), the
+    sample holds no such score and the radius is extrapolated instead: the largest score s_max is the
+    n/(n+1) quantile, and past it the tail is taken as exponential with the mean score as its scale, so the
+    radius is s_max + mean · ln(1 / ((n+1)(1 - level))). It grows with the level, so two levels never share
+    a band. `extrapolated(n, level)` says when this happens."""
+    n = scores.shape[0]
+    ordered = np.sort(scores, axis=0)
+    if not extrapolated(n, level):
+        return ordered[_rank(n, level) - 1]
+    return ordered[-1] + scores.mean(axis=0) * math.log(1 / ((n + 1) * (1 - level)))
+
+
+def _rank(n: int, level: float) -> int:
+    return math.ceil(round((n + 1) * level, 9))  # (rounded: 20 x 0.95 is 19, not 19.000000000000004)
+
+
+def extrapolated(n: int, level: float) -> bool:
+    """Whether n calibration windows are too few for a split-conformal `level` (in (0, 1))."""
+    return _rank(n, level) > n
+
+
+def supported_level(n: int) -> float:
+    """The highest level (percent) that n calibration windows calibrate without extrapolating."""
+    return 100 * n / (n + 1)
+
+
+def interval_radius(scores: np.ndarray, level: float, horizon: int) -> np.ndarray:
+    """(horizon,) radii in units of the scores; beyond the calibrated horizon they grow like sqrt(step)."""
+    q = conformal_quantiles(scores, level)
     calibrated = len(q)
     if horizon <= calibrated:
         return q[:horizon]
     extra = q[-1] * np.sqrt(np.arange(calibrated + 1, horizon + 1) / calibrated)
     return np.concatenate([q, extra])
+
+
+# --- scores of intervals and quantiles ---------------------------------------------------------------------
+
+
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Share of `y` inside [lo, hi]."""
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+def interval_score(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -> float:
+    """Mean Winkler (interval) score of a `level` interval: its width plus 2/(1 - level) times how far y falls
+    outside it (Gneiting and Raftery 2007). Divided by the MASE scale it is the M4 competition's MSIS."""
+    alpha = 1 - level
+    return float(np.mean(hi - lo + 2 / alpha * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0))))
+
+
+def pinball(y: np.ndarray, q_hat: np.ndarray, q: float) -> float:
+    """Mean quantile (pinball) loss of forecasts `q_hat` of the `q` quantile."""
+    diff = y - q_hat
+    return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
+
+
+def level_quantiles(levels: list[int] | tuple[int, ...]) -> list[float]:
+    """The quantiles that central intervals of `levels` (percent) bound, with the median: 80 -> 0.1, 0.5, 0.9."""
+    qs = {0.5} | {round((100 - lv) / 200, 6) for lv in levels} | {round((100 + lv) / 200, 6) for lv in levels}
+    return sorted(qs)

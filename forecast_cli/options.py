@@ -76,6 +76,10 @@ PerSeries = Annotated[bool, typer.Option("--per-series", help="One row per model
                                          rich_help_panel=OUTPUT_PANEL)]
 Levels = Annotated[str | None, typer.Option("--levels", help="Prediction interval levels in percent, e.g. 80,95.",
                                             rich_help_panel=OUTPUT_PANEL)]
+Quantiles = Annotated[str | None, typer.Option(
+    "--quantiles", rich_help_panel=OUTPUT_PANEL,
+    help="Forecast quantiles, e.g. 0.1,0.5,0.9: columns y_hat_q10, y_hat_q50, y_hat_q90 (q10 and q90 are the "
+         "bounds of the 80% interval, q50 the forecast).")]
 Series = Annotated[list[str] | None, typer.Option("--series", "-s", help="Series to draw (repeatable). "
                                                   + default_is("the first 12"), rich_help_panel=OUTPUT_PANEL)]
 PredictOutput = Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
@@ -237,6 +241,20 @@ def parse_levels(text: str | None) -> list[int]:
     if any(not 0 < level < 100 for level in levels):
         raise ConfigError(f"--levels '{text}': each level must be between 1 and 99")
     return levels
+
+
+def parse_quantiles(text: str | None) -> list[float]:
+    """--quantiles "0.1,0.5,0.9" -> [0.1, 0.5, 0.9]; ConfigError unless each is a number strictly between 0 and 1
+    with at most 6 decimals."""
+    if not text:
+        return []
+    try:
+        quantiles = sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError as e:
+        raise ConfigError(f"--quantiles '{text}': expected numbers between 0 and 1 such as 0.1,0.5,0.9") from e
+    if any(not 0 < q < 1 or round(q, 6) != q for q in quantiles):
+        raise ConfigError(f"--quantiles '{text}': each must be between 0 and 1 (exclusive), at most 6 decimals")
+    return quantiles
 
 
 def prediction_shard(num_processes: int | None, process_id: int | None) -> tuple[int, int] | None:

@@ -10,8 +10,9 @@ and asking to retrain):
         checksum: sha256 of the rest of the manifest, canonical JSON (manifest.seal)
       kind, window {lookback, horizon, val_size, scaling, log}, train (config.TrainConfig), data
       (config.DataConfig), freq, season, covariates, columns {id, time, target}, n_features, calendar, series
-      (every id), nonnegative, fingerprint, device, model (the kind's hyperparameters), fit, validation
-      {windows, model_mae, naive_mae, snaive_mae}, blend (auto only), processes (distributed only),
+      (every id), fingerprint, device, model (the kind's hyperparameters), fit, validation
+      {windows, model_mae, naive_mae, snaive_mae}, calibration {windows, origins, holdout, ratio}, blend (auto
+      only), processes (distributed only),
       training_seconds. manifest.fields_of(kind) is the checked schema of each field.
     <model-dir>/arrays.npz      stored (uncompressed) .npy members, shapes checked against the manifest
       (manifest.check_arrays):
@@ -20,7 +21,9 @@ and asking to retrain):
         history/values             (n_series, lookback, 1 + n_covariates) the last rows, NaN-padded on the left
         history/last_ds            (n_series,) the last timestamp (datetime64[ns] or int64)
         history/length             (n_series,) rows of history/values that are real
-        calibration/abs_errors     (n_windows, horizon) validation errors in scaled units (intervals)
+        history/nonnegative        (n_series,) bool: the target was never below 0 (forecasts are clipped at 0)
+        calibration/scores         (n_windows, horizon) conformal scores: |error| / its series' error scale
+        calibration/scale          (n_series,) each series' error scale in its scaled units (intervals)
         context/values             (n_series, context) auto only: the recent target for Theta
 
 Saving writes a staging directory beside the target and swaps it into place in one step (Linux

@@ -271,7 +271,7 @@ def written_summary(frame, path: str) -> str:
 
 def prediction_notes(result, m, horizon: int | None) -> None:
     """Warn about what `forecast predict` did beyond the trained model (manifest `m`): roll forward past its
-    horizon, or forecast series shorter than its lookback by a simpler method."""
+    horizon, forecast series shorter than its lookback by a simpler method, or extrapolate an interval."""
     if result.rolled:
         warn(f"horizon {horizon} is longer than the trained {m.window.horizon}: forecasts are fed "
              "back as inputs (recursive roll-forward)"
@@ -280,6 +280,8 @@ def prediction_notes(result, m, horizon: int | None) -> None:
         names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
         warn(f"{len(result.fallback)} series shorter than the lookback ({m.window.lookback}) "
              f"forecast by {result.fallback_by}: {names}")
+    for note in result.notes:
+        warn(note)
 
 
 def backtest_json(panel, forecasts, table, folds: int, refit: bool) -> dict:
@@ -290,16 +292,29 @@ def backtest_json(panel, forecasts, table, folds: int, refit: bool) -> dict:
 
 
 def print_scores(table, panel, folds: int, per_series: bool) -> None:
-    """`forecast evaluate`: the scores table (evaluate.summarize_scores) on stdout."""
+    """`forecast evaluate`: the scores table (evaluate.summarize_scores) on stdout: the point metrics, then for
+    each interval level the share of actual values inside it and its mean width, the MSIS of the widest level
+    and the scaled quantile loss."""
     from rich.table import Table
 
+    levels = [int(c.split("_")[1]) for c in table.columns if c.startswith("cov_")]
+    caption = "sMAPE in %; MASE against in-sample seasonal naive"
+    if levels:
+        caption += ("; intervals: share of actual values inside, mean width, MSIS and quantile loss (sQL) in "
+                    "units of the in-sample seasonal-naive MAE, lower is better")
     view = Table(title=cell(f"{panel.source}: backtest over {len(panel.ids)} series × {folds} folds"),
-                 title_justify="left", caption="sMAPE in %; MASE against in-sample seasonal naive",
-                 caption_justify="left")
+                 title_justify="left", caption=caption, caption_justify="left")
     columns = ["model", "series"] if per_series else ["model"]
-    for name in columns + ["MAE", "RMSE", "sMAPE", "MASE"]:
+    interval_columns = [f"in {lv}%" for lv in levels] + [f"width {lv}%" for lv in levels]
+    interval_columns += [f"MSIS {levels[-1]}%", "sQL"] if levels else []
+    for name in columns + ["MAE", "RMSE", "sMAPE", "MASE"] + interval_columns:
         view.add_column(name, justify="left" if name in ("model", "series") else "right", overflow="fold")
-    for row in table.itertuples():
-        keys = [cell(row.model), cell(row.unique_id)] if per_series else [cell(row.model)]
-        view.add_row(*keys, number_text(row.mae), number_text(row.rmse), f"{row.smape:.2f}", f"{row.mase:.3f}")
+    for row in table.to_dict(orient="records"):
+        keys = [cell(row["model"]), cell(row["unique_id"])] if per_series else [cell(row["model"])]
+        values = [number_text(row["mae"]), number_text(row["rmse"]), f"{row['smape']:.2f}", f"{row['mase']:.3f}"]
+        values += [f"{100 * row[f'cov_{lv}']:.0f}%" if row[f"cov_{lv}"] == row[f"cov_{lv}"] else "-" for lv in levels]
+        values += [number_text(row[f"width_{lv}"]) for lv in levels]
+        if levels:
+            values += [f"{row[f'msis_{levels[-1]}']:.2f}", f"{row['sql']:.3f}"]
+        view.add_row(*keys, *values)
     print_whole(view)

@@ -106,6 +106,35 @@ def default_val_size(lengths: np.ndarray, horizon: int) -> np.ndarray:
     return np.clip(np.round(0.1 * lengths).astype(np.int64), horizon, 10 * horizon)
 
 
+def calibration_holdout(lengths: np.ndarray, lookback: int, horizon: int, val_size: np.ndarray, wanted: int
+                        ) -> np.ndarray | None:
+    """Steps to hold out at the end of each series so that `wanted` windows end in the held-out parts; None
+    when the validation parts (`val_size: (n_series,)`) already give that many, or no series has room for more.
+
+    Every series that has room holds out the same number of windows' worth, and keeps at least half of itself
+    and one lookback and horizon for fitting."""
+    n_val = _windows_in_holdout(lengths, lookback, horizon, val_size)
+    if n_val.sum() >= wanted:
+        return None
+    room = np.minimum(lengths - lookback - horizon, lengths // 2)  # the most each series may hold out
+    roomy = room > val_size
+    if not roomy.any():
+        return None
+    per_series = horizon - 1 + -(-(wanted - int(n_val[~roomy].sum())) // int(roomy.sum()))
+    return np.where(roomy, np.clip(per_series, val_size, room), val_size)
+
+
+def _windows_in_holdout(lengths: np.ndarray, lookback: int, horizon: int, val_size: np.ndarray) -> np.ndarray:
+    """(n_series,) windows whose target ends in the last val_size steps (window_starts' validation windows)."""
+    first_val = np.maximum(0, lengths - val_size - lookback)
+    return np.maximum(0, lengths - lookback - horizon + 1 - first_val)
+
+
+def every_window(starts: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
+    """Rows where every window of every series begins."""
+    return _ragged_range(starts[:-1], np.maximum(0, np.diff(starts) - lookback - horizon + 1))
+
+
 def window_starts(starts: np.ndarray, lookback: int, horizon: int, val_size: np.ndarray | int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices where the training and the validation windows begin.
@@ -118,7 +147,7 @@ def window_starts(starts: np.ndarray, lookback: int, horizon: int, val_size: np.
     cut = lengths - np.broadcast_to(np.asarray(val_size), lengths.shape)
     n_train = np.maximum(0, cut - lookback - horizon + 1)
     first_val = np.maximum(0, cut - lookback)
-    n_val = np.maximum(0, lengths - lookback - horizon + 1 - first_val)
+    n_val = _windows_in_holdout(lengths, lookback, horizon, np.broadcast_to(np.asarray(val_size), lengths.shape))
     return (
         _ragged_range(starts[:-1], n_train),
         _ragged_range(starts[:-1] + first_val, n_val),

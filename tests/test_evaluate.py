@@ -76,10 +76,13 @@ def test_evaluate_cli_json_and_csv(seasonal_csv):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [r["model"] for r in report["rows"]] == ["esn", "naive", "snaive"]
-    assert set(report["rows"][0]) == {"model", "mae", "rmse", "smape", "mase"}
-    result = runner.invoke(app, ["evaluate", path, "-m", "snaive", "--horizon", "5", "--csv", "--per-series"])
+    intervals = ["cov_80", "width_80", "msis_80", "cov_95", "width_95", "msis_95", "sql"]
+    assert set(report["rows"][0]) == {"model", "mae", "rmse", "smape", "mase", *intervals}
+    result = runner.invoke(app, ["evaluate", path, "-m", "snaive", "--horizon", "5", "--csv", "--per-series",
+                                 "--levels", "90"])
     table = pd.read_csv(io.StringIO(result.stdout))
-    assert list(table.columns) == ["model", "unique_id", "mae", "rmse", "smape", "mase"]
+    assert list(table.columns) == ["model", "unique_id", "mae", "rmse", "smape", "mase", "cov_90", "width_90",
+                                   "msis_90", "sql"]
     assert len(table) == 2 * 2  # snaive and naive, two series
 
 

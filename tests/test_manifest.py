@@ -326,9 +326,13 @@ ARRAY_CASES = {
     "infinite loc": ("snaive", setter("scaler/loc", lambda a: a + np.inf), "scaler/loc"),
     "NaN inside the history": ("snaive", setter("history/values", with_nan((0, -1, 0))), "history/values"),
     "NaN weights": ("esn", setter("params/readout", with_nan(0)), "params/readout"),
-    "errors of another horizon": ("snaive", setter("calibration/abs_errors", lambda a: a[:, :-1]),
-                                  "calibration/abs_errors"),
-    "negative errors": ("snaive", setter("calibration/abs_errors", lambda a: -a - 1), "calibration/abs_errors"),
+    "scores of another horizon": ("snaive", setter("calibration/scores", lambda a: a[:, :-1]), "calibration/scores"),
+    "negative scores": ("snaive", setter("calibration/scores", lambda a: -a - 1), "calibration/scores"),
+    "a scores row too many": ("snaive", setter("calibration/scores", lambda a: np.concatenate([a, a[:1]])),
+                              "calibration/scores"),
+    "a zero error scale": ("snaive", setter("calibration/scale", lambda a: a * 0), "calibration/scale"),
+    "error scales of another panel": ("snaive", setter("calibration/scale", lambda a: a[:-1]), "calibration/scale"),
+    "a float sign": ("snaive", setter("history/nonnegative", lambda a: a.astype(float)), "history/nonnegative"),
     "a 2-D history": ("snaive", setter("history/values", lambda a: a[:, :, 0]), "history/values"),
 }
 

@@ -6,7 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast_cli.metrics import conformal_quantiles, interval_radius, mae, mase, mase_weights, rmse, smape
+from forecast_cli.metrics import (
+    conformal_quantiles,
+    extrapolated,
+    interval_radius,
+    mae,
+    mase,
+    mase_weights,
+    rmse,
+    smape,
+    supported_level,
+)
 
 
 def test_metrics_by_hand():
@@ -35,7 +45,20 @@ def test_metrics_match_utilsforecast():
 def test_conformal_quantile_rank():
     errors = np.arange(1.0, 11)[:, None]  # 10 windows
     assert conformal_quantiles(errors, 0.8)[0] == 9.0  # ceil(11 * 0.8) = 9th smallest
-    assert conformal_quantiles(errors, 0.95)[0] == 10.0  # rank capped at n
+    assert conformal_quantiles(errors, 10 / 11)[0] == 10.0  # the largest, still measured
+    assert not extrapolated(10, 10 / 11) and extrapolated(10, 0.95) and not extrapolated(19, 0.95)
+    assert supported_level(19) == 95.0
+
+
+def test_too_few_windows_widen_past_the_largest_error_by_an_exponential_tail():
+    errors = np.arange(1.0, 5)[:, None]  # 4 windows: 80% is the largest error, 95% is beyond the sample
+    assert conformal_quantiles(errors, 0.8)[0] == 4.0
+    q95, q99 = conformal_quantiles(errors, 0.95)[0], conformal_quantiles(errors, 0.99)[0]
+    assert q95 == pytest.approx(4.0 + 2.5 * math.log(1 / (5 * 0.05)))  # the mean error is the tail's scale
+    assert 4.0 < q95 < q99
+    one = np.array([[2.0, 3.0]])  # a single window: every level is extrapolated, each wider than the last
+    radii = [conformal_quantiles(one, lv) for lv in (0.5, 0.8, 0.95)]
+    assert (radii[0] < radii[1]).all() and (radii[1] < radii[2]).all()
 
 
 def test_loss_weights_are_the_inverse_seasonal_naive_error_of_the_fitted_part():

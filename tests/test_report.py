@@ -131,9 +131,10 @@ def test_error_is_one_line(screen):
 
 MANIFEST = Manifest(
     kind="auto", window=WindowConfig(lookback=28, horizon=7), train=TrainConfig(), data=DataConfig(), freq="D",
-    season=7, covariates=(), columns={}, n_features=3, calendar=("weekday",), series=("a",), nonnegative=True,
+    season=7, covariates=(), columns={}, n_features=3, calendar=("weekday",), series=("a",),
     fingerprint="0" * 16, device="cpu", model={}, fit={},
     validation={"windows": 40, "model_mae": 2.0, "snaive_mae": 2.5, "naive_mae": 3.125},
+    calibration={"windows": 40, "origins": "validation windows", "ratio": 0.8},
     blend={"weight": 0.625, "drift": 0.25}, training_seconds=12.34)
 
 
@@ -163,17 +164,20 @@ def test_epoch_reporter_off_a_terminal_says_the_last_epoch_at_the_end(screen):
 
 
 def test_prediction_notes(screen):
-    result = SimpleNamespace(rolled=True, fallback=[f"s{i}" for i in range(7)], fallback_by="Theta")
+    result = SimpleNamespace(rolled=True, fallback=[f"s{i}" for i in range(7)], fallback_by="Theta", notes=[])
     report.prediction_notes(result, MANIFEST, 14)
-    report.prediction_notes(SimpleNamespace(rolled=False, fallback=["x"], fallback_by="seasonal naive"),
+    report.prediction_notes(SimpleNamespace(rolled=False, fallback=["x"], fallback_by="seasonal naive", notes=[]),
                             replace(MANIFEST, kind="gru"), None)
-    report.prediction_notes(SimpleNamespace(rolled=False, fallback=[], fallback_by="Theta"), MANIFEST, None)
-    report.prediction_notes(SimpleNamespace(rolled=True, fallback=[]), replace(MANIFEST, covariates=("rain",)), 9)
+    report.prediction_notes(SimpleNamespace(rolled=False, fallback=[], fallback_by="Theta", notes=["widened"]),
+                            MANIFEST, None)
+    report.prediction_notes(SimpleNamespace(rolled=True, fallback=[], notes=[]),
+                            replace(MANIFEST, covariates=("rain",)), 9)
     assert screen.err() == (
         "Note: horizon 14 is longer than the trained 7: forecasts are fed back as inputs (recursive "
         "roll-forward)\n"
         "Note: 7 series shorter than the lookback (28) forecast by Theta: s0, s1, s2, s3, s4 …\n"
         "Note: 1 series shorter than the lookback (28) forecast by seasonal naive: x\n"
+        "Note: widened\n"
         "Note: horizon 9 is longer than the trained 7: forecasts are fed back as inputs (recursive "
         "roll-forward); covariates are held at their last value\n")
 

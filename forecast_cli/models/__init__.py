@@ -92,6 +92,8 @@ class Model:
     default_log: bool | None = None  # model the log of the target when --log is not given (None: when all > 0)
     context: bool = False  # forecasts also need the longer recent history of each series (arrays "context/")
     short_series = "seasonal naive"  # what forecasts the series shorter than the lookback (see complete)
+    parameter_free = False  # fits nothing: its forecast of any window is out of sample, so every window of the
+    # data calibrates its intervals (else the validation windows, or a holdout fit: fit.calibrate)
 
     def fit(self, task: FitTask) -> Fitted:
         raise NotImplementedError
@@ -101,10 +103,12 @@ class Model:
         windows of the trained `horizon`."""
         raise NotImplementedError
 
-    def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray
+    def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray, chosen: dict | None = None
                   ) -> tuple[dict, np.ndarray, np.ndarray | None]:
         """Once fitted: more manifest fields ({} by default), the validation windows to judge the model by
-        (`val_idx` by default) and its scaled forecasts of them when they are not predictor's (None)."""
+        (`val_idx` by default) and its scaled forecasts of them when they are not predictor's (None).
+        `chosen`: the manifest fields that an earlier call chose on more windows (a calibration holdout fit,
+        fit._holdout_fit), to keep rather than choose again."""
         return {}, val_idx, None
 
     def complete(self, forecast: np.ndarray, short: np.ndarray, context: np.ndarray | None, horizon: int,

@@ -97,16 +97,17 @@ class Auto(Model):
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
         return GRU.predictor(model, horizon, season, params)
 
-    def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray
+    def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray, chosen: dict | None = None
                   ) -> tuple[dict, np.ndarray, np.ndarray | None]:
         """The network's weight and Theta's drift, and the blended validation forecasts (scaled units) of at most
         MAX_WINDOWS evenly spaced validation windows, which validation then judges; weight 1 (Theta left out)
         when there are no validation windows to judge by. They are chosen on the MASE of the blend in original
-        units (each window's error divided by its series' in-sample seasonal-naive error). With several
+        units (each window's error divided by its series' in-sample seasonal-naive error), unless `chosen`
+        already holds a blend (chosen on a calibration holdout's windows, which are more). With several
         processes, each adds up its own windows' errors and the sums are shared, so all choose alike."""
         if len(val_idx) > MAX_WINDOWS:
             val_idx = val_idx[np.linspace(0, len(val_idx) - 1, MAX_WINDOWS).astype(int)]
-        if not task.total(np.array(len(val_idx))):
+        if chosen is None and not task.total(np.array(len(val_idx))):
             return {"blend": {"weight": 1.0, "drift": 0.5, "errors": {}}}, val_idx, None
         panel, scaler, season = task.panel, task.scaler, task.season
         sums, weight_sum = np.zeros(len(PAIRS)), 0.0
@@ -116,20 +117,23 @@ class Auto(Model):
             series = np.searchsorted(panel.starts, val_idx, side="right") - 1
             network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
             by_theta = theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)
-            window_weight = mase_weights(panel.values[:, 0], panel.starts, task.fit_lengths, season)[val_idx]
-            sums = blend_error_sums(network, by_theta, scaler.inverse_target(Y, series), window_weight)
-            weight_sum = float(np.sum(window_weight))
-        shared = task.total(np.append(sums, weight_sum))
-        try:
-            drift, weight, errors = choose_from_sums(shared[:-1], float(shared[-1]))
-        except ValueError as e:
-            raise TrainingError(f"cannot choose the blend: {e} (a numerical overflow); nothing was saved. Try "
-                                "--scaling robust or another --model") from e
-        extra = {"blend": {"weight": weight, "drift": drift, "errors": errors}}
+            if chosen is None:
+                window_weight = mase_weights(panel.values[:, 0], panel.starts, task.fit_lengths, season)[val_idx]
+                sums = blend_error_sums(network, by_theta, scaler.inverse_target(Y, series), window_weight)
+                weight_sum = float(np.sum(window_weight))
+        if chosen is None:
+            shared = task.total(np.append(sums, weight_sum))
+            try:
+                drift, weight, errors = choose_from_sums(shared[:-1], float(shared[-1]))
+            except ValueError as e:
+                raise TrainingError(f"cannot choose the blend: {e} (a numerical overflow); nothing was saved. Try "
+                                    "--scaling robust or another --model") from e
+            chosen = {"blend": {"weight": weight, "drift": drift, "errors": errors}}
         if not len(val_idx):
-            return extra, val_idx, np.zeros((0, task.window.horizon))
+            return chosen, val_idx, np.zeros((0, task.window.horizon))
+        weight, drift = chosen["blend"]["weight"], chosen["blend"]["drift"]
         blended = weight * network + (1 - weight) * by_theta[drift]
-        return extra, val_idx, scaler.target_to_scaled(blended, series)
+        return chosen, val_idx, scaler.target_to_scaled(blended, series)
 
     def complete(self, forecast: np.ndarray, short: np.ndarray, context: np.ndarray | None, horizon: int,
                  manifest: Manifest) -> np.ndarray:

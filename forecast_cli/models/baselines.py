@@ -25,6 +25,7 @@ class Naive(Model):
     """The last value repeated: nothing to fit."""
 
     name = "naive"
+    parameter_free = True
 
     def fit(self, task: FitTask) -> Fitted:
         return Fitted({})

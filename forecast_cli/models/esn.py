@@ -155,7 +155,8 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
     best, then the readout is refitted on both with it. Windows go through in chunks and only the normal
     equations are kept, so memory does not grow with the data. With several local `devices` (a
     parallel.Devices), each chunk's windows are split over them and XLA sums their normal equations; `total`
-    adds up sums over every process (parallel.reduction()). Returns (readout: (p, horizon), info).
+    adds up sums over every process (parallel.reduction()). Returns (readout: (p, horizon), the readout of the
+    training windows alone (which the validation windows judge), info).
     """
     count = 1 if devices is None else devices.count
     put = (lambda x: x) if devices is None else devices.put_batch
@@ -188,13 +189,14 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
             readout = solve_ridge(gram_t, cross_t, ridge)
             errors[ridge] = squared_error(readout, gram_v, cross_v, float(yy_v)) / (n_v * horizon)
         best = min(errors, key=errors.get)
+        validated = solve_ridge(gram_t, cross_t, best)
         readout = solve_ridge(gram_t + gram_v, cross_t + cross_v, best)
     else:
         best = config.ridges[len(config.ridges) // 2]
-        readout = solve_ridge(gram_t, cross_t, best)
+        validated = readout = solve_ridge(gram_t, cross_t, best)
     info = {"ridge": best, "val_loss": errors.get(best), "train_windows": int(n_t), "val_windows": int(n_v),
             "val_loss_by_ridge": {str(k): v for k, v in errors.items()}}
-    return readout.astype(np.float32), info
+    return readout.astype(np.float32), validated.astype(np.float32), info
 
 
 @jax.jit(static_argnames=("lookback", "horizon", "leak_rate"))
@@ -220,15 +222,14 @@ class EchoState(Model):
         config, L, H = task.spec.esn, task.window.lookback, task.window.horizon
         reservoir = init_reservoir(task.inputs.shape[1], config, task.key)
         try:
-            readout, info = fit(reservoir, task.inputs, task.train_idx, task.val_idx, L, H, config,
+            readout, validated, info = fit(reservoir, task.inputs, task.train_idx, task.val_idx, L, H, config,
                                 task.devices, task.total)
         except ValueError as e:
             raise DataError(f"cannot fit the ESN readout: {e}; use longer series or a smaller --horizon") from e
         if task.on_epoch:
             loss = info["val_loss"] or float("nan")
             task.on_epoch(1, {"train_loss": float("nan"), "val_loss": loss, "best_val_loss": loss})
-        params = {**reservoir, "readout": readout}
-        return Fitted(params, config.to_dict(), info, params)
+        return Fitted({**reservoir, "readout": readout}, config.to_dict(), info, {**reservoir, "readout": validated})
 
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
         config = ESNConfig(**{**model, "ridges": tuple(model["ridges"])})
