@@ -236,8 +236,10 @@ def main():
     rows = []
     if "sample" in only:
         rows += sample(kinds, 3 if args.quick else 5)
+        print(table(columns, rows), file=sys.stderr, flush=True)  # progress: the table so far
     if "synthetic" in only:
         rows += synthetic(kinds[:1] + (["esn"] if not args.quick else []), 4 if args.quick else 8, 3)
+        print(table(columns, rows), file=sys.stderr, flush=True)
     if "m1" in only:
         rows += m1(kinds[:1] + ([] if args.quick else ["esn"]))
     if rows:

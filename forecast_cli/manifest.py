@@ -374,6 +374,9 @@ def check_manifest(manifest: object, where: str) -> dict:
     if digest != manifest["checksum"]:
         raise ArtifactError(f"{where}: checksum mismatch: the manifest was edited or corrupted (field 'checksum' "
                             f"does not match its content); {RETRAIN}")
+    if type(version) is int and version < FORMAT_VERSION:
+        raise ArtifactError(f"{where}: model format version {version} was written by an older forecast; this one "
+                            f"reads version {FORMAT_VERSION} (version 3 calibrates intervals per series); {RETRAIN}")
     try:
         text(choices=MODEL_KINDS)(manifest.get("kind"), "kind")
         record(fields_of(manifest["kind"]), optional=OPTIONAL)(manifest, "")

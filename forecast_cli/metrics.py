@@ -74,24 +74,28 @@ def normalised_scores(abs_errors: np.ndarray, series: np.ndarray, base: np.ndarr
 
     `abs_errors: (n_windows, horizon)` calibration errors of series `series: (n_windows,)`, each series' windows
     in time order; `base: (n_series,)` a scale of each series known without them (its in-sample seasonal-naive
-    error, > 0, see base_scales). A ratio is the series' mean |error| / base_i, shrunk towards the pooled mean
-    ratio with the weight of SHRINK windows: a series with one window gets mostly the pooled ratio, one with a
-    hundred mostly its own, one with none the pooled one. The scores are cross-fitted: the errors of the
-    earlier half of a series' windows are divided by the ratio of its later half and the other way round, so no
-    error is divided by a scale it helped to estimate (which would make the scores too alike, and the bands
-    too narrow). `total` sums over every process's windows (parallel.reduction())."""
+    error, > 0, see base_scales). A window's ratio is its mean |error| / base_i; a series' ratio is the geometric
+    mean of its windows' ratios, shrunk towards the pooled one (the geometric mean over every window) with the
+    weight of SHRINK windows: a series with one window gets mostly the pooled ratio, one with a hundred mostly
+    its own, one with none the pooled one (in logs, so that one series ten times noisier than the rest does not
+    drag the others up). The scores are cross-fitted: the errors of the earlier half of a series' windows are
+    divided by the ratio of its later half and the other way round, so no error is divided by a scale it helped
+    to estimate (which would make the scores too alike, and the bands too narrow). `total` sums over every
+    process's windows (parallel.reduction())."""
     ratio = abs_errors.mean(axis=1) / base[series]
-    sums = total(np.array([ratio.sum(), len(ratio)], np.float64))
-    pooled = float(sums[0] / sums[1]) if sums[1] else 1.0
-    pooled = float(np.clip(pooled, 1e-9, 1e6)) if np.isfinite(pooled) and pooled > 0 else 1.0
+    positive = ratio[ratio > 0]
+    sums = total(np.array([np.log(positive).sum(), len(positive)], np.float64))
+    pooled = float(np.exp(sums[0] / sums[1])) if sums[1] else 1.0
+    pooled = float(np.clip(pooled, 1e-9, 1e6)) if np.isfinite(pooled) else 1.0
+    log_ratio = np.log(np.maximum(ratio, 1e-3 * pooled))
     count = np.bincount(series, minlength=len(base))
     rank = np.arange(len(series)) - np.searchsorted(series, series)  # position among the series' windows
     later = rank >= (count[series] + 1) // 2
 
     def shrunk(mask: np.ndarray) -> np.ndarray:
         n = np.bincount(series[mask], minlength=len(base))
-        own = np.bincount(series[mask], weights=ratio[mask], minlength=len(base))
-        return np.maximum((own + SHRINK * pooled) / (n + SHRINK), 1e-3 * pooled)
+        own = np.bincount(series[mask], weights=log_ratio[mask], minlength=len(base))
+        return np.exp((own + SHRINK * np.log(pooled)) / (n + SHRINK))
 
     other = np.where(later, shrunk(~later)[series], shrunk(later)[series])
     return abs_errors / (base[series] * other)[:, None], shrunk(np.ones(len(series), bool)), pooled

@@ -145,6 +145,12 @@ def test_version_1_and_newer_manifests_are_refused_with_what_to_do(copy_of):
     assert message.strip().endswith("retrain the model")
     write(model_dir, seal({**manifest, "format_version": FORMAT_VERSION + 1}))
     assert f"format version {FORMAT_VERSION + 1} is newer" in refused(model_dir)
+    # version 2 (before per-series calibration): its manifest has nonnegative and no calibration section
+    v2 = {k: v for k, v in manifest.items() if k != "calibration"} | {"format_version": 2, "nonnegative": True}
+    write(model_dir, seal(v2))
+    message = refused(model_dir)
+    assert "model format version 2 was written by an older forecast" in message
+    assert message.strip().endswith("retrain the model")
 
 
 def test_nan_is_written_as_null_and_read_back_alike(trained):
