@@ -185,24 +185,26 @@ def _holdout_fit(kind: models.Model, task: FitTask) -> Source | None:
 
 def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, dict]:
     """Normalised conformal scores of the calibration windows and each series' error scale (metrics.py):
-    (scores (n_windows, horizon) float32, scale (n_series,) in the final model's scaled units, the manifest's
-    "calibration" summary). Scores are scale-free (an error over its series' error scale, both in the units of
-    the fit that made the error), so a holdout fit's scores calibrate the final model."""
+    (scores (n_windows, horizon) float32, scale (n_series,) in original units, the manifest's "calibration"
+    summary). Errors are taken in original units, not the model's scaled (or log) ones: a radius applied in
+    logs turns into an exponential upper bound, which on short trending series (M1 yearly) was many times
+    wider than needed."""
     task, L, H = source.task, final.window.lookback, final.window.horizon
-    starts, season = final.panel.starts, final.season
+    starts, season, target = final.panel.starts, final.season, final.panel.values[:, 0]
+    series = np.searchsorted(starts, source.idx, side="right") - 1
     if len(source.idx):
         X, Y = gather_windows(task.inputs, source.idx, L, H)
         pred = np.asarray(source.predictor(X) if source.forecast is None else source.forecast, np.float64)
         _check_forecasts(pred)
-        abs_errors = np.abs(pred - Y)
+        abs_errors = np.abs(task.scaler.inverse_target(pred, series) - task.scaler.inverse_target(Y, series))
+        _check_forecasts(abs_errors)
     else:
         abs_errors = np.zeros((0, H))
-    series = np.searchsorted(starts, source.idx, side="right") - 1
-    base = base_scales(mase_scales(task.inputs[:, 0], starts, task.fit_lengths, season))
+    base = base_scales(mase_scales(target, starts, task.fit_lengths, season))
     scores, ratio, pooled = normalised_scores(abs_errors, series, base, final.total)
     if len(scores) > limits.MAX_CALIBRATION_WINDOWS:
         scores = scores[np.linspace(0, len(scores) - 1, limits.MAX_CALIBRATION_WINDOWS).astype(int)]
-    scale = base_scales(mase_scales(final.inputs[:, 0], starts, final.fit_lengths, season)) * ratio
+    scale = base_scales(mase_scales(target, starts, final.fit_lengths, season)) * ratio
     summary = {"windows": int(len(scores)), "origins": source.origins, "holdout": source.holdout, "ratio": pooled}
     return scores.astype(np.float32), scale, summary
 

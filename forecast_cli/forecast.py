@@ -102,7 +102,7 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         "ds": future.reshape(-1),
         "y_hat": np.maximum(y_hat, floor).reshape(-1),
     }
-    bands = Bands(a["calibration/scores"], scaler, error_scale, y_hat, floor)
+    bands = Bands(a["calibration/scores"], error_scale, y_hat, floor)
     for level in levels:
         lo, hi = bands.bounds(level / 100)
         columns[f"y_hat_lo_{level}"], columns[f"y_hat_hi_{level}"] = lo.reshape(-1), hi.reshape(-1)
@@ -121,13 +121,12 @@ def quantile_column(q: float) -> str:
 
 
 class Bands:
-    """Conformal bounds around the forecast `y_hat: (n_series, horizon)` (original units): series i's radius at
-    step h is error_scale[i] times the conformal quantile of the calibration `scores` at h, in the scaled units
-    of `scaler`, so bounds of a log model are asymmetric in original units; bounds stay at or above `floor`."""
+    """Conformal bounds around the forecast `y_hat: (n_series, horizon)`, in original units: series i's radius at
+    step h is error_scale[i] times the conformal quantile of the calibration `scores` at h; bounds stay at or
+    above `floor`."""
 
-    def __init__(self, scores: np.ndarray, scaler: Scaler, error_scale: np.ndarray, y_hat: np.ndarray,
-                 floor: np.ndarray):
-        self.scores, self.scaler, self.error_scale, self.y_hat, self.floor = scores, scaler, error_scale, y_hat, floor
+    def __init__(self, scores: np.ndarray, error_scale: np.ndarray, y_hat: np.ndarray, floor: np.ndarray):
+        self.scores, self.error_scale, self.y_hat, self.floor = scores, error_scale, y_hat, floor
         self.widened: list[float] = []
 
     def bounds(self, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -138,10 +137,7 @@ class Bands:
         if extrapolated(len(self.scores), level) and level not in self.widened:
             self.widened.append(level)
         radius = interval_radius(self.scores, level, self.y_hat.shape[1])[None, :] * self.error_scale[:, None]
-        everyone = np.arange(len(self.y_hat))
-        scaled = self.scaler.target_to_scaled(self.y_hat, everyone)
-        lo = np.maximum(self.scaler.inverse_target(scaled - radius, everyone), self.floor)
-        return lo, np.maximum(self.scaler.inverse_target(scaled + radius, everyone), self.floor)
+        return np.maximum(self.y_hat - radius, self.floor), np.maximum(self.y_hat + radius, self.floor)
 
     def notes(self) -> list[str]:
         if not self.widened:
@@ -195,8 +191,7 @@ def _history_from_panel(panel: Panel, m: Manifest, stored: Scaler, arrays: dict[
     error_scale = np.empty(len(index))
     error_scale[seen] = arrays["calibration/scale"][index[seen]]
     if (~seen).any():
-        target = Scaler(loc[:, :1], scale[:, :1], log).transform(panel.values[:, :1], panel.starts)[:, 0]
-        base = base_scales(mase_scales(target, panel.starts, panel.lengths, m.season))
+        base = base_scales(mase_scales(panel.values[:, 0], panel.starts, panel.lengths, m.season))
         error_scale[~seen] = base[~seen] * m.calibration["ratio"]
     nonnegative = np.minimum.reduceat(panel.values[:, 0], panel.starts[:-1]) >= 0 if len(index) else \
         np.zeros(0, bool)

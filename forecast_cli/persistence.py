@@ -23,7 +23,7 @@ and asking to retrain):
         history/length             (n_series,) rows of history/values that are real
         history/nonnegative        (n_series,) bool: the target was never below 0 (forecasts are clipped at 0)
         calibration/scores         (n_windows, horizon) conformal scores: |error| / its series' error scale
-        calibration/scale          (n_series,) each series' error scale in its scaled units (intervals)
+        calibration/scale          (n_series,) each series' error scale in original units (intervals)
         context/values             (n_series, context) auto only: the recent target for Theta
 
 Saving writes a staging directory beside the target and swaps it into place in one step (Linux
