@@ -300,8 +300,8 @@ def print_scores(table, panel, folds: int, per_series: bool) -> None:
     levels = [int(c.split("_")[1]) for c in table.columns if c.startswith("cov_")]
     caption = "sMAPE in %; MASE against in-sample seasonal naive"
     if levels:
-        caption += ("; intervals: share of actual values inside, mean width, MSIS and quantile loss (sQL) in "
-                    "units of the in-sample seasonal-naive MAE, lower is better")
+        caption += ("; intervals: share of actual values inside, mean width in the data's units, MSIS and "
+                    "quantile loss (sQL) in units of the in-sample seasonal-naive MAE, lower is better")
     view = Table(title=cell(f"{panel.source}: backtest over {len(panel.ids)} series × {folds} folds"),
                  title_justify="left", caption=caption, caption_justify="left")
     columns = ["model", "series"] if per_series else ["model"]
