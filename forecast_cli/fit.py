@@ -18,7 +18,7 @@ from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.config import TrainSpec, WindowConfig
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import model_inputs, stamps_around
-from forecast_cli.metrics import base_scales, mase_scales, mase_weights, normalised_scores
+from forecast_cli.metrics import base_scales, end_scales, local_scales, local_span, mase_weights, normalised_scores
 from forecast_cli.models import FitTask
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import naive, seasonal_naive
@@ -109,14 +109,14 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     if source is None and kind.parameter_free and not several:  # every window's forecast is out of sample
         source = Source(task, predictor, every_window(starts, L, H), None, "every window")
     source = source or Source(task, predictor, val_idx, val_forecast, "validation")
-    scores, scale, summary = calibrate(source, task)
+    scores, ratio, scale, summary = calibrate(source, task)
     history = panel.last_windows(L)
     arrays = {f"params/{k}": v for k, v in fitted.params.items()}
     scaler = task.scaler
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
                    "history/last_ds": history.last_ds, "history/length": history.length,
                    "history/nonnegative": nonnegative(panel), "calibration/scores": scores,
-                   "calibration/scale": scale})
+                   "calibration/ratio": ratio, "calibration/scale": scale})
     if kind.context:
         every_length = parallel.gather_rows(lengths) if several else lengths
         context = panel.last_windows(context_rows(every_length, L), target_only=True)
@@ -183,14 +183,17 @@ def _holdout_fit(kind: models.Model, task: FitTask) -> Source | None:
     return Source(wider, predictor, wider.val_idx, None, "holdout", int(holdout.max()))
 
 
-def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Normalised conformal scores of the calibration windows and each series' error scale (metrics.py):
-    (scores (n_windows, horizon) float32, scale (n_series,) in original units, the manifest's "calibration"
-    summary). Errors are taken in original units, not the model's scaled (or log) ones: a radius applied in
-    logs turns into an exponential upper bound, which on short trending series (M1 yearly) was many times
-    wider than needed."""
+def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Normalised conformal scores of the calibration windows (metrics.py) and each series' error ratio and
+    error scale at its end: (scores (n_windows, horizon) float32, ratio (n_series,), scale (n_series,) in
+    original units, the manifest's "calibration" summary). Errors are taken in original units, not the model's
+    scaled (or log) ones: a radius applied in logs turns into an exponential upper bound, which on short
+    trending series (M1 yearly) was many times wider than needed. Each error is scaled by its series' local
+    variability just before the window's origin, the radius of a forecast by that just before the series' end:
+    on M1 yearly (series that grow) and a river with floods, a scale of the whole series under-covered."""
     task, L, H = source.task, final.window.lookback, final.window.horizon
     starts, season, target = final.panel.starts, final.season, final.panel.values[:, 0]
+    n_series, span = len(starts) - 1, local_span(H, season)
     series = np.searchsorted(starts, source.idx, side="right") - 1
     if len(source.idx):
         X, Y = gather_windows(task.inputs, source.idx, L, H)
@@ -200,13 +203,13 @@ def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, d
         _check_forecasts(abs_errors)
     else:
         abs_errors = np.zeros((0, H))
-    base = base_scales(mase_scales(target, starts, task.fit_lengths, season))
-    scores, ratio, pooled = normalised_scores(abs_errors, series, base, final.total)
+    window_scale = base_scales(local_scales(target, starts, series, source.idx + L, season, span))
+    scores, ratio, pooled = normalised_scores(abs_errors, series, window_scale, n_series, final.total)
     if len(scores) > limits.MAX_CALIBRATION_WINDOWS:
         scores = scores[np.linspace(0, len(scores) - 1, limits.MAX_CALIBRATION_WINDOWS).astype(int)]
-    scale = base_scales(mase_scales(target, starts, final.fit_lengths, season)) * ratio
+    scale = end_scales(target, starts, season, H) * ratio
     summary = {"windows": int(len(scores)), "origins": source.origins, "holdout": source.holdout, "ratio": pooled}
-    return scores.astype(np.float32), scale, summary
+    return scores.astype(np.float32), ratio, scale, summary
 
 
 def nonnegative(panel: Panel) -> np.ndarray:
@@ -239,7 +242,7 @@ def use_log(panel: Panel, wanted: bool | None) -> bool:
 def _gather_across_processes(manifest: Manifest, arrays: dict) -> Manifest:
     """Put every process's series into the artifact (in process order); the weights are already shared."""
     for name in ("scaler/loc", "scaler/scale", "history/values", "history/length", "history/nonnegative",
-                 "calibration/scores", "calibration/scale", "context/values"):
+                 "calibration/scores", "calibration/ratio", "calibration/scale", "context/values"):
         if name not in arrays:
             continue
         arrays[name] = parallel.gather_rows(arrays[name])

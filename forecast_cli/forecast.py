@@ -17,7 +17,7 @@ from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.csvout import to_csv
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import History, stamps_around, window_inputs
-from forecast_cli.metrics import base_scales, extrapolated, interval_radius, mase_scales, supported_level
+from forecast_cli.metrics import end_scales, extrapolated, interval_radius, supported_level
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import seasonal_naive
 from forecast_cli.windows import Scaler, fit_scaler
@@ -170,7 +170,8 @@ def _select(history: History, mask: np.ndarray) -> History:
 def _history_from_panel(panel: Panel, m: Manifest, stored: Scaler, arrays: dict[str, np.ndarray]
                         ) -> tuple[History, Scaler, np.ndarray, np.ndarray]:
     """The last windows of `panel`'s series, their scaler, error scales (calibration) and whether each is never
-    below 0: known series keep what training stored, new ones get their own, with the pooled error ratio."""
+    below 0: known series keep their stored scaler and error ratio, new ones get their own scaler and the pooled
+    ratio; the error scale follows each series' recent variability in `panel` (metrics.end_scales)."""
     if panel.freq != m.freq:
         raise DataError(f"{panel.source}: the data is {timeindex.describe(panel.freq)} ({panel.freq}) but the "
                         f"model was trained on {timeindex.describe(m.freq)} ({m.freq}) data")
@@ -188,11 +189,8 @@ def _history_from_panel(panel: Panel, m: Manifest, stored: Scaler, arrays: dict[
     loc, scale = own.loc.copy(), own.scale.copy()
     loc[seen], scale[seen] = stored.loc[index[seen]], stored.scale[index[seen]]
     scaler = Scaler(loc, scale, log)
-    error_scale = np.empty(len(index))
-    error_scale[seen] = arrays["calibration/scale"][index[seen]]
-    if (~seen).any():
-        base = base_scales(mase_scales(panel.values[:, 0], panel.starts, panel.lengths, m.season))
-        error_scale[~seen] = base[~seen] * m.calibration["ratio"]
+    ratio = np.where(seen, arrays["calibration/ratio"][np.maximum(index, 0)], m.calibration["ratio"])
+    error_scale = end_scales(panel.values[:, 0], panel.starts, m.season, m.window.horizon) * ratio
     nonnegative = np.minimum.reduceat(panel.values[:, 0], panel.starts[:-1]) >= 0 if len(index) else \
         np.zeros(0, bool)
     nonnegative[seen] &= arrays["history/nonnegative"][index[seen]]  # and in the training data

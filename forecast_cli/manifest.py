@@ -33,7 +33,7 @@ from forecast_cli.models.auto import CONTEXT, DRIFTS, WEIGHTS
 from forecast_cli.windows import SCALINGS
 
 ORIGINS = ("validation", "every window", "holdout")  # where calibration errors came from (fit.calibrate)
-FORMAT_VERSION = 3  # of the model directory; bump it when the layout or the manifest's schema changes
+FORMAT_VERSION = 4  # of the model directory; bump it when the layout or the manifest's schema changes
 
 RETRAIN = "retrain the model"
 
@@ -376,7 +376,8 @@ def check_manifest(manifest: object, where: str) -> dict:
                             f"does not match its content); {RETRAIN}")
     if type(version) is int and version < FORMAT_VERSION:
         raise ArtifactError(f"{where}: model format version {version} was written by an older forecast; this one "
-                            f"reads version {FORMAT_VERSION} (version 3 calibrates intervals per series); {RETRAIN}")
+                            f"reads version {FORMAT_VERSION} (version 4 scales intervals by each series' recent "
+                            f"variability); {RETRAIN}")
     try:
         text(choices=MODEL_KINDS)(manifest.get("kind"), "kind")
         record(fields_of(manifest["kind"]), optional=OPTIONAL)(manifest, "")
@@ -426,7 +427,7 @@ def expected_arrays(manifest: dict, context_steps: int) -> dict[str, tuple[int, 
     n_columns = 1 + len(manifest["covariates"])
     shapes = {"scaler/loc": (n, n_columns), "scaler/scale": (n, n_columns),
               "history/values": (n, lookback, n_columns), "history/last_ds": (n,), "history/length": (n,),
-              "history/nonnegative": (n,), "calibration/scale": (n,)}
+              "history/nonnegative": (n,), "calibration/ratio": (n,), "calibration/scale": (n,)}
     if manifest["kind"] == "auto":
         shapes["context/values"] = (n, context_steps)
     shapes.update({f"params/{k}": v for k, v in expected_params(manifest).items()})
@@ -490,7 +491,7 @@ def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable
     if len(scores) != windows or ("processes" not in manifest and windows > limits.MAX_CALIBRATION_WINDOWS):
         refuse("calibration/scores", f"has {len(scores)} rows for the manifest's {windows} calibration windows "
                f"(at most {limits.MAX_CALIBRATION_WINDOWS:,} from one process)")
-    for name in ("scaler/scale", "calibration/scale"):
+    for name in ("scaler/scale", "calibration/ratio", "calibration/scale"):
         if not (np.isfinite(arrays[name]) & (arrays[name] > 0)).all():
             refuse(name, "holds values that are not finite and above 0")
     length = arrays["history/length"]

@@ -59,46 +59,84 @@ def mase_weights(target: np.ndarray, starts: np.ndarray, fit_lengths: np.ndarray
 # --- prediction intervals ----------------------------------------------------------------------------------
 #
 # Intervals are split-conformal (Vovk et al. 2005; Stankeviciute et al. 2021 for multi-step forecasts) on
-# normalised scores: a calibration error |y - f| of series i is divided by that series' error scale d_i, the
-# scores of all series are pooled per horizon step, and series i's radius at step h is d_i times the scores'
-# conformal quantile at h. So a series' band follows its own error, and every series still draws on every
-# calibration window. fit.calibrate sets d_i; what is here is arrays only.
+# normalised scores: a calibration error |y - f| made from origin t of series i is divided by the error scale
+# d_i(t) = r_i x s_i(t), where s_i(t) is the series' recent variability just before t (local_scales) and r_i
+# its error ratio (how its forecast errors compare with that variability); the scores of all series are pooled
+# per horizon step, and series i's radius at step h of a forecast from its end T is d_i(T) times the scores'
+# conformal quantile at h. So a series' band follows its own error and its current volatility (a river in
+# flood, a series that has grown tenfold), and every series still draws on every calibration window.
+# fit.calibrate puts it together; what is here is arrays only.
 
-SHRINK = 5.0  # calibration windows' worth of weight the pooled error ratio gets in a series' error scale
+SHRINK = 5.0  # calibration windows' worth of weight the pooled error ratio gets in a series' error ratio
+LOCAL_FLOOR = 0.01  # a local scale is at least this share of the series' scale so far (a flat recent stretch)
 
 
-def normalised_scores(abs_errors: np.ndarray, series: np.ndarray, base: np.ndarray, total=np.asarray
-                      ) -> tuple[np.ndarray, np.ndarray, float]:
+def local_span(horizon: int, season: int) -> int:
+    """Steps before an origin whose variability is its local scale: a horizon, at least a season and 4 steps."""
+    return max(horizon, season, 4)
+
+
+def local_scales(target: np.ndarray, starts: np.ndarray, series: np.ndarray, origins: np.ndarray, season: int,
+                 span: int) -> np.ndarray:
+    """(n,) the recent variability of series `series[k]` just before row `origins[k]` (exclusive) of `target`,
+    laid out by `starts` (n_series + 1,): the mean |y_t - y_(t-lag)| over the last `span` steps before it (lag
+    `season`, or 1 when the series before the origin is no longer than a season: mase_scale's rule), and at
+    least LOCAL_FLOOR of that mean over the whole series before it. NaN where there is no such difference (one
+    row); missing values are skipped. Computed with running sums: O(rows + n)."""
+    out = np.full(len(origins), np.nan)
+    if not len(origins):
+        return out
+    begin = starts[series]
+    lags = np.where(origins - begin > season, season, 1)
+    row_begin = np.repeat(starts[:-1], np.diff(starts))
+    for lag in np.unique(lags):
+        diff = np.full(len(target), np.nan)
+        diff[lag:] = np.abs(target[lag:] - target[:-lag])
+        ok = (np.arange(len(target)) - lag >= row_begin) & np.isfinite(diff)
+        sums = np.concatenate([[0.0], np.cumsum(np.where(ok, diff, 0.0))])
+        counts = np.concatenate([[0], np.cumsum(ok)])
+        mine = lags == lag
+        end, first = origins[mine], begin[mine]
+        recent = np.maximum(end - span, first)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            local = (sums[end] - sums[recent]) / (counts[end] - counts[recent])
+            overall = (sums[end] - sums[first]) / (counts[end] - counts[first])
+        out[mine] = np.where(np.isfinite(local), np.fmax(local, LOCAL_FLOOR * overall), overall)
+    return out
+
+
+def normalised_scores(abs_errors: np.ndarray, series: np.ndarray, window_scale: np.ndarray, n_series: int,
+                      total=np.asarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Conformal scores of calibration errors, and each series' error ratio: (scores (n_windows, horizon),
-    ratio (n_series,), pooled ratio). Series i's error scale is then d_i = base_i x ratio_i.
+    ratio (n_series,), pooled ratio).
 
     `abs_errors: (n_windows, horizon)` calibration errors of series `series: (n_windows,)`, each series' windows
-    in time order; `base: (n_series,)` a scale of each series known without them (its in-sample seasonal-naive
-    error, > 0, see base_scales). A window's ratio is its mean |error| / base_i; a series' ratio is the geometric
-    mean of its windows' ratios, shrunk towards the pooled one (the geometric mean over every window) with the
-    weight of SHRINK windows: a series with one window gets mostly the pooled ratio, one with a hundred mostly
-    its own, one with none the pooled one (in logs, so that one series ten times noisier than the rest does not
-    drag the others up). The scores are cross-fitted: the errors of the earlier half of a series' windows are
-    divided by the ratio of its later half and the other way round, so no error is divided by a scale it helped
-    to estimate (which would make the scores too alike, and the bands too narrow). `total` sums over every
-    process's windows (parallel.reduction())."""
-    ratio = abs_errors.mean(axis=1) / base[series]
+    in time order; `window_scale: (n_windows,)` a scale of each window known without its errors (local_scales
+    at its origin, > 0, see base_scales). A window's ratio is its mean |error| / its scale; a series' ratio is
+    the geometric mean of its windows' ratios, shrunk towards the pooled one (the geometric mean over every
+    window) with the weight of SHRINK windows: a series with one window gets mostly the pooled ratio, one with a
+    hundred mostly its own, one with none the pooled one (in logs, so that one series ten times noisier than the
+    rest does not drag the others up). The scores are cross-fitted: the errors of the earlier half of a series'
+    windows are divided by the ratio of its later half and the other way round, so no error is divided by a
+    ratio it helped to estimate (which would make the scores too alike, and the bands too narrow). `total` sums
+    over every process's windows (parallel.reduction())."""
+    ratio = abs_errors.mean(axis=1) / window_scale
     positive = ratio[ratio > 0]
     sums = total(np.array([np.log(positive).sum(), len(positive)], np.float64))
     pooled = float(np.exp(sums[0] / sums[1])) if sums[1] else 1.0
     pooled = float(np.clip(pooled, 1e-9, 1e6)) if np.isfinite(pooled) else 1.0
     log_ratio = np.log(np.maximum(ratio, 1e-3 * pooled))
-    count = np.bincount(series, minlength=len(base))
+    count = np.bincount(series, minlength=n_series)
     rank = np.arange(len(series)) - np.searchsorted(series, series)  # position among the series' windows
     later = rank >= (count[series] + 1) // 2
 
     def shrunk(mask: np.ndarray) -> np.ndarray:
-        n = np.bincount(series[mask], minlength=len(base))
-        own = np.bincount(series[mask], weights=log_ratio[mask], minlength=len(base))
+        n = np.bincount(series[mask], minlength=n_series)
+        own = np.bincount(series[mask], weights=log_ratio[mask], minlength=n_series)
         return np.exp((own + SHRINK * np.log(pooled)) / (n + SHRINK))
 
     other = np.where(later, shrunk(~later)[series], shrunk(later)[series])
-    return abs_errors / (base[series] * other)[:, None], shrunk(np.ones(len(series), bool)), pooled
+    return abs_errors / (window_scale * other)[:, None], shrunk(np.ones(len(series), bool)), pooled
 
 
 def base_scales(scales: np.ndarray) -> np.ndarray:
@@ -110,6 +148,14 @@ def base_scales(scales: np.ndarray) -> np.ndarray:
         return np.ones(len(scales))
     median = float(np.median(finite))
     return np.maximum(np.where(np.isfinite(scales), scales, median), 0.01 * median)
+
+
+def end_scales(target: np.ndarray, starts: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """(n_series,) each series' local scale (local_scales) just after its last row: what a forecast's
+    radius is scaled by, before the series' error ratio."""
+    n_series = len(starts) - 1
+    return base_scales(local_scales(target, starts, np.arange(n_series), starts[1:], season,
+                                    local_span(horizon, season)))
 
 
 def conformal_quantiles(scores: np.ndarray, level: float) -> np.ndarray:

@@ -22,8 +22,9 @@ and asking to retrain):
         history/last_ds            (n_series,) the last timestamp (datetime64[ns] or int64)
         history/length             (n_series,) rows of history/values that are real
         history/nonnegative        (n_series,) bool: the target was never below 0 (forecasts are clipped at 0)
-        calibration/scores         (n_windows, horizon) conformal scores: |error| / its series' error scale
-        calibration/scale          (n_series,) each series' error scale in original units (intervals)
+        calibration/scores         (n_windows, horizon) conformal scores: |error| / its window's error scale
+        calibration/ratio          (n_series,) each series' error ratio (its errors over its local scale)
+        calibration/scale          (n_series,) each series' error scale at its end, in original units
         context/values             (n_series, context) auto only: the recent target for Theta
 
 Saving writes a staging directory beside the target and swaps it into place in one step (Linux

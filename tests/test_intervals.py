@@ -12,7 +12,7 @@ from forecast_cli import DataConfig, ESNConfig, TrainSpec, fit_model, predict, r
 from forecast_cli.cli import app
 from forecast_cli.errors import ConfigError
 from forecast_cli.evaluate import _interval_row
-from forecast_cli.metrics import interval_score, normalised_scores, pinball
+from forecast_cli.metrics import LOCAL_FLOOR, interval_score, local_scales, normalised_scores, pinball
 from forecast_cli.models.auto import AUTO
 from forecast_cli.options import parse_quantiles
 from forecast_cli.windows import calibration_holdout
@@ -64,7 +64,7 @@ def test_cross_fitted_scores_follow_each_series_own_error():
     rng = np.random.default_rng(0)
     errors = np.abs(rng.normal(size=(80, 3))) * np.repeat([1.0, 10.0], 40)[:, None]
     series = np.repeat([0, 1], 40)
-    scores, ratio, pooled = normalised_scores(errors, series, np.ones(2))
+    scores, ratio, pooled = normalised_scores(errors, series, np.ones(80), 2)
     logs = np.log(errors.mean(axis=1))
     assert pooled == pytest.approx(np.exp(logs.mean()))  # geometric means
     for i in (0, 1):  # shrunk towards the pooled ratio with the weight of SHRINK = 5 windows
@@ -74,8 +74,58 @@ def test_cross_fitted_scores_follow_each_series_own_error():
     # an error is never divided by a ratio it helped estimate: the first half's scores use the second half's
     first = np.exp(logs[:20].mean())
     assert not np.allclose(scores[:20], errors[:20] / first)
-    lone = normalised_scores(errors[:1], np.array([0]), np.ones(3))[1]  # no windows: the pooled ratio
+    lone = normalised_scores(errors[:1], np.array([0]), np.ones(1), 3)[1]  # no windows: the pooled ratio
     assert lone[1] == lone[2] == pytest.approx(errors[0].mean())
+
+
+def test_local_scales_by_hand():
+    """The mean |y_t - y_(t-lag)| over the last `span` steps before an origin, within its own series only,
+    lag 1 while the series so far is no longer than a season, missing values skipped, floored."""
+    rng = np.random.default_rng(3)
+    lengths = [30, 5, 12]
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    target = rng.normal(size=starts[-1]) * 10
+    target[7] = np.nan
+    target[starts[2]:starts[3]] = 4.0  # constant: the floor of a series with no variability is 0
+    season, span = 4, 6
+    series = np.array([0, 0, 0, 0, 1, 1, 2])
+    origins = starts[series] + np.array([3, 12, 20, 30, 3, 5, 12])
+
+    def by_hand(i, o):
+        y = target[starts[i]:o]
+        lag = season if len(y) > season else 1
+        diffs = np.abs(y[lag:] - y[:-lag])
+        recent = np.abs(y[-span:] - y[-span - lag:-lag]) if len(y) >= span + lag else diffs
+        finite = recent[np.isfinite(recent)]
+        return max(finite.mean(), LOCAL_FLOOR * np.nanmean(diffs))
+
+    got = local_scales(target, starts, series, origins, season, span)
+    np.testing.assert_allclose(got, [by_hand(i, o) for i, o in zip(series, origins, strict=True)])
+    assert got[-1] == 0
+    assert np.isnan(local_scales(target, starts, np.array([1]), np.array([starts[1] + 1]), season, span))[0]
+
+
+def test_bands_follow_the_recent_variability(tmp_path):
+    """The same model forecasting a series whose last weeks turned volatile (a river in flood) gives a wider
+    band than for the calm one, and predicting on the training data equals predicting from the directory."""
+    rng = np.random.default_rng(4)
+    t = np.arange(300)
+    y = 50 + 10 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 1, len(t))
+    frame = pd.DataFrame({"unique_id": "river", "ds": pd.date_range("2020-01-01", periods=len(t), freq="D"),
+                          "y": y})
+    panel = write(tmp_path, frame)
+    artifact = fit_model(panel, TrainSpec(kind="snaive", horizon=7))
+    stored = predict(artifact, levels=[80]).frame
+    again = predict(artifact, panel, levels=[80]).frame
+    np.testing.assert_allclose(stored["y_hat_hi_80"], again["y_hat_hi_80"])
+    flood = frame.copy()
+    flood.loc[flood.index[-14:], "y"] += rng.normal(0, 15, 14)
+    wild = predict(artifact, write(tmp_path, flood, "flood.csv"), levels=[80]).frame
+
+    def width(f):
+        return float((f["y_hat_hi_80"] - f["y_hat_lo_80"]).mean())
+
+    assert width(wild) > 4 * width(stored)
 
 
 def test_widths_follow_the_series_not_the_panel(tmp_path):
