@@ -338,6 +338,8 @@ ARRAY_CASES = {
                               "calibration/scores"),
     "a zero error scale": ("snaive", setter("calibration/scale", lambda a: a * 0), "calibration/scale"),
     "error scales of another panel": ("snaive", setter("calibration/scale", lambda a: a[:-1]), "calibration/scale"),
+    "a NaN error ratio": ("snaive", setter("calibration/ratio", with_nan(0)), "calibration/ratio"),
+    "error ratios of another panel": ("snaive", setter("calibration/ratio", lambda a: a[:-1]), "calibration/ratio"),
     "a float sign": ("snaive", setter("history/nonnegative", lambda a: a.astype(float)), "history/nonnegative"),
     "a 2-D history": ("snaive", setter("history/values", lambda a: a[:, :, 0]), "history/values"),
 }
