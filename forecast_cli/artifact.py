@@ -40,6 +40,7 @@ class Manifest:
     calibration: dict  # {"windows", "origins", "ratio"}: the conformal scores kept (fit.calibrate)
     blend: dict | None = None  # auto only: {"weight", "drift", "errors"}
     processes: int | None = None  # trained across this many processes
+    updates: list | None = None  # `forecast update`s since training, oldest first (update.py)
     training_seconds: float = 0.0
     stored: dict = field(default_factory=dict, compare=False)  # format_version, package_version, ... when loaded
 
@@ -48,7 +49,7 @@ class Manifest:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "stored"}
         d.update(window=self.window.to_dict(), train=self.train.to_dict(), data=self.data.to_dict(),
                  covariates=list(self.covariates), calendar=list(self.calendar), series=list(self.series))
-        return {k: v for k, v in d.items() if v is not None or k not in ("blend", "processes")}
+        return {k: v for k, v in d.items() if v is not None or k not in ("blend", "processes", "updates")}
 
     @classmethod
     def from_dict(cls, d: dict) -> Manifest:
@@ -68,8 +69,10 @@ class Artifact:
     arrays: model weights under "params/...", "scaler/loc", "scaler/scale" (n_series,), "history/values"
         (n_series, lookback, n_columns) in original units, NaN-padded on the left for short series,
         "history/last_ds" (n_series,), "history/length" (n_series,), "history/nonnegative" (n_series,),
-        "calibration/scores" (n_windows, horizon), "calibration/scale" (n_series,) and, for kinds that ask for
-        it (auto), "context/values" (n_series, context).
+        "history/rows" (n_series,) rows trained on, "history/digest" (n_series,) their digest (Panel.digests),
+        "calibration/scores" (n_windows, horizon) oldest origin first, "calibration/scale" (n_series,), what
+        `forecast update` continues from under "state/..." and, for kinds that ask for it (auto),
+        "context/values" (n_series, context).
     """
 
     manifest: Manifest

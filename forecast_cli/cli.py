@@ -37,6 +37,7 @@ from typer.core import TyperCommand, TyperGroup  # noqa: E402
 from forecast_cli.config import MODEL_KINDS, DataConfig, ESNConfig, RecurrentConfig, TrainConfig  # noqa: E402
 from forecast_cli.options import (  # noqa: E402
     OUTPUT_PANEL,
+    AllowRevisions,
     BacktestModels,
     BacktestPlot,
     BacktestRefit,
@@ -106,6 +107,7 @@ from forecast_cli.report import (  # noqa: E402
     report_filled,
     say,
     train_summary,
+    update_summary,
     warn,
     write_log,
     written_summary,
@@ -565,6 +567,46 @@ def read_fresh_data(data: str, m):
     if m.data.freq is None:
         return read_series(data, m.data, expect_freq=m.freq)
     return read_series(data, dataclasses.replace(m.data, freq=m.freq))
+
+
+@app.command(cls=Command)
+def update(
+    data: DataArg,
+    model_dir: ModelDir = None,
+    allow_revisions: AllowRevisions = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Fold the rows of DATA after those the model was trained on into it, in place, without a full retrain.
+
+    DATA is the training data grown (new series in it are left to predict, which forecasts them as before). The
+    ESN's readout is solved again exactly; a network trains on a few epochs from where it stopped; the intervals'
+    conformal scores take the errors of the forecasts made before. Nothing new: exit 0, nothing changed.
+
+    Examples:
+      forecast update sales.csv --model-dir sales-model
+      daily, from cron, after the day's rows are appended:
+      5 6 * * *  forecast update /data/river.csv --model-dir /srv/river-model && forecast predict -o /srv/fc.csv
+    """
+    with user_errors(verbose, interrupted="Interrupted: nothing was saved; the previous model is intact.",
+                     saved="Interrupted after the updated model was saved."):
+        from forecast_cli.persistence import load_artifact, model_lock, save_artifact
+
+        directory = model_dir_path(model_dir)
+        load_artifact(directory)  # a missing or broken model is refused before any lock file is made
+        with writing(directory), model_lock(directory):
+            artifact = load_artifact(directory)  # under the lock: no other writer can swap it meanwhile
+            panel = read_fresh_data(data, artifact.manifest)
+            if not quiet:
+                report_filled(panel)
+            setup_jax(None)
+            from forecast_cli.update import update_model
+
+            result = update_model(artifact, panel, allow_revisions)
+            if result.artifact is not None:
+                save_artifact(directory, result.artifact)
+        if not quiet:
+            say(update_summary(result, artifact.manifest, directory))
 
 
 @app.command(cls=Command)

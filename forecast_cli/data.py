@@ -96,6 +96,18 @@ class Panel:
         column = self.columns.get("target") or sid
         return f"series '{sid}' has {self.values[row, 0]:g} on {_fmt(self.ds[row])} in column '{column}'"
 
+    def digests(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """(n_series,) uint64 digests of each series' first `rows[i]` rows (all by default): of every stamp and
+        every column's value, bit for bit, at its position in the series. `forecast update` compares the digest
+        of what a model was trained on with that of the same rows of fresh data to tell growth from revision."""
+        position = np.arange(len(self.ds)) - np.repeat(self.starts[:-1], self.lengths)
+        limit = self.lengths if rows is None else np.asarray(rows)
+        digest = _mix(np.ascontiguousarray(self.ds).view(np.uint64) ^ _mix(position.astype(np.uint64)))
+        for column in range(self.values.shape[1]):
+            digest = _mix(digest ^ np.ascontiguousarray(self.values[:, column]).view(np.uint64))
+        digest = np.where(position < np.repeat(limit, self.lengths), digest, np.uint64(0))
+        return np.add.reduceat(digest, self.starts[:-1]) if len(self.ids) else np.zeros(0, np.uint64)
+
     def to_frame(self) -> pd.DataFrame:
         """Long frame for the edges (plots, merges with forecasts): unique_id, ds, y, then covariate i under the
         integer label i (a user's column may be called anything, "y" included; its name is covariates[i])."""
@@ -115,6 +127,13 @@ class Panel:
         return replace(self, ids=self.ids[kept], ds=self.ds[keep], values=values,
                        starts=np.concatenate([[0], ends[1:][kept]]).astype(np.int64),
                        missing_timestamps=self.missing_timestamps[kept], missing_values=self.missing_values[kept])
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser over uint64 arrays (their products wrap, as it wants)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 def read_series(source: str | Path, config: DataConfig | None = None, expect_freq: str | None = None) -> Panel:

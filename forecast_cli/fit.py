@@ -112,11 +112,15 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     scores, ratio, scale, summary = calibrate(source, task)
     history = panel.last_windows(L)
     arrays = {f"params/{k}": v for k, v in fitted.params.items()}
+    arrays.update({f"state/{k}": v for k, v in fitted.state.items()})
     scaler = task.scaler
     arrays.update({"scaler/loc": scaler.loc, "scaler/scale": scaler.scale, "history/values": history.values,
                    "history/last_ds": history.last_ds, "history/length": history.length,
-                   "history/nonnegative": nonnegative(panel), "calibration/scores": scores,
-                   "calibration/ratio": ratio, "calibration/scale": scale})
+                   "history/nonnegative": nonnegative(panel), "history/rows": lengths.astype(np.int64),
+                   "history/digest": panel.digests(), "calibration/scores": scores,
+                   "calibration/ratio": ratio, "calibration/scale": scale,
+                   "calibration/pending": np.zeros((0, H)), "calibration/pending_series": np.zeros(0, np.int64),
+                   "calibration/pending_row": np.zeros(0, np.int64)})  # forecasts `forecast update` will score
     if kind.context:
         every_length = parallel.gather_rows(lengths) if several else lengths
         context = panel.last_windows(context_rows(every_length, L), target_only=True)
@@ -205,7 +209,8 @@ def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, n
         abs_errors = np.zeros((0, H))
     window_scale = base_scales(local_scales(target, starts, series, source.idx + L, season, span))
     scores, ratio, pooled = normalised_scores(abs_errors, series, window_scale, n_series, final.total)
-    if len(scores) > limits.MAX_CALIBRATION_WINDOWS:
+    scores = scores[np.argsort(final.panel.ds[source.idx + L], kind="stable")]  # oldest origin first: `update`
+    if len(scores) > limits.MAX_CALIBRATION_WINDOWS:  # drops from the front
         scores = scores[np.linspace(0, len(scores) - 1, limits.MAX_CALIBRATION_WINDOWS).astype(int)]
     scale = end_scales(target, starts, season, H) * ratio
     summary = {"windows": int(len(scores)), "origins": source.origins, "holdout": source.holdout, "ratio": pooled}
@@ -242,12 +247,13 @@ def use_log(panel: Panel, wanted: bool | None) -> bool:
 def _gather_across_processes(manifest: Manifest, arrays: dict) -> Manifest:
     """Put every process's series into the artifact (in process order); the weights are already shared."""
     for name in ("scaler/loc", "scaler/scale", "history/values", "history/length", "history/nonnegative",
-                 "calibration/scores", "calibration/ratio", "calibration/scale", "context/values"):
+                 "history/rows", "calibration/scores", "calibration/ratio", "calibration/scale", "context/values"):
         if name not in arrays:
             continue
         arrays[name] = parallel.gather_rows(arrays[name])
     last = arrays["history/last_ds"]
     arrays["history/last_ds"] = parallel.gather_rows(last.view(np.int64)).view(last.dtype)
+    arrays["history/digest"] = parallel.gather_rows(arrays["history/digest"].view(np.int64)).view(np.uint64)
     fingerprints = parallel.gather_strings([manifest.fingerprint])
     v = manifest.validation
     names = ("model_mae", "naive_mae", "snaive_mae")

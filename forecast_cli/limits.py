@@ -24,6 +24,7 @@ MAX_HISTORY = 100_000  # plot --history: steps of history drawn before the forec
 MAX_FORECAST_CELLS = 50_000_000  # series x horizon of one forecast
 MAX_FOLDS = 1_000  # evaluate --folds
 MAX_STEP = 100_000  # evaluate --step
+MAX_UPDATES_KEPT = 1_000  # `forecast update` records a model directory's manifest keeps (the oldest dropped)
 MAX_CALIBRATION_WINDOWS = 20_000  # validation windows whose errors a model keeps to calibrate its intervals
 
 # Training options

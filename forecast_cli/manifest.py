@@ -33,7 +33,7 @@ from forecast_cli.models.auto import CONTEXT, DRIFTS, WEIGHTS
 from forecast_cli.windows import SCALINGS
 
 ORIGINS = ("validation", "every window", "holdout")  # where calibration errors came from (fit.calibrate)
-FORMAT_VERSION = 4  # of the model directory; bump it when the layout or the manifest's schema changes
+FORMAT_VERSION = 5  # of the model directory; bump it when the layout or the manifest's schema changes
 
 RETRAIN = "retrain the model"
 
@@ -104,10 +104,12 @@ def nullable(check: Check) -> Check:
     return maybe
 
 
-def list_of(item: Check, *, min_len: int = 0, unique: bool = False) -> Check:
+def list_of(item: Check, *, min_len: int = 0, unique: bool = False, max_len: int | None = None) -> Check:
     def check(value, at):
         if not isinstance(value, list) or len(value) < min_len:
             raise Invalid(at, f"must be a list of at least {min_len}", show(value))
+        if max_len is not None and len(value) > max_len:
+            raise Invalid(at, f"must be a list of at most {max_len}", f"{len(value)} entries")
         for i, v in enumerate(value):
             item(v, f"{at}[{i}]")
         if unique and len(set(value)) < len(value):
@@ -220,6 +222,10 @@ ESN_FIT = record({"ridge": number(0, 1e12, above=True), "val_loss": METRIC, "tra
                   "val_windows": COUNT, "val_loss_by_ridge": mapping(METRIC)})
 BLEND = record({"weight": number(0, 1), "drift": number(min(DRIFTS), max(DRIFTS)), "errors": mapping(METRIC)})
 NO_CONFIG = record({})
+UPDATE = record({  # one `forecast update` (update.py)
+    "at": text(64), "rows": COUNT, "series": COUNT, "ids": list_of(text(limits.MAX_ID_CHARS), max_len=20),
+    "new_series": COUNT, "windows": COUNT, "calibration_windows": COUNT, "kept": text(200), "seconds": number(0),
+})
 MODEL = {"auto": (recurrent_model("gru"), RECURRENT_FIT), "esn": (ESN_MODEL, ESN_FIT),
          "naive": (NO_CONFIG, NO_CONFIG), "snaive": (NO_CONFIG, NO_CONFIG),
          **{kind: (recurrent_model(kind), RECURRENT_FIT) for kind in RECURRENT_KINDS}}
@@ -253,6 +259,7 @@ def fields_of(kind: str) -> dict[str, Check]:
                                "holdout": COUNT, "ratio": number(0, 1e6, above=True)}),
         **({"blend": BLEND} if kind == "auto" else {}),
         "processes": integer(1, limits.MAX_PROCESSES),  # distributed training only
+        "updates": list_of(UPDATE, max_len=limits.MAX_UPDATES_KEPT),  # `forecast update`s since training
         "training_seconds": number(0),
         "format_version": integer(1, 1 << 31),  # equal to FORMAT_VERSION: check_manifest sees to it first
         "package_version": text(64),
@@ -261,7 +268,7 @@ def fields_of(kind: str) -> dict[str, Check]:
     }
 
 
-OPTIONAL = ("processes",)
+OPTIONAL = ("processes", "updates")
 
 
 def consistent(m: dict) -> None:
@@ -376,8 +383,8 @@ def check_manifest(manifest: object, where: str) -> dict:
                             f"does not match its content); {RETRAIN}")
     if type(version) is int and version < FORMAT_VERSION:
         raise ArtifactError(f"{where}: model format version {version} was written by an older forecast; this one "
-                            f"reads version {FORMAT_VERSION} (version 4 scales intervals by each series' recent "
-                            f"variability); {RETRAIN}")
+                            f"reads version {FORMAT_VERSION} (version 5 keeps what `forecast update` continues from); "
+                            f"{RETRAIN}")
     try:
         text(choices=MODEL_KINDS)(manifest.get("kind"), "kind")
         record(fields_of(manifest["kind"]), optional=OPTIONAL)(manifest, "")
@@ -427,11 +434,26 @@ def expected_arrays(manifest: dict, context_steps: int) -> dict[str, tuple[int, 
     n_columns = 1 + len(manifest["covariates"])
     shapes = {"scaler/loc": (n, n_columns), "scaler/scale": (n, n_columns),
               "history/values": (n, lookback, n_columns), "history/last_ds": (n,), "history/length": (n,),
-              "history/nonnegative": (n,), "calibration/ratio": (n,), "calibration/scale": (n,)}
+              "history/nonnegative": (n,), "history/rows": (n,), "history/digest": (n,),
+              "calibration/ratio": (n,), "calibration/scale": (n,)}
     if manifest["kind"] == "auto":
         shapes["context/values"] = (n, context_steps)
-    shapes.update({f"params/{k}": v for k, v in expected_params(manifest).items()})
+    params = expected_params(manifest)
+    shapes.update({f"params/{k}": v for k, v in params.items()})
+    shapes.update({f"state/{k}": v for k, v in expected_state(manifest, params).items()})
     return shapes
+
+
+def expected_state(manifest: dict, params: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of the "state/..." arrays that `forecast update` continues from: the ESN's normal equations,
+    a network's Adam moments (one per weight) and each member's step count."""
+    if manifest["kind"] == "esn":
+        p = params["readout"][0]
+        return {"gram": (p, p), "cross": (p, manifest["window"]["horizon"])}
+    if not params:
+        return {}
+    moments = {f"{part}/{name}": shape for part in ("mu", "nu") for name, shape in params.items()}
+    return {**moments, "adam_count": (manifest["fit"].get("members", 1),)}
 
 
 def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> None:
@@ -444,7 +466,9 @@ def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> N
     context = arrays.get("context/values")
     steps = context.shape[-1] if context is not None and context.ndim == 2 else manifest["window"]["lookback"]
     expected = expected_arrays(manifest, steps)
-    expected["calibration/scores"] = None  # any number of calibration windows
+    for name in ("calibration/scores", "calibration/pending", "calibration/pending_series",
+                 "calibration/pending_row"):
+        expected[name] = None  # any number of calibration windows
     for name in sorted(arrays.keys() - expected.keys()):
         refuse(name, f"is not part of this {manifest['kind']} model")
     for name in sorted(expected.keys() - arrays.keys()):
@@ -454,13 +478,18 @@ def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> N
                    else ("M", f"datetime64 (freq {manifest['freq']})"))
     for name, shape in expected.items():
         array = arrays[name]
-        kinds, words = {"history/length": ("iu", "integer"), "history/last_ds": stamp_dtype,
-                        "history/nonnegative": ("b", "bool")}.get(name, ("f", "float"))
+        kinds, words = {"history/length": ("iu", "integer"), "history/rows": ("iu", "integer"),
+                        "state/adam_count": ("iu", "integer"), "history/digest": ("u", "uint64"),
+                        "calibration/pending_series": ("i", "int64"), "calibration/pending_row": ("i", "int64"),
+                        "history/last_ds": stamp_dtype, "history/nonnegative": ("b", "bool")}.get(name, ("f", "float"))
         if array.dtype.kind not in kinds:
             refuse(name, f"has dtype {array.dtype}, not {words}")
-        if name == "calibration/scores":
+        if name in ("calibration/scores", "calibration/pending"):
             if array.ndim != 2 or array.shape[1] != horizon:
                 refuse(name, f"has shape {array.shape}, not (windows, {horizon}) for the horizon {horizon}")
+        elif name.startswith("calibration/pending_"):
+            if array.shape != arrays["calibration/pending"].shape[:1]:
+                refuse(name, f"has shape {array.shape}, not one entry per row of calibration/pending")
         elif array.shape != shape:
             refuse(name, f"has shape {array.shape} but the manifest implies {shape} ({implied(manifest, name)})")
     check_values(manifest, arrays, refuse)
@@ -481,7 +510,7 @@ def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable
     """The numbers a forecast uses are finite (every scan is linear in arrays already in memory)."""
     lookback = manifest["window"]["lookback"]
     for name, array in arrays.items():
-        if name.startswith("params/") or name == "scaler/loc":
+        if name.startswith(("params/", "state/")) or name == "scaler/loc":
             if not np.isfinite(array).all():
                 refuse(name, "holds NaN or infinite values")
     scores = arrays["calibration/scores"]
@@ -497,6 +526,17 @@ def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable
     length = arrays["history/length"]
     if length.size and not ((length >= 1) & (length <= lookback)).all():  # every series has at least one row
         refuse("history/length", f"holds lengths outside 1..{lookback} (the lookback)")
+    if not (arrays["history/rows"] == np.maximum(arrays["history/rows"], length)).all() or \
+            not (np.minimum(arrays["history/rows"], lookback) == length).all():
+        refuse("history/rows", "does not agree with history/length (the rows seen, at most a lookback of them kept)")
+    pending = arrays["calibration/pending"]
+    if len(pending) > limits.MAX_CALIBRATION_WINDOWS or not np.isfinite(pending).all() or \
+            not ((arrays["calibration/pending_series"] >= 0) & (arrays["calibration/pending_series"] < len(length))
+                 & (arrays["calibration/pending_row"] >= lookback)).all():
+        refuse("calibration/pending", f"must hold at most {limits.MAX_CALIBRATION_WINDOWS:,} finite forecasts of "
+               "known series, from origins at least a lookback into them")
+    if "state/adam_count" in arrays and (arrays["state/adam_count"] < 0).any():
+        refuse("state/adam_count", "holds negative step counts")
     present = np.arange(lookback)[None, :] >= lookback - length[:, None]  # NaN on the left of short series
     if not (np.isfinite(arrays["history/values"]) == present[:, :, None]).all():
         refuse("history/values", "holds NaN or infinite values where history/length says there is data")

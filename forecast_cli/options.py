@@ -67,6 +67,9 @@ DateFormat = Annotated[str | None, typer.Option("--date-format", help="Time colu
                                                 "dayfirst. " + default_is("ISO 8601, or as detected"))]
 
 # What the commands print, and where.
+AllowRevisions = Annotated[bool, typer.Option("--allow-revisions", help="Accept DATA whose rows up to the model's "
+                                              "last step differ from the trained ones (the new rows are those after "
+                                              "that step).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.", rich_help_panel=OUTPUT_PANEL)]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.",
                                        rich_help_panel=OUTPUT_PANEL)]

@@ -263,6 +263,18 @@ def train_summary(m, target_dir) -> str:
     return line
 
 
+def update_summary(result, m, directory) -> str:
+    """What `forecast update` says at the end: `result` an update.Update, `m` the model's manifest before it."""
+    new = (f"; {result.new_series} series of DATA are not in the model (predict forecasts them from their own "
+           "history; retrain to learn them)") if result.new_series else ""
+    if result.artifact is None:
+        return f"nothing new: the model has seen every row of DATA's {len(m.series)} known series; unchanged{new}"
+    record = result.artifact.manifest.updates[-1]
+    return (f"updated {m.kind} with {result.rows} new row{'s' if result.rows != 1 else ''} of {result.series} "
+            f"series in {record['seconds']:.1f}s ({record['kept']}; {result.scored} forecasts scored into the "
+            f"intervals); saved to {directory}{new}")
+
+
 def written_summary(frame, path: str) -> str:
     """What `forecast predict -o FILE` says once the forecast CSV (`frame`, long) is written."""
     rows, series = len(frame), frame["unique_id"].nunique()

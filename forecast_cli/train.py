@@ -49,6 +49,8 @@ class TrainHistory:
     stopped_early: bool = False
     seconds: float = 0.0
     first_epoch_seconds: float = 0.0  # includes compiling the epoch (benchmarks/scaling.py leaves it out)
+    moments: dict | None = None  # Adam's state at the returned weights ({"count", "mu", "nu"}, see adam_moments):
+    # what `forecast update` continues from
 
 
 def auto_batch_size(n: int) -> int:
@@ -77,6 +79,34 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
         optax.clip_by_global_norm(config.clip_norm),
         optax.adamw(schedule, weight_decay=config.weight_decay),
     )
+
+
+def adam_moments(opt_state) -> dict:
+    """{"count": steps taken, "mu": first moments, "nu": second moments} of an optimizer state of make_optimizer
+    (the moments are trees shaped like the parameters)."""
+    from optax import tree_utils
+
+    adam = _adam_state(opt_state)
+    count = adam.count if adam.count.is_fully_addressable else adam.count.addressable_data(0)
+    return {"count": int(np.asarray(count)), "mu": tree_utils.tree_get(opt_state, "mu"),
+            "nu": tree_utils.tree_get(opt_state, "nu")}
+
+
+def with_adam_moments(opt_state, moments: dict):
+    """`opt_state` (of make_optimizer) with Adam's step count and moments replaced by `moments` (adam_moments'
+    form): a warm start. The learning-rate schedule's own count is left alone, so a new schedule starts anew."""
+    adam = _adam_state(opt_state)
+    warm = adam._replace(count=jnp.asarray(moments["count"], adam.count.dtype),
+                         mu=jax.tree.map(jnp.asarray, moments["mu"]), nu=jax.tree.map(jnp.asarray, moments["nu"]))
+    return jax.tree.map(lambda s: warm if s is adam else s, opt_state, is_leaf=lambda s: s is adam)
+
+
+def _adam_state(opt_state) -> optax.ScaleByAdamState:
+    found = [s for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+             if isinstance(s, optax.ScaleByAdamState)]
+    if len(found) != 1:
+        raise ValueError("not an optimizer state of make_optimizer (one Adam state)")
+    return found[0]
 
 
 def window_loss(pred: Array, Y: Array, loss: str) -> Array:
@@ -183,20 +213,23 @@ def fit(
     dropout: bool = False,
     on_epoch: Callable[[int, dict], None] | None = None,
     row_weight: np.ndarray | None = None,
+    moments: dict | None = None,
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train `model` on windows of `inputs: (n_rows, n_features)` starting at `train_idx`; stop early on
     the loss at `val_idx` and return the model with the best validation weights restored (with no validation
     window in any process, the training windows are monitored instead, or, with patience 0 too, nothing is:
     the last weights are returned). A window's loss (`config.loss`) is multiplied by `row_weight[start row]`
-    (default 1). With several processes, each passes its own rows and windows and all get the same model."""
+    (default 1). With several processes, each passes its own rows and windows and all get the same model.
+    `moments` (adam_moments' form, for these parameters): Adam starts from them rather than from zero (a warm
+    start, `forecast update`); history.moments holds Adam's state at the returned weights."""
     start = time.perf_counter()
     graphdef, params = nnx.split(model)
     row_weight = np.ones(len(inputs), np.float32) if row_weight is None else np.asarray(row_weight, np.float32)
     backend = (_Processes if jax.process_count() > 1 else _OneProcess)(
         graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout)
-    params, opt_state = backend.init(params)
+    params, opt_state = backend.init(params, moments)
     history = TrainHistory()
-    best, best_loss, waited = params, math.inf, 0
+    best, best_state, best_loss, waited = params, opt_state, math.inf, 0
     monitored = backend.validated or config.patience > 0  # else (a refit): fixed epochs, the last weights kept
     for epoch in range(1, config.epochs + 1):
         key, epoch_key = jax.random.split(key)
@@ -212,7 +245,7 @@ def fit(
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
         if val_loss < best_loss or not monitored:
-            best, best_loss, waited, history.best_epoch = params, val_loss, 0, epoch
+            best, best_state, best_loss, waited, history.best_epoch = params, opt_state, val_loss, 0, epoch
         else:
             waited += 1
         if on_epoch:
@@ -221,6 +254,9 @@ def fit(
             history.stopped_early = True
             break
     history.seconds = time.perf_counter() - start
+    adam = adam_moments(best_state)
+    history.moments = {"count": adam["count"], **{k: jax.tree.map(np.asarray, backend.host(adam[k]))
+                                                  for k in ("mu", "nu")}}
     return nnx.merge(graphdef, backend.host(best)), history
 
 
@@ -242,8 +278,10 @@ class _OneProcess:
         self.val_batches = devices.replicated(tuple(
             jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024, devices.count)))
 
-    def init(self, params):
-        return self.devices.replicated(params), self.devices.replicated(self.tx.init(params))
+    def init(self, params, moments=None):
+        state = self.tx.init(params)
+        return self.devices.replicated(params), self.devices.replicated(
+            state if moments is None else with_adam_moments(state, moments))
 
     def epoch(self, params, opt_state, key) -> tuple:
         params, opt_state, loss = self.train_epoch(params, opt_state, self.inputs, self.row_weight,
@@ -302,9 +340,10 @@ class _Processes:
         self.step, self.dropout = step, dropout
         self.sums = jax.jit(lambda params, X, Y, w, rw: loss_sums(params, X, Y, w, rw, None))
 
-    def init(self, params):
+    def init(self, params, moments=None):
         params = self.to_global(params)  # the same initial weights everywhere: the same seed
-        return params, jax.jit(self.tx.init)(params)
+        state = jax.jit(self.tx.init)(params)
+        return params, state if moments is None else self.to_global(with_adam_moments(state, moments))
 
     def _global_batch(self, idx, first):
         part = idx[first : first + self.local]

@@ -53,7 +53,7 @@ def test_esn_readout_recovers_a_linear_autoregressive_process():
     y = ar2_series()
     config = ESNConfig(units=100)
     reservoir = esn.init_reservoir(1, config, jax.random.key(0))
-    readout, _, info = esn.fit(reservoir, y[:, None], np.arange(0, 2460), np.arange(2460, 2959), 40, 1, config)
+    readout, _, info, _ = esn.fit(reservoir, y[:, None], np.arange(0, 2460), np.arange(2460, 2959), 40, 1, config)
     X = np.stack([y[i : i + 40] for i in range(2500, 2950)])[:, :, None]
     truth = y[2540:2990]
     oracle = 0.6 * X[:, -1, 0] - 0.3 * X[:, -2, 0]

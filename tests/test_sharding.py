@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent("""
     def ridge(devices):
         from forecast_cli import parallel
         reservoir = esn.init_reservoir(2, ESNConfig(units=60), jax.random.key(2))
-        readout, _, info = esn.fit(reservoir, inputs, train_idx, val_idx, 24, 4, ESNConfig(units=60),
+        readout, _, info, _ = esn.fit(reservoir, inputs, train_idx, val_idx, 24, 4, ESNConfig(units=60),
                                    parallel.local_devices(devices))
         X = np.stack([inputs[i : i + 24] for i in val_idx])
         return np.asarray(esn.predict(reservoir, readout, X, 0.5)), info["ridge"]

@@ -78,6 +78,8 @@ class Fitted:
     model: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     validated: dict[str, np.ndarray] | None = None  # None: `params`
+    state: dict[str, np.ndarray] = field(default_factory=dict)  # saved under "state/": what `forecast update`
+    # continues from (the ESN's normal equations, the networks' optimizer moments)
 
     def __post_init__(self):
         if self.validated is None:
@@ -102,6 +104,14 @@ class Model:
         """The forecast function of saved `params` with hyperparameters `model` (the manifest's "model"), for
         windows of the trained `horizon`."""
         raise NotImplementedError
+
+    def update(self, task: FitTask, manifest: Manifest, params: dict[str, np.ndarray],
+               state: dict[str, np.ndarray]) -> Fitted:
+        """The model of `manifest` (its `params` and `state`) with the series' new rows folded in (`forecast
+        update`): `task` is the grown panel, scaled by the model's scaler; task.train_idx are the windows to learn
+        from, task.val_idx the newest windows (update.py says which). By default nothing is fitted: the same
+        parameters (the baselines forecast from the data alone)."""
+        return Fitted(params, manifest.model, {**manifest.fit, "kept": "nothing to fit"}, state=state)
 
     def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray, chosen: dict | None = None
                   ) -> tuple[dict, np.ndarray, np.ndarray | None]:

@@ -97,6 +97,12 @@ class Auto(Model):
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
         return GRU.predictor(model, horizon, season, params)
 
+    def update(self, task: FitTask, manifest: Manifest, params: dict[str, np.ndarray],
+               state: dict[str, np.ndarray]) -> Fitted:
+        """The network trains on (GRU.update); the blend stays; Theta refits at forecast time on the updated
+        context."""
+        return GRU.update(task, manifest, params, state)
+
     def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray, chosen: dict | None = None
                   ) -> tuple[dict, np.ndarray, np.ndarray | None]:
         """The network's weight and Theta's drift, and the blended validation forecasts (scaled units) of at most

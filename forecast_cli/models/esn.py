@@ -8,6 +8,9 @@ change from the last value, so series that drift from their scaling statistics s
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,7 +18,10 @@ import numpy as np
 from forecast_cli.config import ESNConfig
 from forecast_cli.errors import DataError
 from forecast_cli.models import FitTask, Fitted, Model, Predictor, batched
-from forecast_cli.windows import gather_windows
+from forecast_cli.windows import every_window, gather_windows
+
+if TYPE_CHECKING:
+    from forecast_cli.artifact import Manifest
 
 Array = jax.Array
 
@@ -145,58 +151,70 @@ def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float) -> Arra
     return design(states[-1], X[:, -1]) @ readout + X[:, -1, :1]
 
 
-def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, lookback: int,
-        horizon: int, config: ESNConfig, devices=None, total=np.asarray) -> tuple[np.ndarray, dict]:
-    """Ridge readout from windows of `inputs: (n_rows, n_features)` (column 0 the scaled target).
+def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: int, horizon: int, config: ESNConfig,
+              devices=None, total=np.asarray) -> list[np.ndarray]:
+    """Normal equations [ZᵀZ (p, p), ZᵀY (p, horizon), ΣY², number of windows] in float64 of the windows of
+    `inputs: (n_rows, n_features)` starting at rows `idx`, summed over every process (`total`).
 
     Each window runs the reservoir from a zero state over its `lookback` inputs (they are its washout), exactly
     as a forecast does; its final state is paired with the change of the target over the next `horizon` steps.
-    Training windows fit the readout for every ridge strength in `config.ridges`, validation windows pick the
-    best, then the readout is refitted on both with it. Windows go through in chunks and only the normal
-    equations are kept, so memory does not grow with the data. With several local `devices` (a
-    parallel.Devices), each chunk's windows are split over them and XLA sums their normal equations; `total`
-    adds up sums over every process (parallel.reduction()). Returns (readout: (p, horizon), the readout of the
-    training windows alone (which the validation windows judge), info).
-    """
+    Windows go through in chunks, so memory does not grow with the data. With several local `devices` (a
+    parallel.Devices), each chunk's windows are split over them and XLA sums their equations. Sums of windows
+    add up: the equations of a panel that grew are those it had plus those of its new windows."""
     count = 1 if devices is None else devices.count
     put = (lambda x: x) if devices is None else devices.put_batch
     replicated = (lambda x: x) if devices is None else devices.replicated
     device_inputs = replicated(jnp.asarray(inputs, jnp.float32))
-    reservoir = replicated({k: jnp.asarray(v) for k, v in reservoir.items()})
+    reservoir = replicated({k: jnp.asarray(reservoir[k]) for k in ("W", "W_in", "b")})
     chunk = -(-int(np.clip(2e7 // (lookback * config.units), 64, 8192)) // count) * count
     p = config.units + inputs.shape[1] + 1
+    sums = [np.zeros((p, p)), np.zeros((p, horizon)), np.zeros(()), np.zeros(())]
+    for first in range(0, len(idx), chunk):
+        part = idx[first : first + chunk]
+        begin = np.concatenate([part, np.full(chunk - len(part), part[0])])
+        weight = np.arange(chunk) < len(part)
+        out = _window_equations(reservoir, device_inputs, put(jnp.asarray(begin)),
+                                put(jnp.asarray(weight, jnp.float32)),
+                                lookback=lookback, horizon=horizon, leak_rate=config.leak_rate)
+        sums = [a + np.asarray(o, np.float64) for a, o in zip(sums, out, strict=True)]
+    return [total(x) for x in sums]
 
-    def accumulate(idx):
-        """[ZᵀWZ, ZᵀWY, ΣwY², Σw] over windows `idx`, summed over every process."""
-        sums = [np.zeros((p, p)), np.zeros((p, horizon)), np.zeros(()), np.zeros(())]
-        for first in range(0, len(idx), chunk):
-            part = idx[first : first + chunk]
-            begin = np.concatenate([part, np.full(chunk - len(part), part[0])])
-            weight = np.arange(chunk) < len(part)
-            out = _window_equations(reservoir, device_inputs, put(jnp.asarray(begin)),
-                                    put(jnp.asarray(weight, jnp.float32)),
-                                    lookback=lookback, horizon=horizon, leak_rate=config.leak_rate)
-            sums = [a + np.asarray(o, np.float64) for a, o in zip(sums, out, strict=True)]
-        return [total(x) for x in sums]
 
-    gram_t, cross_t, _, n_t = accumulate(train_idx)
+def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, lookback: int,
+        horizon: int, config: ESNConfig, devices=None, total=np.asarray, rest_idx: np.ndarray | None = None
+        ) -> tuple[np.ndarray, np.ndarray, dict, dict[str, np.ndarray]]:
+    """Ridge readout from windows of `inputs: (n_rows, n_features)` (column 0 the scaled target).
+
+    Training windows fit the readout for every ridge strength in `config.ridges`, validation windows pick the
+    best, then the readout is refitted on both with it, and on `rest_idx` (the windows that neither holds: those
+    whose target straddles the validation cut), so that the final readout is that of every window (only their
+    normal equations are kept: `equations`).
+    Returns (readout: (p, horizon), the readout of the training windows alone (which the validation windows
+    judge), info, {"gram", "cross"}: the normal equations the readout solves, float64, which `forecast update`
+    adds new windows to).
+    """
+    gram_t, cross_t, _, n_t = equations(reservoir, inputs, train_idx, lookback, horizon, config, devices, total)
     if n_t == 0:
         raise ValueError("no training windows")
     errors = {}
-    gram_v, cross_v, yy_v, n_v = accumulate(val_idx)
+    gram_v, cross_v, yy_v, n_v = equations(reservoir, inputs, val_idx, lookback, horizon, config, devices, total)
     if n_v:
         for ridge in config.ridges:
             readout = solve_ridge(gram_t, cross_t, ridge)
             errors[ridge] = squared_error(readout, gram_v, cross_v, float(yy_v)) / (n_v * horizon)
         best = min(errors, key=errors.get)
         validated = solve_ridge(gram_t, cross_t, best)
-        readout = solve_ridge(gram_t + gram_v, cross_t + cross_v, best)
     else:
         best = config.ridges[len(config.ridges) // 2]
-        validated = readout = solve_ridge(gram_t, cross_t, best)
+        validated = solve_ridge(gram_t, cross_t, best)
+    gram, cross = gram_t + gram_v, cross_t + cross_v
+    if rest_idx is not None and total(np.array(len(rest_idx))):
+        gram_r, cross_r, _, _ = equations(reservoir, inputs, rest_idx, lookback, horizon, config, devices, total)
+        gram, cross = gram + gram_r, cross + cross_r
+    readout = solve_ridge(gram, cross, best) if n_v or rest_idx is not None else validated
     info = {"ridge": best, "val_loss": errors.get(best), "train_windows": int(n_t), "val_windows": int(n_v),
             "val_loss_by_ridge": {str(k): v for k, v in errors.items()}}
-    return readout.astype(np.float32), validated.astype(np.float32), info
+    return readout.astype(np.float32), validated.astype(np.float32), info, {"gram": gram, "cross": cross}
 
 
 @jax.jit(static_argnames=("lookback", "horizon", "leak_rate"))
@@ -222,14 +240,32 @@ class EchoState(Model):
         config, L, H = task.spec.esn, task.window.lookback, task.window.horizon
         reservoir = init_reservoir(task.inputs.shape[1], config, task.key)
         try:
-            readout, validated, info = fit(reservoir, task.inputs, task.train_idx, task.val_idx, L, H, config,
-                                task.devices, task.total)
+            rest = np.setdiff1d(every_window(task.panel.starts, L, H), np.union1d(task.train_idx, task.val_idx))
+            readout, validated, info, normal = fit(reservoir, task.inputs, task.train_idx, task.val_idx, L, H,
+                                                   config, task.devices, task.total, rest)
         except ValueError as e:
             raise DataError(f"cannot fit the ESN readout: {e}; use longer series or a smaller --horizon") from e
         if task.on_epoch:
             loss = info["val_loss"] or float("nan")
             task.on_epoch(1, {"train_loss": float("nan"), "val_loss": loss, "best_val_loss": loss})
-        return Fitted({**reservoir, "readout": readout}, config.to_dict(), info, {**reservoir, "readout": validated})
+        return Fitted({**reservoir, "readout": readout}, config.to_dict(), info, {**reservoir, "readout": validated},
+                      state=normal)
+
+    def update(self, task: FitTask, manifest: Manifest, params: dict[str, np.ndarray],
+               state: dict[str, np.ndarray]) -> Fitted:
+        """Exact: the new windows' normal equations (task.train_idx and task.val_idx: every window that ends in the
+        new rows) are added to the kept ones and the readout is
+        solved again with the ridge strength that training chose, so it equals the readout of a fit on every
+        window of the grown panel with the same reservoir, scaling and ridge."""
+        task = dataclasses.replace(task, train_idx=np.union1d(task.train_idx, task.val_idx))
+        config = ESNConfig(**{**manifest.model, "ridges": tuple(manifest.model["ridges"])})
+        gram, cross, _, n = equations(params, task.inputs, task.train_idx, task.window.lookback,
+                                      task.window.horizon, config)
+        gram, cross = state["gram"] + gram, state["cross"] + cross
+        readout = solve_ridge(gram, cross, manifest.fit["ridge"]).astype(np.float32)
+        info = {**manifest.fit, "train_windows": manifest.fit["train_windows"] + int(n),
+                "kept": f"readout solved again with {int(n)} new windows"}
+        return Fitted({**params, "readout": readout}, manifest.model, info, state={"gram": gram, "cross": cross})
 
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
         config = ESNConfig(**{**model, "ridges": tuple(model["ridges"])})

@@ -50,3 +50,25 @@ class RecurrentForecaster(nnx.Module):
 
 def build(n_features: int, horizon: int, config: RecurrentConfig, key: jax.Array) -> RecurrentForecaster:
     return RecurrentForecaster(n_features, horizon, config, rngs=nnx.Rngs(params=key))
+
+
+def flat_params(tree) -> dict:
+    """A model's (or a tree shaped like its state's) arrays as {"layers/0/cell/dense_i/kernel": array}."""
+    from forecast_cli.models import flatten_params
+
+    return flatten_params(nnx.to_pure_dict(nnx.state(tree) if isinstance(tree, nnx.Module) else tree))
+
+
+def restore(n_features: int, horizon: int, config: RecurrentConfig, flat: dict, tree: bool = False):
+    """The model whose arrays `flat_params` gave (built abstractly, 0.03 s rather than 1.5 s eagerly); with
+    `tree`, its state alone (how an optimizer's moments are laid out)."""
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: build(n_features, horizon, config, jax.random.key(0))))
+    nested: dict = {}
+    for name, value in flat.items():
+        *parents, leaf = [int(p) if p.isdigit() else p for p in name.split("/")]
+        node = nested
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = jnp.asarray(value)
+    nnx.replace_by_pure_dict(state, nested)
+    return state if tree else nnx.merge(graphdef, state)

@@ -4,17 +4,31 @@ plain-JAX forward pass of models/forward.py (so a forecast never imports Flax).
 Early stopping on the validation windows, then (with `refit`) the same network trained again on every window
 for the epochs early stopping chose, plus `ensemble - 1` more from other seeds trained that way; their forecasts
 are averaged. Members after the first are stored under "member<k>/".
+
+Each member's Adam state is kept beside its weights (arrays "state/mu/...", "state/nu/..." and its step count
+"state/adam_count"), so that `forecast update` trains on where training stopped: UPDATE_EPOCHS epochs at
+UPDATE_LEARNING_RATE times the trained learning rate on the windows that end in the new rows plus a replay
+sample of older ones, stopped early on the newest windows, and kept only if it forecasts those better than the
+weights before.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forecast_cli.config import RecurrentConfig
 from forecast_cli.errors import DataError
-from forecast_cli.models import FitTask, Fitted, Model, Predictor, batched, flatten_params
+from forecast_cli.models import FitTask, Fitted, Model, Predictor, batched
+
+if TYPE_CHECKING:
+    from forecast_cli.artifact import Manifest
+
+UPDATE_EPOCHS = 5
+UPDATE_PATIENCE = 2
+UPDATE_LEARNING_RATE = 0.3  # of the trained --learning-rate (a warm start needs no warm-up to a peak)
 
 
 class Recurrent(Model):
@@ -25,7 +39,6 @@ class Recurrent(Model):
 
     def fit(self, task: FitTask) -> Fitted:
         import jax
-        from flax import nnx
 
         from forecast_cli import train
         from forecast_cli.models import recurrent
@@ -37,9 +50,7 @@ class Recurrent(Model):
         config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": self.name})
         dropout = config.dropout > 0
 
-        def flat(model):
-            return flatten_params(nnx.to_pure_dict(nnx.state(model)))
-
+        flat = recurrent.flat_params
         model_key, train_key = jax.random.split(key)
         model = recurrent.build(inputs.shape[1], H, config, model_key)
         model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key, dropout=dropout,
@@ -48,19 +59,63 @@ class Recurrent(Model):
                 "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
                 "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
         validated = params = flat(model)
+        state = adam_arrays([history.moments])
         if spec.train.refit and task.total(np.array(len(val_idx))):
             every = np.union1d(train_idx, val_idx)
             again = dataclasses.replace(spec.train, epochs=history.best_epoch, patience=0)
-            params = {}
+            params, moments = {}, []
             for member in range(spec.train.ensemble):  # every process refits alike: the same epochs and seeds
                 if member:
                     model_key, train_key = jax.random.split(jax.random.fold_in(key, member))
                 fresh = recurrent.build(inputs.shape[1], H, config, model_key)
-                model, _ = train.fit(fresh, inputs, every, np.zeros(0, np.int64), L, H, again, train_key,
-                                     dropout=dropout, row_weight=task.row_weight)
+                model, refitted = train.fit(fresh, inputs, every, np.zeros(0, np.int64), L, H, again, train_key,
+                                            dropout=dropout, row_weight=task.row_weight)
                 params.update({(f"member{member}/{k}" if member else k): v for k, v in flat(model).items()})
+                moments.append(refitted.moments)
+            state = adam_arrays(moments)
             info.update(refit_windows=int(task.total(np.array(len(every)))), members=spec.train.ensemble)
-        return Fitted(params, config.to_dict(), info, validated)
+        return Fitted(params, config.to_dict(), info, validated, state)
+
+    def update(self, task: FitTask, manifest: Manifest, params: dict[str, np.ndarray],
+               state: dict[str, np.ndarray]) -> Fitted:
+        """Every member trained on from its weights and Adam state (see the module's docstring); a member whose
+        update does not forecast the newest windows (task.val_idx) better keeps its weights and state."""
+        import jax
+
+        from forecast_cli import train
+        from forecast_cli.models import recurrent
+
+        L, H, F = task.window.lookback, task.window.horizon, task.inputs.shape[1]
+        config = RecurrentConfig(**manifest.model)
+        again = dataclasses.replace(manifest.train, epochs=UPDATE_EPOCHS, patience=UPDATE_PATIENCE, refit=False,
+                                    learning_rate=manifest.train.learning_rate * UPDATE_LEARNING_RATE)
+        members, mu, nu = (members_of(p) for p in (params, _under(state, "mu/"), _under(state, "nu/")))
+        new_members, new_moments, kept = [], [], 0
+        for k, own in enumerate(members):
+            before = {"count": int(state["adam_count"][k]), "mu": recurrent.restore(F, H, config, mu[k], tree=True),
+                      "nu": recurrent.restore(F, H, config, nu[k], tree=True)}
+            model, history = train.fit(recurrent.restore(F, H, config, own), task.inputs, task.train_idx,
+                                       task.val_idx, L, H, again, jax.random.fold_in(task.key, k),
+                                       dropout=config.dropout > 0, row_weight=task.row_weight, moments=before)
+            after = recurrent.flat_params(model)
+            if len(task.val_idx) and self._newest_error(manifest, after, task) >= \
+                    self._newest_error(manifest, own, task):
+                after, history.moments, kept = own, before, kept + 1
+            new_members.append(after)
+            new_moments.append(history.moments)
+        trained = len(members) - kept
+        kept = (f"trained on {trained} of {len(members)} network(s) for up to {UPDATE_EPOCHS} epochs" if trained
+                else "the previous weights: training on did not forecast the newest windows better")
+        info = {**manifest.fit, "kept": kept}
+        return Fitted(join_members(new_members), manifest.model, info, state=adam_arrays(new_moments))
+
+    def _newest_error(self, manifest: Manifest, params: dict[str, np.ndarray], task: FitTask) -> float:
+        """Mean absolute error (scaled units) of `params`' forecasts of the windows at task.val_idx."""
+        from forecast_cli.windows import gather_windows
+
+        X, Y = gather_windows(task.inputs, task.val_idx, task.window.lookback, task.window.horizon)
+        pred = self.predictor(manifest.model, task.window.horizon, task.season, params)(X)
+        return float(np.mean(np.abs(pred - Y)))
 
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
         import jax
@@ -68,9 +123,7 @@ class Recurrent(Model):
         from forecast_cli.models.forward import recurrent_forward
 
         config = RecurrentConfig(**model)
-        members = [{k: v for k, v in params.items() if not k.startswith("member")}]
-        for prefix in sorted({k.split("/")[0] + "/" for k in params if k.startswith("member")}):  # an ensemble:
-            members.append({k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)})  # averaged
+        members = members_of(params)  # an ensemble: averaged
 
         @jax.jit
         def forward(members, X):
@@ -81,3 +134,34 @@ class Recurrent(Model):
 
 
 GRU, LSTM, ELMAN = Recurrent("gru"), Recurrent("lstm"), Recurrent("elman")
+
+
+def members_of(flat: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """The members of an ensemble's flat arrays: the first member's names have no prefix, member k's
+    "member<k>/" (k from 1)."""
+    members = [{k: v for k, v in flat.items() if not k.startswith("member")}]
+    for k in range(1, 1 + len({name.split("/")[0] for name in flat if name.startswith("member")})):
+        prefix = f"member{k}/"
+        members.append({name[len(prefix):]: v for name, v in flat.items() if name.startswith(prefix)})
+    return members
+
+
+def join_members(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """members_of's inverse."""
+    return {(f"member{k}/{name}" if k else name): v for k, member in enumerate(members) for name, v in member.items()}
+
+
+def adam_arrays(moments: list[dict]) -> dict[str, np.ndarray]:
+    """The "state/" arrays of every member's Adam state (train.TrainHistory.moments): "mu/<param>",
+    "nu/<param>" (named as join_members names the weights) and "adam_count": (members,) steps taken."""
+    from forecast_cli.models import recurrent
+
+    arrays = {"adam_count": np.array([m["count"] for m in moments], np.int64)}
+    for part in ("mu", "nu"):
+        joined = join_members([recurrent.flat_params(m[part]) for m in moments])
+        arrays.update({f"{part}/{name}": v for name, v in joined.items()})
+    return arrays
+
+
+def _under(flat: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
