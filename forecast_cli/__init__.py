@@ -8,6 +8,7 @@ The library behind the CLI, in four calls:
     model = fc.fit_model(panel, fc.TrainSpec(kind="auto", horizon=4))   # Panel -> Artifact
     fc.save_artifact("model", model); model = fc.load_artifact("model")
     forecast = fc.predict(model, horizon=4, levels=[80])         # Artifact -> Forecast (.frame, .to_csv())
+    model = fc.update_model(model, longer_panel).artifact        # new rows folded in (None: nothing new)
     scores, forecasts = fc.backtest(panel, [fc.TrainSpec()], horizon=4, folds=3)
 
 Importing this package is cheap: each name is imported on first use, and JAX, Flax and pandas load only when a
@@ -29,6 +30,7 @@ _PUBLIC = {  # name -> the module that defines it
     "RecurrentConfig": "forecast_cli.config",
     "ESNConfig": "forecast_cli.config",
     "fit_model": "forecast_cli.fit",
+    "update_model": "forecast_cli.update",
     "predict": "forecast_cli.forecast",
     "Forecast": "forecast_cli.forecast",
     "backtest": "forecast_cli.evaluate",

@@ -477,7 +477,7 @@ def _take_lock(handle, target: Path) -> None:
         handle.seek(0)
         holder = handle.read(100).strip() or "another process"
         raise ArtifactError(
-            f"{target}: another `forecast train` ({holder}) is writing this model directory; try again "
+            f"{target}: another `forecast train` or `update` ({holder}) is writing this model directory; try again "
             "when it has finished, or use another --model-dir"
         ) from None
     handle.seek(0)

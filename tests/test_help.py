@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from forecast_cli.cli import app
 
 runner = CliRunner()
-COMMANDS = ["inspect", "train", "predict", "evaluate", "plot"]
+COMMANDS = ["inspect", "train", "update", "predict", "evaluate", "plot"]
 
 
 def help_of(*args: str) -> str:

@@ -160,6 +160,19 @@ def test_a_network_trains_on_from_its_saved_weights_and_adam_state(tmp_path, kin
         np.testing.assert_array_equal(b["context/values"][:, -1], new.values[new.starts[1:] - 1, 0])
 
 
+@pytest.mark.parametrize("kind", ["gru", "snaive"])
+def test_series_too_short_for_a_window_still_update_their_history(tmp_path, kind):
+    data = frame(30)
+    data[data.groupby("unique_id").cumcount() < 20].to_csv(tmp_path / "short.csv", index=False)
+    data.to_csv(tmp_path / "longer.csv", index=False)
+    spec = TrainSpec(kind=kind, horizon=H, lookback=14, train=TrainConfig(epochs=2))
+    artifact = fit_model(read_series(tmp_path / "short.csv"), spec)
+    result = update_model(artifact, read_series(tmp_path / "longer.csv"))
+    assert result.rows == 30 and result.artifact.arrays["history/rows"].tolist() == [30] * 3
+    forecast = predict(result.artifact).frame
+    assert forecast["ds"].min() == np.datetime64("2024-01-31") and np.isfinite(forecast["y_hat"]).all()
+
+
 def test_adam_moments_round_trip():
     import jax.numpy as jnp
     import optax

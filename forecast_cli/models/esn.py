@@ -229,6 +229,9 @@ def _window_equations(reservoir, inputs, begin, weight, *, lookback, horizon, le
             jnp.sum(w * Y**2), jnp.sum(weight))
 
 
+_forward = jax.jit(predict, static_argnames="leak_rate")  # one compiled function per shape, whatever the weights
+
+
 class EchoState(Model):
     """The echo-state network kind: a fixed random reservoir and a closed-form ridge readout. It models the log of
     the target only when asked: logs measured worse for it (M1 MASE +4-25%, docs/accuracy.md)."""
@@ -270,8 +273,8 @@ class EchoState(Model):
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
         config = ESNConfig(**{**model, "ridges": tuple(model["ridges"])})
         reservoir = {k: params[k] for k in ("W", "W_in", "b")}
-        forward = jax.jit(lambda reservoir, readout, X: predict(reservoir, readout, X, config.leak_rate))
-        return lambda X: batched(lambda chunk: forward(reservoir, params["readout"], chunk), X)
+        return lambda X: batched(lambda chunk: _forward(reservoir, params["readout"], chunk,
+                                                        leak_rate=config.leak_rate), X)
 
 
 ESN = EchoState()

@@ -15,6 +15,7 @@ weights before.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -85,6 +86,10 @@ class Recurrent(Model):
         from forecast_cli import train
         from forecast_cli.models import recurrent
 
+        if not len(task.train_idx):
+            return Fitted(params, manifest.model, {**manifest.fit, "kept": "the previous weights: no window to "
+                                                   "train on (the series that grew are shorter than a lookback and "
+                                                   "a horizon)"}, state=state)
         L, H, F = task.window.lookback, task.window.horizon, task.inputs.shape[1]
         config = RecurrentConfig(**manifest.model)
         again = dataclasses.replace(manifest.train, epochs=UPDATE_EPOCHS, patience=UPDATE_PATIENCE, refit=False,
@@ -118,22 +123,32 @@ class Recurrent(Model):
         return float(np.mean(np.abs(pred - Y)))
 
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
-        import jax
-
-        from forecast_cli.models.forward import recurrent_forward
-
         config = RecurrentConfig(**model)
         members = members_of(params)  # an ensemble: averaged
 
-        @jax.jit
-        def forward(members, X):
-            return sum(recurrent_forward(p, X, config.cell, config.layers, config.hidden)
-                       for p in members) / len(members)
-
-        return lambda X: batched(lambda chunk: forward(members, chunk), X)
+        shape = {"cell": config.cell, "layers": config.layers, "hidden": config.hidden}
+        return lambda X: batched(lambda chunk: _ensemble_forward(members, chunk, **shape), X)
 
 
 GRU, LSTM, ELMAN = Recurrent("gru"), Recurrent("lstm"), Recurrent("elman")
+
+
+@functools.cache
+def _jitted_ensemble():
+    import jax
+
+    from forecast_cli.models.forward import recurrent_forward
+
+    def forward(members, X, cell, layers, hidden):
+        return sum(recurrent_forward(p, X, cell, layers, hidden) for p in members) / len(members)
+
+    return jax.jit(forward, static_argnames=("cell", "layers", "hidden"))
+
+
+def _ensemble_forward(members, X, **shape):
+    """The members' averaged forecast, by one jitted function per shape (so a process that forecasts with many
+    weights, as `update` does, compiles it once)."""
+    return _jitted_ensemble()(members, X, **shape)
 
 
 def members_of(flat: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
