@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-bench .venv-neuralforecast/bin/python  ## speed benchm
 	$(BIN)/python benchmarks/scale.py 1000 10000 100000
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/coverage.py
+	$(BIN)/python benchmarks/update.py
 
 .venv-peers/bin/python:  # statsforecast needs pandas < 3: its own environment
 	$(PYTHON) -m venv .venv-peers
@@ -63,6 +64,7 @@ demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
 	$(BIN)/forecast inspect $(RIVER)
 	$(BIN)/forecast train $(RIVER) --model-dir $(MODEL_DIR)
 	$(BIN)/forecast predict --model-dir $(MODEL_DIR) --horizon 7 --levels 80,95
+	$(BIN)/forecast update $(RIVER) --model-dir $(MODEL_DIR)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check forecast_cli tests benchmarks

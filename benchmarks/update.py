@@ -7,7 +7,7 @@ the next `horizon` steps is scored (MASE against the in-sample seasonal-naive er
 95% coverage) against those rows. Step 0 trains the first model; steps 1.. are compared. Times are of the
 library calls (fit_model / update_model, then predict), in one process, medians over the steps.
 
-    python benchmarks/update.py [--kinds esn,auto] [--steps 28] [--every 4]
+    python benchmarks/update.py [--kinds esn,auto] [--steps 28] [--every 4] [--cli-only]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def mase_of(frame: pd.DataFrame, actual: pd.DataFrame, history: dict, season: in
             for sid, g in merged.groupby("unique_id", sort=False)]
 
 
-def simulate(panel, kind: str, steps: int, horizon: int) -> dict:
+def simulate(panel, kind: str, steps: int, horizon: int, lookback: int | None = None) -> dict:
     from forecast_cli import TrainSpec, fit_model, predict, timeindex
     from forecast_cli.runtime import use_compilation_cache
     from forecast_cli.update import update_model
@@ -50,7 +50,7 @@ def simulate(panel, kind: str, steps: int, horizon: int) -> dict:
     use_compilation_cache()  # as every CLI command does: compilations of one day are reused the next
 
     season = timeindex.season_length(panel.freq)
-    spec = TrainSpec(kind=kind, horizon=horizon)
+    spec = TrainSpec(kind=kind, horizon=horizon, lookback=lookback)
     results = {name: {"mase": [], "scores": [], "seconds": []} for name in ("retrain", "update", "no update")}
     first = updated = None
     for k in range(steps):
@@ -84,21 +84,52 @@ def simulate(panel, kind: str, steps: int, horizon: int) -> dict:
     return results
 
 
+def cli_seconds(panel, kind: str, horizon: int, repeats: int = 3) -> tuple[float, float]:
+    """Wall time of the commands a cron job runs, in fresh processes (imports, reading, saving included): `forecast
+    train` on the data with one more step, against `forecast update` of the model trained without it. Medians."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, drop in (("before.csv", 1), ("after.csv", 0)):
+            panel.truncate(drop).to_frame()[["unique_id", "ds", "y"]].to_csv(os.path.join(tmp, name), index=False)
+        forecast = [sys.executable, "-m", "forecast_cli"]
+        base = os.path.join(tmp, "base")
+        subprocess.run([*forecast, "train", os.path.join(tmp, "before.csv"), "--model", kind, "--horizon",
+                        str(horizon), "--model-dir", base, "-q"], check=True)
+        train, update = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([*forecast, "train", os.path.join(tmp, "after.csv"), "--model", kind, "--horizon",
+                            str(horizon), "--model-dir", os.path.join(tmp, "retrained"), "-q"], check=True)
+            train.append(time.perf_counter() - start)
+            shutil.rmtree(os.path.join(tmp, "updated"), ignore_errors=True)
+            shutil.copytree(base, os.path.join(tmp, "updated"))
+            start = time.perf_counter()
+            subprocess.run([*forecast, "update", os.path.join(tmp, "after.csv"), "--model-dir",
+                            os.path.join(tmp, "updated"), "-q"], check=True)
+            update.append(time.perf_counter() - start)
+    return float(np.median(train)), float(np.median(update))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kinds", default="esn,auto")
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--every", type=int, default=4)
+    parser.add_argument("--lookback", type=int, default=None, help="every fit's lookback (default: the data's)")
+    parser.add_argument("--cli-only", action="store_true", help="only the CLI timing of one step")
     args = parser.parse_args()
     header("forecast update against a full retrain at every step, and against no update (M1 monthly)",
            "jax", "flax", "optax")
     panel = m1_monthly(args.every)
     horizon = 18
     print(f"{len(panel.ids)} series (every {args.every}th of M1 monthly), {args.steps} steps revealed one at a time, "
-          f"h={horizon}; scored on steps 1..{args.steps - 1}\n")
+          f"h={horizon}, lookback {args.lookback or 'chosen by each fit'}; scored on steps 1..{args.steps - 1}\n")
     rows = []
-    for kind in args.kinds.split(","):
-        results = simulate(panel, kind, args.steps, horizon)
+    for kind in [] if args.cli_only else args.kinds.split(","):
+        results = simulate(panel, kind, args.steps, horizon, args.lookback)
         base = np.median(results["retrain"]["seconds"])
         for name, r in results.items():
             scores = pooled(r["scores"])
@@ -110,6 +141,12 @@ def main():
                      "median s/step (fit + predict)", "speed-up vs retrain"], rows[-3:]), flush=True)
     print("\n" + table(["model", "keeping up", "mean MASE", "80% inside", "95% inside", "MSIS95",
                         "median s/step (fit + predict)", "speed-up vs retrain"], rows))
+    cli = []
+    for kind in args.kinds.split(","):
+        train, update = cli_seconds(panel, kind, horizon)
+        cli.append([kind, f"{train:.2f}", f"{update:.2f}", f"{train / update:.1f}x"])
+    print("\nThe same through the CLI, one step, fresh processes (medians of 3):\n")
+    print(table(["model", "`forecast train` s", "`forecast update` s", "ratio"], cli))
 
 
 if __name__ == "__main__":

@@ -99,8 +99,8 @@ class Auto(Model):
 
     def update(self, task: FitTask, manifest: Manifest, params: dict[str, np.ndarray],
                state: dict[str, np.ndarray]) -> Fitted:
-        """The network trains on (GRU.update); the blend stays; Theta refits at forecast time on the updated
-        context."""
+        """The network trains on (GRU.update); the blend stays (chosen again on the newest windows, one per series,
+        it measured worse: docs/accuracy.md); Theta refits at forecast time on the updated context."""
         return GRU.update(task, manifest, params, state)
 
     def after_fit(self, task: FitTask, predictor: Predictor, val_idx: np.ndarray, chosen: dict | None = None
