@@ -37,6 +37,7 @@ from forecast_cli.features import model_inputs
 from forecast_cli.fit import _check_params
 from forecast_cli.metrics import base_scales, end_scales, local_scales, local_span, mase_weights
 from forecast_cli.models import FitTask
+from forecast_cli.models.auto import context_rows
 from forecast_cli.windows import Scaler
 
 if TYPE_CHECKING:
@@ -177,7 +178,10 @@ def _first_difference(panel: Panel, i: int, a: dict[str, np.ndarray], model_i: i
 def _stamp(stamp) -> str:
     import pandas as pd
 
-    return str(pd.Timestamp(stamp)) if isinstance(stamp, np.datetime64) else str(stamp)
+    if not isinstance(stamp, np.datetime64):
+        return str(stamp)
+    stamp = pd.Timestamp(stamp)
+    return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
 
 
 def _windows(starts: np.ndarray, seen: np.ndarray, lookback: int, horizon: int, rng: np.random.Generator
@@ -278,8 +282,12 @@ def _refresh_history(arrays: dict, panel: Panel, index: np.ndarray, m) -> None:
                "history/nonnegative": nonnegative(panel) & arrays["history/nonnegative"][index],
                "calibration/scale": end_scales(panel.values[:, 0], panel.starts, m.season, m.window.horizon)
                * arrays["calibration/ratio"][index]}
-    if "context/values" in arrays:
-        width = arrays["context/values"].shape[1]
+    if "context/values" in arrays:  # as long as `predict DATA` would take it (auto.context_rows)
+        rows = arrays["history/rows"].copy()
+        rows[index] = panel.lengths
+        width = max(context_rows(rows, L), arrays["context/values"].shape[1])  # (rows may shrink with revisions)
+        old = arrays["context/values"]
+        arrays["context/values"] = np.concatenate([np.full((len(old), width - old.shape[1]), np.nan), old], axis=1)
         updates["context/values"] = panel.last_windows(width, target_only=True).values[:, :, 0]
     for name, value in updates.items():
         array = arrays[name].copy()
