@@ -12,7 +12,8 @@ and asking to retrain):
       (config.DataConfig), freq, season, covariates, columns {id, time, target}, n_features, calendar, series
       (every id), fingerprint, device, model (the kind's hyperparameters), fit, validation
       {windows, model_mae, naive_mae, snaive_mae}, calibration {windows, origins, holdout, ratio}, blend (auto
-      only), processes (distributed only),
+      only), processes (distributed only), updates (`forecast update`s: {at, rows, series, ids, new_series,
+      windows, calibration_windows, kept, seconds}, the last 1,000),
       training_seconds. manifest.fields_of(kind) is the checked schema of each field.
     <model-dir>/arrays.npz      stored (uncompressed) .npy members, shapes checked against the manifest
       (manifest.check_arrays):
@@ -22,10 +23,16 @@ and asking to retrain):
         history/last_ds            (n_series,) the last timestamp (datetime64[ns] or int64)
         history/length             (n_series,) rows of history/values that are real
         history/nonnegative        (n_series,) bool: the target was never below 0 (forecasts are clipped at 0)
-        calibration/scores         (n_windows, horizon) conformal scores: |error| / its window's error scale
+        history/rows, /digest      (n_series,) rows trained on and their uint64 digest (data.Panel.digests)
+        calibration/scores         (n_windows, horizon) conformal scores: |error| / its window's error scale,
+                                   oldest origin first
         calibration/ratio          (n_series,) each series' error ratio (its errors over its local scale)
         calibration/scale          (n_series,) each series' error scale at its end, in original units
+        calibration/pending        (n_open, horizon) forecasts awaiting their horizon (update.py), with
+          /pending_series, /pending_row  (n_open,) their series and origin row
         context/values             (n_series, context) auto only: the recent target for Theta
+        state/<name>               what `update` continues from: esn gram, cross (normal equations, float64);
+                                   networks mu/<param>, nu/<param> (Adam moments), adam_count (members,)
 
 Saving writes a staging directory beside the target and swaps it into place in one step (Linux
 renameat2(RENAME_EXCHANGE); elsewhere two renames, which an interrupted save's successor undoes), so an

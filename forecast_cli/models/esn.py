@@ -166,7 +166,9 @@ def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: in
     replicated = (lambda x: x) if devices is None else devices.replicated
     device_inputs = replicated(jnp.asarray(inputs, jnp.float32))
     reservoir = replicated({k: jnp.asarray(reservoir[k]) for k in ("W", "W_in", "b")})
-    chunk = -(-int(np.clip(2e7 // (lookback * config.units), 64, 8192)) // count) * count
+    chunk = int(np.clip(2e7 // (lookback * config.units), 64, 8192))
+    chunk = min(chunk, 1 << max(6, (len(idx) - 1).bit_length()))  # few windows (an update): a smaller power of 2
+    chunk = -(-chunk // count) * count
     p = config.units + inputs.shape[1] + 1
     sums = [np.zeros((p, p)), np.zeros((p, horizon)), np.zeros(()), np.zeros(())]
     for first in range(0, len(idx), chunk):
