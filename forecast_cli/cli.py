@@ -586,7 +586,7 @@ def update(
     Examples:
       forecast update sales.csv --model-dir sales-model
       daily, from cron, after the day's rows are appended:
-      5 6 * * *  forecast update /data/river.csv --model-dir /srv/river-model && forecast predict -o /srv/fc.csv
+      5 6 * * *  forecast update /data/river.csv --model-dir /srv/m && forecast predict --model-dir /srv/m > fc.csv
     """
     with user_errors(verbose, interrupted="Interrupted: nothing was saved; the previous model is intact.",
                      saved="Interrupted after the updated model was saved."):
