@@ -64,7 +64,7 @@ demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
 	$(BIN)/forecast inspect $(RIVER)
 	$(BIN)/forecast train $(RIVER) --model-dir $(MODEL_DIR)
 	$(BIN)/forecast predict --model-dir $(MODEL_DIR) --horizon 7 --levels 80,95
-	$(BIN)/forecast update $(RIVER) --model-dir $(MODEL_DIR)
+	$(BIN)/forecast update sample_data/river.csv --model-dir $(MODEL_DIR)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check forecast_cli tests benchmarks
