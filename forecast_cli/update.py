@@ -224,6 +224,7 @@ def _calibrate_online(arrays: dict, kind: models.Model, predictor, task: FitTask
     count = np.maximum(lengths - np.maximum(seen, L), 0)
     j = np.repeat(np.arange(len(index)), count)
     origin = np.maximum(seen, L)[j] + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    j, origin = _bounded(j, origin, origin + H <= lengths[j])
     forecast = _forecasts(kind, predictor, task, starts[j] + origin - L, j, m)
     j = np.concatenate([np.array([local[int(s)] for s in pend_series], np.int64), j])
     origin = np.concatenate([pend_row, origin]).astype(np.int64)
@@ -248,6 +249,17 @@ def _calibrate_online(arrays: dict, kind: models.Model, predictor, task: FitTask
     for name, value in zip(("pending", "pending_series", "pending_row"), pending, strict=True):
         arrays[f"calibration/{name}"] = value
     return int(done.sum())
+
+
+def _bounded(j: np.ndarray, origin: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most MAX_CALIBRATION_WINDOWS origins that can be scored now and as many still open, evenly spaced
+    (after a long gap between updates every new row is an origin: forecasting them all would not be bounded)."""
+    keep = np.zeros(len(j), bool)
+    for part in (np.flatnonzero(done), np.flatnonzero(~done)):
+        if len(part) > limits.MAX_CALIBRATION_WINDOWS:
+            part = part[np.linspace(0, len(part) - 1, limits.MAX_CALIBRATION_WINDOWS).astype(int)]
+        keep[part] = True
+    return j[keep], origin[keep]
 
 
 def _forecasts(kind: models.Model, predictor, task: FitTask, begin: np.ndarray, series: np.ndarray, m

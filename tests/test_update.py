@@ -120,6 +120,16 @@ def test_pending_forecast_is_the_forecast_predict_gave_before_the_update(tmp_pat
     assert len(result.artifact.arrays["calibration/pending"]) == 3 * (H - 1)
 
 
+def test_a_long_gap_between_updates_forecasts_a_bounded_number_of_origins(tmp_path, monkeypatch):
+    from forecast_cli import limits
+
+    monkeypatch.setattr(limits, "MAX_CALIBRATION_WINDOWS", 10)
+    old, new = panels(tmp_path, grow=40)  # 3 x 37 scorable origins: 10 of them are forecast; 3 x 3 still open
+    result = update_model(fit_model(old, esn_spec()), new)
+    a = result.artifact.arrays
+    assert result.scored == 10 and len(a["calibration/pending"]) == 3 * (H - 1) and len(a["calibration/scores"]) == 10
+
+
 def test_a_revised_row_is_refused_naming_series_column_and_date(tmp_path):
     old, _ = panels(tmp_path)
     artifact = fit_model(old, esn_spec())
