@@ -37,8 +37,8 @@ from forecast_cli.features import model_inputs
 from forecast_cli.fit import _check_params
 from forecast_cli.metrics import base_scales, end_scales, local_scales, local_span, mase_weights
 from forecast_cli.models import FitTask
-from forecast_cli.models.auto import context_rows
-from forecast_cli.windows import Scaler
+from forecast_cli.models.auto import MAX_WINDOWS, context_rows
+from forecast_cli.windows import Scaler, gather_windows
 
 if TYPE_CHECKING:
     from forecast_cli.data import Panel
@@ -269,16 +269,14 @@ def _forecasts(kind: models.Model, predictor, task: FitTask, begin: np.ndarray, 
     H = m.window.horizon
     if not len(begin):
         return np.zeros((0, H))
-    padded = task  # its inputs go at least a horizon past the last row (_padded)
     chosen = {"blend": m.blend} if m.blend is not None else None
     out = []
-    for first in range(0, len(begin), 5000):  # auto's after_fit judges at most 5000 windows at once
-        part = begin[first : first + 5000]
-        _, _, scaled = kind.after_fit(padded, predictor, part, chosen)
+    for first in range(0, len(begin), MAX_WINDOWS):  # (task.inputs go a horizon past the last row: _padded)
+        part = begin[first : first + MAX_WINDOWS]
+        _, _, scaled = kind.after_fit(task, predictor, part, chosen)
         if scaled is None:
-            X = padded.inputs[part[:, None] + np.arange(m.window.lookback)]
-            scaled = predictor(X)
-        out.append(task.scaler.inverse_target(np.asarray(scaled, np.float64), series[first : first + 5000]))
+            scaled = predictor(gather_windows(task.inputs, part, m.window.lookback, H)[0])
+        out.append(task.scaler.inverse_target(np.asarray(scaled, np.float64), series[first : first + MAX_WINDOWS]))
     return np.concatenate(out)
 
 
