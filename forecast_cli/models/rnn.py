@@ -51,7 +51,6 @@ class Recurrent(Model):
         config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": self.name})
         dropout = config.dropout > 0
 
-        flat = recurrent.flat_params
         model_key, train_key = jax.random.split(key)
         model = recurrent.build(inputs.shape[1], H, config, model_key)
         model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key, dropout=dropout,
@@ -59,21 +58,21 @@ class Recurrent(Model):
         info = {"epochs": len(history.train_loss), "best_epoch": history.best_epoch,
                 "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
                 "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
-        validated = params = flat(model)
+        validated = params = recurrent.flat_params(model)
         state = adam_arrays([history.moments])
         if spec.train.refit and task.total(np.array(len(val_idx))):
             every = np.union1d(train_idx, val_idx)
             again = dataclasses.replace(spec.train, epochs=history.best_epoch, patience=0)
-            params, moments = {}, []
+            members, moments = [], []
             for member in range(spec.train.ensemble):  # every process refits alike: the same epochs and seeds
                 if member:
                     model_key, train_key = jax.random.split(jax.random.fold_in(key, member))
                 fresh = recurrent.build(inputs.shape[1], H, config, model_key)
                 model, refitted = train.fit(fresh, inputs, every, np.zeros(0, np.int64), L, H, again, train_key,
                                             dropout=dropout, row_weight=task.row_weight)
-                params.update({(f"member{member}/{k}" if member else k): v for k, v in flat(model).items()})
+                members.append(recurrent.flat_params(model))
                 moments.append(refitted.moments)
-            state = adam_arrays(moments)
+            params, state = join_members(members), adam_arrays(moments)
             info.update(refit_windows=int(task.total(np.array(len(every)))), members=spec.train.ensemble)
         return Fitted(params, config.to_dict(), info, validated, state)
 
