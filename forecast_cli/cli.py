@@ -42,6 +42,7 @@ from forecast_cli.options import (  # noqa: E402
     BacktestPlot,
     BacktestRefit,
     BatchSize,
+    CompareCovariates,
     Coordinator,
     Csv,
     DataArg,
@@ -69,6 +70,7 @@ from forecast_cli.options import (  # noqa: E402
     PlotHistory,
     PlotOutput,
     PredictData,
+    PredictFuture,
     PredictOutput,
     PredictProcesses,
     PredictProcessId,
@@ -569,6 +571,20 @@ def read_fresh_data(data: str, m):
     return read_series(data, dataclasses.replace(m.data, freq=m.freq))
 
 
+def read_future_file(path: str | None, m):
+    """--future FILE read with the model's data contract; None without one. ConfigError for a model that takes no
+    future covariates."""
+    if path is None:
+        return None
+    from forecast_cli.errors import ConfigError
+
+    if not m.data.future_covariates:
+        raise ConfigError("--future: this model was trained without --future-covariates; it takes no future values")
+    from forecast_cli.data import read_future
+
+    return read_future(path, m.data, m.columns, m.freq)
+
+
 @app.command(cls=Command)
 def update(
     data: DataArg,
@@ -614,6 +630,7 @@ def predict(
     data: PredictData = None,
     horizon: ModelHorizon = None,
     model_dir: ModelDir = None,
+    future: PredictFuture = None,
     output: PredictOutput = None,
     levels: Levels = None,
     quantiles: Quantiles = None,
@@ -632,6 +649,7 @@ def predict(
       forecast predict --horizon 7 --levels 80,95 -o forecast.csv
       forecast predict --quantiles 0.05,0.5,0.95
       forecast predict latest.csv --model-dir river-model > forecast.csv   (DATA brings the covariates too)
+      forecast predict --model-dir flood-model --future rain_forecast.csv   (a model with --future-covariates)
       forecast predict -q | grep state_01
     """
     with user_errors(verbose):
@@ -646,10 +664,11 @@ def predict(
             panel = read_fresh_data(data, m)
             if not quiet:
                 report_filled(panel)
+        ahead = read_future_file(future, m)
         setup_jax(None)
         from forecast_cli.forecast import predict
 
-        result = predict(artifact, panel, horizon, interval_levels, shard, forecast_quantiles)
+        result = predict(artifact, panel, horizon, interval_levels, shard, forecast_quantiles, ahead)
         if not quiet:
             prediction_notes(result, m, horizon)
         text = result.to_csv()
@@ -677,6 +696,7 @@ def evaluate(
     folds: Folds = 3,
     step: Step = None,
     refit: BacktestRefit = True,
+    compare_covariates: CompareCovariates = False,
     levels: Levels = "80,95",
     per_series: PerSeries = False,
     as_json: Json = False,
@@ -691,6 +711,7 @@ def evaluate(
     Examples:
       forecast evaluate sample_data/sales.csv --model gru --model esn --folds 3
       forecast evaluate sample_data/river.csv --target discharge --covariates rain,temp --json > scores.json
+      forecast evaluate sample_data/river.csv --target discharge --future-covariates rain --compare-covariates
       forecast evaluate sample_data/sales.csv --per-series --csv | sort -t, -k6 -g
     """
     with user_errors(verbose):
@@ -714,10 +735,15 @@ def evaluate(
                  for k in dict.fromkeys(kinds)]
         if not quiet:
             say(f"backtesting {', '.join(dict.fromkeys(kinds))} on {len(panel.ids)} series, {folds} folds")
-        models = len(specs) + len([k for k in BASELINES if k not in kinds])
+            if panel.future_covariates:
+                say(f"future covariates {', '.join(panel.future_covariates)}: each fold forecasts with their actual "
+                    "values after its cutoff (an oracle future); a deployed forecast is only as good as the "
+                    "forecast of them")
+        compare = compare_covariates and bool(panel.covariates)
+        models = len(specs) * (2 if compare else 1) + len([k for k in BASELINES if k not in kinds])
         with FoldReporter(models * folds, quiet) as reporter:
             scores, forecasts = backtest(panel, specs, horizon, folds, step, refit, on_fold=reporter,
-                                         levels=interval_levels)
+                                         levels=interval_levels, compare_covariates=compare)
         table = summarize_scores(scores, per_series)
         if as_json:
             emit(json.dumps(backtest_json(panel, forecasts, table, folds, refit), indent=2) + "\n")

@@ -19,7 +19,9 @@ class DataConfig:
     id_col: str | None = None  # series id column (long layout); auto-detected when None
     time_col: str | None = None  # timestamp column; auto-detected when None
     target: str | None = None  # value column to forecast; auto-detected when None
-    covariates: tuple[str, ...] = ()  # extra numeric columns that travel with the target
+    covariates: tuple[str, ...] = ()  # extra numeric columns that travel with the target (past values only)
+    future_covariates: tuple[str, ...] = ()  # numeric columns whose values over the horizon are known when
+    # forecasting (a tide table, a rainfall forecast, planned prices): the models see them for every forecast step
     freq: str | None = None  # pandas offset alias ("D", "h", "MS", ...) or "int:1"; inferred when None
     fill: str = "interpolate"  # how missing timestamps and values are filled: one of FILL_POLICIES
     layout: str | None = None  # "long", "wide" or "single"; auto-detected when None
@@ -33,7 +35,8 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> DataConfig:
-        return cls(**{**d, "covariates": tuple(d.get("covariates", ()))})  # (a key missing: its default)
+        return cls(**{**d, "covariates": tuple(d.get("covariates", ())),  # (a key missing: its default)
+                      "future_covariates": tuple(d.get("future_covariates", ()))})
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,14 @@ class RecurrentConfig:
     hidden: int = 64  # units per recurrent layer
     layers: int = 1  # stacked recurrent layers
     dropout: float = 0.0  # dropout on the last hidden state during training
+    future: tuple[int, ...] = ()  # input columns known over the horizon: the head sees their next `horizon`
+    # values beside the last hidden state (set by fitting, from --future-covariates)
+
+    def __post_init__(self):
+        object.__setattr__(self, "future", tuple(self.future))  # (a list when read back from JSON)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return _without_empty_future(dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,24 @@ class ESNConfig:
     leak_rate: float = 0.5  # s' = (1 - leak_rate) s + leak_rate tanh(W s + W_in x + b)
     ridges: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # ridge grid, relative to the
     # mean diagonal of the normal equations; the best on the validation windows wins
+    future: tuple[int, ...] = ()  # input columns known over the horizon: the readout also takes their next
+    # `horizon` values (set by fitting, from --future-covariates)
+
+    def __post_init__(self):
+        object.__setattr__(self, "ridges", tuple(self.ridges))
+        object.__setattr__(self, "future", tuple(self.future))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return _without_empty_future(dataclasses.asdict(self))
+
+
+def _without_empty_future(d: dict) -> dict:
+    """A model's manifest section names `future` only when it has future-known inputs (as before they were)."""
+    if not d.get("future"):
+        d.pop("future", None)
+    else:
+        d["future"] = list(d["future"])
+    return d
 
 
 @dataclass(frozen=True)

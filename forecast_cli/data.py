@@ -22,6 +22,7 @@ from forecast_cli.config import DECIMALS, FILL_POLICIES, LAYOUTS, SEPARATORS, TH
 from forecast_cli.csvin import clip as _clip
 from forecast_cli.csvin import describe_sep, parse_csv, read_parquet, read_text
 from forecast_cli.errors import ConfigError, DataError
+from forecast_cli.future import Future
 from forecast_cli.limits import MAX_ABS_VALUE, MAX_ADDED_ROWS, MAX_ID_CHARS
 
 ID_NAMES = ("unique_id", "id", "series", "series_id", "item_id")
@@ -59,6 +60,8 @@ class Panel:
     missing_values: np.ndarray  # (n_series,) empty or NaN cells in the rows the file had
     fill: str = "interpolate"  # the policy that filled them
     notes: tuple[str, ...] = ()
+    future_covariates: tuple[str, ...] = ()  # the last of `covariates`, known over the horizon at forecast time
+    future: Future | None = None  # their values in the rows after each series' last target value (trailing rows)
 
     def __post_init__(self):
         object.__setattr__(self, "values", np.asfortranarray(self.values))  # (no copy when it is already)
@@ -115,6 +118,10 @@ class Panel:
         return pd.DataFrame({"unique_id": np.repeat(self.ids, self.lengths), "ds": self.ds, "y": self.values[:, 0],
                              **covariates})
 
+    def without_covariates(self) -> Panel:
+        """The target alone (`evaluate --compare-covariates`)."""
+        return replace(self, values=self.values[:, :1], covariates=(), future_covariates=(), future=None)
+
     def _from_end(self) -> np.ndarray:
         """(n_rows,) each row's position counted from the end of its series: 1 for the last row."""
         return np.repeat(self.starts[1:], self.lengths) - np.arange(len(self.ds))
@@ -144,6 +151,12 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     single row take it.
     """
     config = config or DataConfig()
+    given = config
+    for cov in config.future_covariates:
+        if cov in config.covariates:
+            raise ConfigError(f"'{_clip(cov)}' is in both --covariates and --future-covariates; a column is one or "
+                              "the other")
+    config = replace(config, covariates=config.covariates + config.future_covariates, future_covariates=())
     if config.fill not in FILL_POLICIES:
         raise ConfigError(f"Unknown --fill '{_clip(config.fill)}'; choose one of {', '.join(FILL_POLICIES)}.")
     if config.layout is not None and config.layout not in LAYOUTS:
@@ -159,7 +172,7 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
         table = parse_csv(name, raw, lambda header: _id_column(header, config), sep, config.decimal,
                           config.thousands)
         del raw  # each stage lets go of the one before: the peak is about two copies of the table, not five
-    layout, id_col, time_col, targets, notes = _resolve_columns(name, table, config)
+    layout, id_col, time_col, targets, notes = _resolve_columns(name, table, config, given.future_covariates)
     time_sep = _time_separator(table[time_col])
     long, rank = _to_long(name, table, layout, id_col, time_col, targets, config)
     del table
@@ -170,6 +183,13 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     if aggregated:
         notes.append(f"values were averaged into --freq {freq} periods")
     value_columns = ["y", *range(len(config.covariates))]
+    future = None
+    if given.future_covariates:
+        long, future, added = _split_future(name, long, given)
+        missing_timestamps = missing_timestamps - added
+        if future is not None:
+            notes.append(f"{len(future.ds):,} row(s) after the last target value of {len(future.ids):,} series "
+                         "hold the future covariates over the horizon (they are not trained on)")
     starts = _bounds(long)
     nan_cells = long[value_columns].isna().sum(axis=1).to_numpy()
     missing_values = np.add.reduceat(nan_cells, starts[:-1]) - missing_timestamps * len(value_columns)
@@ -193,7 +213,68 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
         missing_values=missing_values,
         fill=config.fill,
         notes=tuple(notes),
+        future_covariates=tuple(given.future_covariates),
+        future=future,
     )
+
+
+def _split_future(name: str, long: pd.DataFrame, config: DataConfig) -> tuple[pd.DataFrame, Future | None,
+                                                                              np.ndarray]:
+    """(the rows up to each series' last target value, a Future of the rows after it, (n_series,) how many of
+    those were added to close gaps). Those trailing rows are the horizon's future covariates: a target left
+    empty there is not a missing value (one between two values is, and is filled)."""
+    bounds = _bounds(long)
+    y = long["y"].to_numpy(np.float64)
+    position = np.where(np.isnan(y), -1, np.arange(len(y)))
+    last = np.maximum.reduceat(position, bounds[:-1]) if len(y) else np.zeros(0, np.int64)
+    last = np.where(last >= bounds[:-1], last, bounds[1:] - 1)  # no target at all: _fill names the series
+    trailing = np.arange(len(y)) > np.repeat(last, np.diff(bounds))
+    added = np.add.reduceat(trailing & long[_LINE].isna().to_numpy(), bounds[:-1]) if len(y) else \
+        np.zeros(0, np.int64)
+    if not trailing.any():
+        return long, None, added
+    n_past = len(config.covariates)
+    rows = long[trailing]
+    ids = rows["unique_id"].to_numpy()
+    cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    starts = np.concatenate([[0], cuts, [len(ids)]]).astype(np.int64)
+    values = rows[list(range(n_past, n_past + len(config.future_covariates)))].to_numpy(np.float64)
+    future = Future(np.array(ids[starts[:-1]].tolist(), dtype=object), rows["ds"].to_numpy(), values, starts,
+                    tuple(config.future_covariates), f"{name} (its rows after the last target value)")
+    return long[~trailing].reset_index(drop=True), future, added
+
+
+def read_future(source: str | Path, config: DataConfig, columns: dict, freq: str) -> Future:
+    """`--future FILE`: the future covariates `config.future_covariates` by series (the id column
+    columns["id"], none for a single-series or wide model: the same values for every series) and time
+    (columns["time"]), at frequency `freq`, as the training data was read. Other columns are ignored; a
+    target column may be there, empty or not."""
+    name, raw = read_text(source)
+    id_col, time_col = columns.get("id"), columns["time"]
+    table = parse_csv(name, raw, lambda header: id_col, _check_dialect(config), config.decimal, config.thousands)
+    del raw
+    header = list(table.columns)
+    _require(name, header, time_col, "the model's time column")
+    if id_col is not None:
+        _require(name, header, id_col, "the model's series id column")
+    for cov in config.future_covariates:
+        _require(name, header, cov, "--future-covariates")
+    ds = _times(name, table, time_col, config.date_format)
+    values = {i: _numbers(name, table, c, config) for i, c in enumerate(config.future_covariates)}
+    if id_col is not None:
+        ids, rank = _ids(name, table, id_col)
+    else:
+        ids, rank = np.full(len(table), "", dtype=object), np.zeros(len(table), np.int64)
+    long = _sorted(pd.DataFrame({"unique_id": ids, "ds": ds, **values, _LINE: table.index.to_numpy() + 2}), rank)
+    del table
+    _check_duplicates(name, long, time_col)
+    if len(long):
+        _resolve_freq(name, long, None, freq)  # another frequency than the model's: refused, not matched by stamp
+    starts = _bounds(long) if len(long) else np.zeros(1, np.int64)
+    matrix = long[list(range(len(config.future_covariates)))].to_numpy(np.float64)
+    series = np.array(long["unique_id"].to_numpy()[starts[:-1]].tolist(), dtype=object)
+    return Future(series if id_col is not None else None, long["ds"].to_numpy(), matrix, starts,
+                  tuple(config.future_covariates), name)
 
 
 def _check_dialect(config: DataConfig) -> str | None:
@@ -237,11 +318,12 @@ def _require(name: str, columns: list[str], column: str, flag: str) -> str:
     return column
 
 
-def _resolve_columns(name: str, table: pd.DataFrame, config: DataConfig):
-    """Decide the layout and which columns are id, time, target(s) and covariates."""
+def _resolve_columns(name: str, table: pd.DataFrame, config: DataConfig, future: tuple[str, ...] = ()):
+    """Decide the layout and which columns are id, time, target(s) and covariates (the `future` ones among them
+    given by --future-covariates)."""
     columns = list(table.columns)
     for cov in config.covariates:
-        _require(name, columns, cov, "--covariates")
+        _require(name, columns, cov, "--future-covariates" if cov in future else "--covariates")
     free = [c for c in columns if c not in config.covariates]  # what auto-detection may choose from
     if config.time_col:
         time_col = _require(name, columns, config.time_col, "--time-col")

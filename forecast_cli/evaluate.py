@@ -16,6 +16,7 @@ from forecast_cli.config import TrainSpec
 from forecast_cli.errors import ConfigError, DataError
 from forecast_cli.fit import fit_model, resolve_window
 from forecast_cli.forecast import predict
+from forecast_cli.future import Future, of_rows
 from forecast_cli.metrics import (
     METRICS,
     coverage,
@@ -75,7 +76,8 @@ def resolve_folds(panel: Panel, horizon: int | None, folds: int, step: int | Non
 
 def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, step: int | None = None,
              refit: bool = True, on_fold: Callable[[str, int, int], None] | None = None,
-             levels: list[int] | tuple[int, ...] = LEVELS) -> tuple[pd.DataFrame, pd.DataFrame]:
+             levels: list[int] | tuple[int, ...] = LEVELS, compare_covariates: bool = False
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rolling-origin evaluation of every TrainSpec in `specs` (naive and seasonal naive are always added).
 
     Fold k forecasts `horizon` steps from a cutoff that leaves horizon + (folds-1-k)·step rows after it, using
@@ -89,6 +91,10 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
     score: width plus 2/(1 - level) times any miss, over the in-sample seasonal-naive MAE) and sql (the
     quantile loss averaged over the bounds and the median, over the same scale). They are NaN for a fold whose
     model kept no calibration windows.
+
+    Future covariates (panel.future_covariates) are given their actual values after each cutoff: an oracle
+    future, which measures what the covariates are worth when they are known. With `compare_covariates`, each
+    model of `specs` is also backtested on the target alone, as "<kind> without covariates".
     """
     import pandas as pd
 
@@ -98,28 +104,46 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
     if not len(first.ids):
         raise DataError(f"{panel.source}: too short for {folds} folds of horizon {horizon}; use fewer --folds")
     names = [s.kind for s in specs]
-    specs = list(specs) + [TrainSpec(kind=k) for k in BASELINES if k not in names]
+    bare = panel.without_covariates() if compare_covariates else None
+    runs = [(s.kind, s, panel) for s in specs] + \
+        ([(f"{s.kind} without covariates", _target_only(s), bare) for s in specs] if bare is not None else []) + \
+        [(k, TrainSpec(kind=k), bare or panel) for k in BASELINES if k not in names]
     season = timeindex.season_length(panel.freq)
     scores, forecasts = [], []
-    for spec in specs:
+    for label, spec, data in runs:
         window = resolve_window(first, horizon, spec.lookback)  # one window for all folds
         spec = dataclasses.replace(spec, horizon=horizon, lookback=window.lookback)  # val_size follows each fold
+        oracle = _oracle(data)
         artifact = None
         for fold, drop in enumerate(drops):
-            past = panel.truncate(drop)
+            past = data.truncate(drop)
             if refit or artifact is None:
                 artifact = fit_model(past, spec)
             calibrated = len(artifact.arrays["calibration/scores"]) > 0
             result = predict(artifact, None if refit or fold == 0 else past, horizon,
-                             levels if calibrated else ()).frame
+                             levels if calibrated else (), future=oracle).frame
             actual = _actuals(panel, drop, horizon)
             merged = result.merge(actual, on=["unique_id", "ds"], how="inner")
-            merged["model"], merged["fold"] = spec.kind, fold
+            merged["model"], merged["fold"] = label, fold
             forecasts.append(merged)
             scores.append(_score(merged, past, season, levels))
             if on_fold:
-                on_fold(spec.kind, fold + 1, folds)
+                on_fold(label, fold + 1, folds)
     return pd.concat(scores, ignore_index=True), pd.concat(forecasts, ignore_index=True)
+
+
+def _target_only(spec: TrainSpec) -> TrainSpec:
+    return dataclasses.replace(spec, data=dataclasses.replace(spec.data, covariates=(), future_covariates=()))
+
+
+def _oracle(panel: Panel) -> Future | None:
+    """The actual values of `panel`'s future covariates at every step (a backtest's oracle future); None
+    without any."""
+    if not panel.future_covariates:
+        return None
+    first = len(panel.covariates) - len(panel.future_covariates)
+    return of_rows(panel.ids, panel.ds, panel.values[:, 1 + first:], panel.starts, panel.future_covariates,
+                   f"{panel.source} (its actual future covariates)")
 
 
 def _actuals(panel: Panel, drop: int, horizon: int) -> pd.DataFrame:

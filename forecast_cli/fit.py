@@ -93,6 +93,9 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         raise DataError(f"{panel.source}: horizon {H}: {e}") from None
     val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
     kind = models.get(spec.kind)
+    if panel.future_covariates and not kind.sees_future:
+        raise ConfigError(f"--model {spec.kind} forecasts from the target alone; --future-covariates needs gru, "
+                          "lstm, elman, esn or auto")
     log = use_log(panel, kind.default_log if spec.log is None else spec.log)
     season = timeindex.season_length(panel.freq)
     several = parallel.process_count() > 1
@@ -105,7 +108,7 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         chosen, source.idx, source.forecast = kind.after_fit(source.task, source.predictor, source.idx)
     extra, val_idx, val_forecast = kind.after_fit(task, predictor, task.val_idx, chosen)
     validation, val_forecast = validate(predictor, task.inputs, panel, task.scaler, val_idx, window, season,
-                                        val_forecast)
+                                        val_forecast, task.future)
     if source is None and kind.parameter_free and not several:  # every window's forecast is out of sample
         source = Source(task, predictor, every_window(starts, L, H), None, "every window")
     source = source or Source(task, predictor, val_idx, val_forecast, "validation")
@@ -152,7 +155,13 @@ def _task(panel: Panel, spec: TrainSpec, window: WindowConfig, kind: models.Mode
         if spec.train.loss == "mase" and kind.trained_on_loss else None
     return FitTask(panel, spec, window, inputs, scaler, train_idx, val_idx, cut, season,
                    jax.random.key(spec.train.seed), on_epoch, row_weight, parallel.local_devices(spec.train.devices),
-                   parallel.reduction())
+                   parallel.reduction(), future_columns(panel))
+
+
+def future_columns(panel: Panel) -> tuple[int, ...]:
+    """The model input columns of `panel`'s future covariates: the last of its covariates (after the target)."""
+    n = len(panel.covariates)
+    return tuple(range(1 + n - len(panel.future_covariates), 1 + n))
 
 
 @dataclasses.dataclass
@@ -200,7 +209,7 @@ def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, n
     n_series, span = len(starts) - 1, local_span(H, season)
     series = np.searchsorted(starts, source.idx, side="right") - 1
     if len(source.idx):
-        X, Y = gather_windows(task.inputs, source.idx, L, H)
+        X, Y = gather_windows(task.inputs, source.idx, L, H, task.future)
         pred = np.asarray(source.predictor(X) if source.forecast is None else source.forecast, np.float64)
         _check_forecasts(pred)
         abs_errors = np.abs(task.scaler.inverse_target(pred, series) - task.scaler.inverse_target(Y, series))
@@ -274,20 +283,20 @@ def _fit(kind: models.Model, task: FitTask) -> models.Fitted:
     return kind.fit(task)
 
 
-def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np.ndarray | None = None
-             ) -> tuple[dict, np.ndarray]:
+def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np.ndarray | None = None,
+             future: tuple[int, ...] = ()) -> tuple[dict, np.ndarray]:
     """On the validation windows: MAE in original units of the model and of the naive baselines, and the model's
     forecasts of them (scaled units, (n_windows, horizon)). `pred`: those forecasts when already known, else
-    predictor(X)."""
+    predictor(X); `future`: the input columns the windows carry over the horizon."""
     L, H = window.lookback, window.horizon
     if not len(val_idx):
         return {"windows": 0}, np.zeros((0, H))
-    X, Y = gather_windows(inputs, val_idx, L, H)
+    X, Y = gather_windows(inputs, val_idx, L, H, future)
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
     pred = np.asarray(predictor(X) if pred is None else pred, np.float64)
     _check_forecasts(pred)
     truth = scaler.inverse_target(Y, series)
-    raw_history = scaler.inverse_target(X[:, :, 0], series)
+    raw_history = scaler.inverse_target(X[:, :L, 0], series)
     forecasts = {
         "model": scaler.inverse_target(pred, series),
         "naive": naive(raw_history, H),

@@ -17,6 +17,7 @@ from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.csvout import to_csv
 from forecast_cli.errors import ConfigError, DataError, TrainingError
 from forecast_cli.features import History, stamps_around, window_inputs
+from forecast_cli.future import Future
 from forecast_cli.metrics import end_scales, extrapolated, interval_radius, supported_level
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import seasonal_naive
@@ -50,14 +51,15 @@ class Forecast:
 
 def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None = None,
             levels: list[int] | tuple[int, ...] = (), shard: tuple[int, int] | None = None,
-            quantiles: list[float] | tuple[float, ...] = ()) -> Forecast:
+            quantiles: list[float] | tuple[float, ...] = (), future: Future | None = None) -> Forecast:
     """Forecast `horizon` steps after the end of every series: of `panel` when given (known series keep their
     training scaling; new ones are scaled by their own history), else of the data the model was trained on.
 
     `levels` (percent) add conformal interval columns y_hat_lo_<level>, y_hat_hi_<level>; `quantiles` (in
     (0, 1)) columns y_hat_q<100 q> (0.1 -> y_hat_q10), the bounds of the same intervals (q10 is the lower
     bound of the 80% interval, q50 the forecast). `shard` = (N, I) keeps the series that parallel.owner
-    assigns to part I of N."""
+    assigns to part I of N. A model with future covariates takes their values over the horizon from `future`,
+    else from `panel`'s rows after each series' last target value (Panel.future)."""
     m = artifact.manifest
     L, trained_h = m.window.lookback, m.window.horizon
     horizon = trained_h if horizon is None else horizon
@@ -89,8 +91,12 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
     y_hat = np.empty((len(history.ids), horizon))
     short = history.length < L
     if (~short).any():
-        y_hat[~short] = _roll_forward(predictor, _select(history, ~short), scaler.select(~short), m.freq,
-                                      trained_h, horizon)
+        long = _select(history, ~short)
+        columns = tuple(m.model.get("future", ()))
+        ahead = _future_values(m, future if future is not None else (panel.future if panel is not None else None),
+                               long, horizon) if columns else None
+        y_hat[~short] = _roll_forward(predictor, long, scaler.select(~short), m.freq, trained_h, horizon, ahead,
+                                      columns)
     for i in np.flatnonzero(short):  # too short for the model's lookback: seasonal naive, unless the kind
         raw = history.values[i, :, 0]  # has better (kind.complete)
         y_hat[i] = seasonal_naive(raw[~np.isnan(raw)][None], horizon, m.season)[0]
@@ -197,24 +203,51 @@ def _history_from_panel(panel: Panel, m: Manifest, stored: Scaler, arrays: dict[
     return history, scaler, error_scale, nonnegative
 
 
-def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, trained_h: int, horizon: int
-                  ) -> np.ndarray:
-    """Forecast `horizon` steps; beyond the trained horizon, feed forecasts back in as inputs (covariates
-    are held at their last observed value, calendar features follow the future timestamps)."""
+def _future_values(m: Manifest, future: Future | None, history: History, horizon: int) -> np.ndarray:
+    """(n_series, horizon, n_future) the future covariates over the horizon of each series of `history`, in
+    original units; DataError when there is no source or a value is missing."""
+    if future is None:
+        names = ", ".join(m.data.future_covariates)
+        raise DataError(f"the model was trained with future covariates ({names}) and forecasts only with their "
+                        "values over the horizon: pass --future FILE, or DATA whose rows after each series' last "
+                        f"target value hold {names} (the target left empty)")
+    return future.over(history.ids, history.last_ds, m.freq, horizon)
+
+
+def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, trained_h: int, horizon: int,
+                  ahead: np.ndarray | None = None, columns: tuple[int, ...] = ()) -> np.ndarray:
+    """Forecast `horizon` steps; beyond the trained horizon, feed forecasts back in as inputs (past-only
+    covariates are held at their last observed value, calendar features follow the future timestamps).
+
+    `ahead: (n, horizon, len(columns))`: the future covariates of input columns `columns` over the horizon
+    (original units). Each block of `trained_h` steps sees their values at its own steps; a last block that
+    runs past `horizon` sees the last value repeated at the steps after it, whose forecasts are dropped."""
     X = window_inputs(history, scaler, freq)
-    n, L, _ = X.shape
+    n, L, n_features = X.shape
     n_columns = history.values.shape[2]
     _, future = stamps_around(history.last_ds, freq, 1, horizon)
+    if ahead is not None:
+        cols = list(columns)
+        scaled_ahead = ((ahead - scaler.loc[:, None, cols]) / scaler.scale[:, None, cols]).astype(np.float32)
     steps = []
     done = 0
     while done < horizon:
-        pred = np.asarray(predictor(X), np.float64)
+        block = None
+        if ahead is not None:
+            at = np.minimum(np.arange(done, done + trained_h), horizon - 1)
+            block = np.zeros((n, trained_h, n_features), np.float32)
+            block[:, :, cols] = scaled_ahead[:, at]
+            pred = np.asarray(predictor(np.concatenate([X, block], axis=1)), np.float64)
+        else:
+            pred = np.asarray(predictor(X), np.float64)
         steps.append(pred)
         done += pred.shape[1]
         if done >= horizon:
             break
-        new = np.repeat(X[:, -1:, :], pred.shape[1], axis=1).copy()  # holds the covariates
+        new = np.repeat(X[:, -1:, :], pred.shape[1], axis=1).copy()  # holds the past-only covariates
         new[:, :, 0] = pred
+        if block is not None:
+            new[:, :, cols] = block[:, :, cols]  # the future ones take their supplied values
         stamps = future[:, done - pred.shape[1] : done]
         if X.shape[2] > n_columns:
             calendar = timeindex.calendar_features(stamps.reshape(-1), freq)

@@ -200,7 +200,9 @@ DATA = record({  # config.DataConfig: how `predict DATA` reads fresh data
     "decimal": text(choices=DECIMALS),
     "thousands": nullable(text(choices=THOUSANDS)),
     "date_format": nullable(text(200)),
-}, optional=("sep", "decimal", "thousands", "date_format"))  # absent in manifests written before them
+    "future_covariates": list_of(text(), unique=True),
+}, optional=("sep", "decimal", "thousands", "date_format", "future_covariates"))  # absent in manifests written
+# before them
 RECURRENT_FIT = record({
     "epochs": integer(1, limits.MAX_EPOCHS), "best_epoch": integer(1, limits.MAX_EPOCHS),
     "stopped_early": boolean, "train_loss": METRIC, "val_loss": METRIC, "seconds": number(0),
@@ -208,16 +210,20 @@ RECURRENT_FIT = record({
 }, optional=("refit_windows", "members"))  # only when refitted on the validation windows too
 
 
+FUTURE = list_of(integer(1, limits.MAX_COLUMNS), min_len=1, unique=True)  # input columns known over the horizon
+
+
 def recurrent_model(cell: str) -> Check:
     return record({"cell": text(choices=(cell,)), "hidden": integer(1, limits.MAX_HIDDEN),
-                   "layers": integer(1, limits.MAX_LAYERS), "dropout": number(0, limits.MAX_DROPOUT)})
+                   "layers": integer(1, limits.MAX_LAYERS), "dropout": number(0, limits.MAX_DROPOUT),
+                   "future": FUTURE}, optional=("future",))
 
 
 ESN_MODEL = record({
     "units": integer(1, limits.MAX_UNITS), "spectral_radius": number(0, 1e3), "input_scaling": number(0, 1e6),
     "bias_scaling": number(0, 1e6), "sparsity": number(0, 1), "leak_rate": number(0, 1, above=True),
-    "ridges": list_of(number(0, 1e12, above=True), min_len=1),
-})
+    "ridges": list_of(number(0, 1e12, above=True), min_len=1), "future": FUTURE,
+}, optional=("future",))
 ESN_FIT = record({"ridge": number(0, 1e12, above=True), "val_loss": METRIC, "train_windows": COUNT,
                   "val_windows": COUNT, "val_loss_by_ridge": mapping(METRIC)})
 BLEND = record({"weight": number(0, 1), "drift": number(min(DRIFTS), max(DRIFTS)), "errors": mapping(METRIC)})
@@ -275,8 +281,13 @@ def consistent(m: dict) -> None:
     """The rules between fields (each field is already of the right type and range)."""
     calendar = list(timeindex.calendar_feature_names(m["freq"]))
     n_columns = 1 + len(m["covariates"])
-    if m["covariates"] != m["data"]["covariates"]:
-        raise Invalid("covariates", "must equal data.covariates", show(m["covariates"]))
+    future = m["data"].get("future_covariates", [])
+    if m["covariates"] != m["data"]["covariates"] + future:
+        raise Invalid("covariates", "must equal data.covariates then data.future_covariates", show(m["covariates"]))
+    expected = list(range(1 + len(m["data"]["covariates"]), n_columns))  # where the future ones are among the inputs
+    if m["model"].get("future", []) != (expected if m["kind"] not in ("naive", "snaive") else []):
+        raise Invalid("model.future", f"must be {expected or 'absent'} (the input columns of "
+                      "data.future_covariates)", show(m["model"].get("future")))
     if m["calendar"] != calendar:
         raise Invalid("calendar", f"must be {calendar} for freq {m['freq']}", show(m["calendar"]))
     if m["n_features"] != n_columns + 2 * len(calendar):
@@ -407,13 +418,14 @@ def expected_params(manifest: dict) -> dict[str, tuple[int, ...]]:
     "member<k>/"."""
     kind, model = manifest["kind"], manifest["model"]
     F, h = manifest["n_features"], manifest["window"]["horizon"]
+    ahead = h * len(model.get("future", ()))  # the future covariates' horizon values the readout or head takes
     if kind == "esn":
         U = model["units"]
-        return {"W": (U, U), "W_in": (U, F), "b": (U,), "readout": (U + F + 1, h)}
+        return {"W": (U, U), "W_in": (U, F), "b": (U,), "readout": (U + F + 1 + ahead, h)}
     if kind not in RECURRENT_KINDS and kind != "auto":
         return {}
     H, cell = model["hidden"], model["cell"]
-    one = {"head/kernel": (H, h), "head/bias": (h,)}
+    one = {"head/kernel": (H + ahead, h), "head/bias": (h,)}
     for layer in range(model["layers"]):
         inputs, at = F if layer == 0 else H, f"layers/{layer}/cell/"
         if cell == "lstm":

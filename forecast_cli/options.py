@@ -54,6 +54,10 @@ Target = Annotated[str | None, typer.Option("--target", help="Value column to fo
 Covariates = Annotated[
     str | None, typer.Option("--covariates", help="Comma-separated extra numeric columns, e.g. rain,tide.")
 ]
+FutureCovariates = Annotated[
+    str | None, typer.Option("--future-covariates", help="Comma-separated numeric columns known over the horizon "
+                             "when forecasting, e.g. tide,rain_forecast,price (predict then needs their values).")
+]
 Freq = Annotated[
     str | None, typer.Option("--freq", help="Frequency: h, D, W-SUN, MS, QS, YS, 15min or int:1 (inferred).")
 ]
@@ -85,6 +89,10 @@ Quantiles = Annotated[str | None, typer.Option(
          "bounds of the 80% interval, q50 the forecast).")]
 Series = Annotated[list[str] | None, typer.Option("--series", "-s", help="Series to draw (repeatable). "
                                                   + default_is("the first 12"), rich_help_panel=OUTPUT_PANEL)]
+PredictFuture = Annotated[str | None, typer.Option(
+    "--future", help="CSV of the future covariates over the horizon: the model's id and time columns and each "
+    "future covariate, a row per series and step. " + default_is("DATA's rows after each series' last target "
+    "value"), metavar="FILE")]
 PredictOutput = Annotated[str | None, typer.Option("--output", "-o", help="Write the CSV here (atomically) "
                                                    "instead of stdout.", rich_help_panel=OUTPUT_PANEL)]
 PlotHistory = Annotated[int | None, typer.Option(
@@ -106,6 +114,9 @@ Loss = Annotated[str, typer.Option("--loss", help="mase (absolute error in units
                                    "error), mae or mse.", rich_help_panel=TRAINING_PANEL)]
 TrainRefit = Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
                                           "window, validation ones too.", rich_help_panel=TRAINING_PANEL)]
+CompareCovariates = Annotated[bool, typer.Option(
+    "--compare-covariates", help="Also backtest each model without the covariates (as '<model> without "
+    "covariates'): what they are worth.", rich_help_panel=BACKTEST_PANEL)]
 BacktestRefit = Annotated[bool, typer.Option("--refit/--no-refit", help="Retrain at every cutoff, or train once "
                                              "at the first and only feed newer data.", rich_help_panel=BACKTEST_PANEL)]
 Scaling = Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
@@ -170,6 +181,7 @@ DATA_OPTIONS = {  # parameter: (option, default), in the order --help lists them
     "time_col": (TimeCol, None),
     "target": (Target, None),
     "covariates": (Covariates, None),
+    "future_covariates": (FutureCovariates, None),
     "freq": (Freq, None),
     "fill": (Fill, "interpolate"),
     "layout": (Layout, None),
@@ -214,12 +226,14 @@ def data_options(command):
 
 
 def data_config(id_col=None, time_col=None, target=None, covariates=None, freq=None, fill="interpolate",
-                layout=None, sep=None, decimal=".", thousands=None, date_format=None):
+                layout=None, sep=None, decimal=".", thousands=None, date_format=None, future_covariates=None):
     """The data options as a config.DataConfig; --covariates "rain, tide" -> ("rain", "tide")."""
     from forecast_cli.config import DataConfig
 
     covs = tuple(c.strip() for c in covariates.split(",") if c.strip()) if covariates else ()
-    return DataConfig(id_col=id_col, time_col=time_col, target=target, covariates=covs, freq=freq,
+    future = tuple(c.strip() for c in future_covariates.split(",") if c.strip()) if future_covariates else ()
+    return DataConfig(id_col=id_col, time_col=time_col, target=target, covariates=covs, future_covariates=future,
+                      freq=freq,
                       fill=fill, layout=layout, sep=sep, decimal=decimal, thousands=thousands,
                       date_format=date_format)
 

@@ -116,12 +116,13 @@ def window_loss(pred: Array, Y: Array, loss: str) -> Array:
 
 
 def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool,
-               devices: parallel.Devices = parallel.ONE_DEVICE, loss: str = "mse"):
+               devices: parallel.Devices = parallel.ONE_DEVICE, loss: str = "mse", future: tuple[int, ...] = ()):
     """The compiled epoch function for one run (shapes fixed, so it compiles once). `row_weight: (n_rows,)`
-    weighs each window by the row it starts at (a series' weight in the loss)."""
+    weighs each window by the row it starts at (a series' weight in the loss); `future`: the input columns
+    whose horizon values the windows carry (windows.gather_windows)."""
 
     def loss_sum(params, inputs, row_weight, begin, weight, key):
-        X, Y = gather_windows(inputs, begin, lookback, horizon)
+        X, Y = gather_windows(inputs, begin, lookback, horizon, future)
         pred = nnx.merge(graphdef, params)(X, dropout_key=key if dropout else None)
         return jnp.sum(window_loss(pred, Y, loss) * weight * row_weight[begin])
 
@@ -163,7 +164,7 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
 
 
 def make_evaluate(graphdef, lookback: int, horizon: int, devices: parallel.Devices = parallel.ONE_DEVICE,
-                  loss: str = "mse"):
+                  loss: str = "mse", future: tuple[int, ...] = ()):
     @jax.jit
     def evaluate(params, inputs, row_weight, begin, weight):
         """Mean loss over windows `begin: (n_batches, batch)` with weights (0 for padding)."""
@@ -171,7 +172,7 @@ def make_evaluate(graphdef, lookback: int, horizon: int, devices: parallel.Devic
 
         def one(params, batch):  # params ride in the carry: a closed-over State cannot merge in a nested trace
             b, w = batch
-            X, Y = gather_windows(inputs, b, lookback, horizon)
+            X, Y = gather_windows(inputs, b, lookback, horizon, future)
             pred = nnx.merge(graphdef, params)(X)
             return params, jnp.sum(window_loss(pred, Y, loss) * w * row_weight[b])
 
@@ -183,13 +184,14 @@ def make_evaluate(graphdef, lookback: int, horizon: int, devices: parallel.Devic
 
 @functools.lru_cache(maxsize=8)
 def compiled_steps(graphdef, config: TrainConfig, lookback: int, horizon: int, batch_size: int, n_batches: int,
-                   dropout: bool, devices: parallel.Devices):
+                   dropout: bool, devices: parallel.Devices, future: tuple[int, ...] = ()):
     """(optimizer, train_epoch, evaluate) for one set of shapes and options: fits that share them (the members
     of an ensemble) share the compiled functions too (pass the config with seed 0: the seed does not change
     them)."""
     tx = make_optimizer(config, config.epochs * n_batches)
-    return (tx, make_steps(graphdef, tx, lookback, horizon, batch_size, n_batches, dropout, devices, config.loss),
-            make_evaluate(graphdef, lookback, horizon, devices, config.loss))
+    return (tx, make_steps(graphdef, tx, lookback, horizon, batch_size, n_batches, dropout, devices, config.loss,
+                           future),
+            make_evaluate(graphdef, lookback, horizon, devices, config.loss, future))
 
 
 def pad_to_batches(idx: np.ndarray, batch_size: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -214,6 +216,7 @@ def fit(
     on_epoch: Callable[[int, dict], None] | None = None,
     row_weight: np.ndarray | None = None,
     moments: dict | None = None,
+    future: tuple[int, ...] = (),
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train `model` on windows of `inputs: (n_rows, n_features)` starting at `train_idx`; stop early on
     the loss at `val_idx` and return the model with the best validation weights restored (with no validation
@@ -221,12 +224,13 @@ def fit(
     the last weights are returned). A window's loss (`config.loss`) is multiplied by `row_weight[start row]`
     (default 1). With several processes, each passes its own rows and windows and all get the same model.
     `moments` (adam_moments' form, for these parameters): Adam starts from them rather than from zero (a warm
-    start, `forecast update`); history.moments holds Adam's state at the returned weights."""
+    start, `forecast update`); history.moments holds Adam's state at the returned weights. `future`: the input
+    columns known over the horizon, which the windows carry (the model's config.future)."""
     start = time.perf_counter()
     graphdef, params = nnx.split(model)
     row_weight = np.ones(len(inputs), np.float32) if row_weight is None else np.asarray(row_weight, np.float32)
     backend = (_Processes if jax.process_count() > 1 else _OneProcess)(
-        graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout)
+        graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, tuple(future))
     params, opt_state = backend.init(params, moments)
     history = TrainHistory()
     best, best_state, best_loss, waited = params, opt_state, math.inf, 0
@@ -264,13 +268,14 @@ class _OneProcess:
     """The back-end of one process: the epoch is one compiled call over device-resident data, each batch split
     over `config.devices` local devices."""
 
-    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout):
+    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, future):
         if len(train_idx) == 0:
             raise TrainingError("no training windows: the series are too short for this lookback and horizon")
         devices = parallel.local_devices(config.devices)
         size, n_batches = batches(len(train_idx), config.batch_size, devices.count)
         self.tx, self.train_epoch, self.evaluate = compiled_steps(
-            graphdef, dataclasses.replace(config, seed=0), lookback, horizon, size, n_batches, dropout, devices)
+            graphdef, dataclasses.replace(config, seed=0), lookback, horizon, size, n_batches, dropout, devices,
+            future)
         self.devices, self.validated = devices, len(val_idx) > 0
         self.inputs, self.row_weight, self.train_idx = devices.replicated(
             (jnp.asarray(inputs, jnp.float32), jnp.asarray(row_weight), jnp.asarray(train_idx, jnp.int32)))
@@ -300,7 +305,7 @@ class _Processes:
     process, gathered on its host; the batch order is drawn per process from (seed, process index). Dropout
     masks are drawn over the global batch from a key every process derives alike."""
 
-    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout):
+    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, future):
         from jax.experimental import multihost_utils
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -308,6 +313,7 @@ class _Processes:
         if counts[:, 0].sum() == 0:
             raise TrainingError("no training windows: the series are too short for this lookback and horizon")
         self.inputs, self.row_weight, self.lookback, self.horizon = inputs, row_weight, lookback, horizon
+        self.future = future
         self.train_idx, self.validated = train_idx, bool(counts[:, 1].sum())
         self.monitored_idx = val_idx if self.validated else train_idx
         mesh = Mesh(np.array(jax.devices()), (parallel.AXIS,))
@@ -348,7 +354,7 @@ class _Processes:
     def _global_batch(self, idx, first):
         part = idx[first : first + self.local]
         begin = np.concatenate([part, np.zeros(self.local - len(part), np.int64)]).astype(np.int64)
-        X, Y = gather_windows(self.inputs, begin, self.lookback, self.horizon)
+        X, Y = gather_windows(self.inputs, begin, self.lookback, self.horizon, self.future)
         w = (np.arange(self.local) < len(part)).astype(np.float32)
         return tuple(jax.make_array_from_process_local_data(self.split, a) for a in (X, Y, w, self.row_weight[begin]))
 

@@ -95,7 +95,8 @@ def update_model(artifact: Artifact, panel: Panel, allow_revisions: bool = False
         if trained and m.train.loss == "mase" else None
     task = FitTask(panel, None, m.window, inputs, scaler, np.concatenate([train_idx, replay]) if trained else
                    train_idx, val_idx, panel.lengths, season,
-                   jax.random.fold_in(jax.random.key(m.train.seed), 1 + len(m.updates or ())), row_weight=row_weight)
+                   jax.random.fold_in(jax.random.key(m.train.seed), 1 + len(m.updates or ())), row_weight=row_weight,
+                   future=tuple(m.model.get("future", ())))
     params = artifact.params()
     state = {k[len("state/"):]: v for k, v in a.items() if k.startswith("state/")}
     old_predictor = kind.predictor(m.model, H, season, params)
@@ -224,6 +225,8 @@ def _calibrate_online(arrays: dict, kind: models.Model, predictor, task: FitTask
     count = np.maximum(lengths - np.maximum(seen, L), 0)
     j = np.repeat(np.arange(len(index)), count)
     origin = np.maximum(seen, L)[j] + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    if task.future:  # an open origin's horizon has no future covariate values here: it is not forecast
+        j, origin = j[origin + H <= lengths[j]], origin[origin + H <= lengths[j]]
     j, origin = _bounded(j, origin, origin + H <= lengths[j])
     forecast = _forecasts(kind, predictor, task, starts[j] + origin - L, j, m)
     j = np.concatenate([np.array([local[int(s)] for s in pend_series], np.int64), j])
@@ -275,7 +278,7 @@ def _forecasts(kind: models.Model, predictor, task: FitTask, begin: np.ndarray, 
         part = begin[first : first + MAX_WINDOWS]
         _, _, scaled = kind.after_fit(task, predictor, part, chosen)
         if scaled is None:
-            scaled = predictor(gather_windows(task.inputs, part, m.window.lookback, H)[0])
+            scaled = predictor(gather_windows(task.inputs, part, m.window.lookback, H, task.future)[0])
         out.append(task.scaler.inverse_target(np.asarray(scaled, np.float64), series[first : first + MAX_WINDOWS]))
     return np.concatenate(out)
 

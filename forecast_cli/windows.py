@@ -161,16 +161,39 @@ def _ragged_range(begin: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.repeat(begin, count) + (np.arange(total) - offsets)
 
 
-def gather_windows(values: np.ndarray, begin: np.ndarray, lookback: int, horizon: int
+def gather_windows(values: np.ndarray, begin: np.ndarray, lookback: int, horizon: int, future: tuple[int, ...] = ()
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Windows starting at rows `begin: (n,)`: of a numpy array, or of a JAX array inside jit (training and the
     ESN readout gather on the device this way).
 
     Returns X: (n, lookback, n_features), the inputs, and Y: (n, horizon), the target column that follows.
+    With `future` (the columns known over the horizon), X is (n, lookback + horizon, n_features): its last
+    `horizon` rows hold those columns' values at the forecast steps and zeros elsewhere (the target among
+    them: a forecast never sees what it forecasts).
     """
-    X = values[begin[:, None] + np.arange(lookback)]
+    X = values[begin[:, None] + np.arange(lookback + (horizon if future else 0))]
     Y = values[begin[:, None] + lookback + np.arange(horizon), 0]
+    if future:
+        X = X * future_mask(lookback, horizon, values.shape[1], future)
     return X, Y
+
+
+def future_mask(lookback: int, horizon: int, n_features: int, future: tuple[int, ...]) -> np.ndarray:
+    """(lookback + horizon, n_features) float32: 1 on the input rows, and on the horizon rows in the `future`
+    columns only."""
+    mask = np.ones((lookback + horizon, n_features), np.float32)
+    mask[lookback:] = 0
+    mask[lookback:, list(future)] = 1
+    return mask
+
+
+def split_future(X, horizon: int, future: tuple[int, ...]):
+    """A window of gather_windows -> (its input rows, its future values flattened: (n, horizon * len(future)),
+    or None without `future`). numpy or JAX."""
+    if not future:
+        return X, None
+    fut = X[:, -horizon:][:, :, list(future)]
+    return X[:, :-horizon], fut.reshape(X.shape[0], horizon * len(future))
 
 
 def make_windows(series: np.ndarray, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:

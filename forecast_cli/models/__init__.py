@@ -2,8 +2,10 @@
 
 A kind says how it is fitted (`fit`: a FitTask -> Fitted) and how its saved parameters forecast
 (`predictor`: X (n, lookback, n_features) scaled input windows, column 0 the target -> (n, horizon) scaled
-forecasts). Everything around that (windows, scaling, validation, intervals, the model directory) is the same
-for every kind and lives in fit.py and forecast.py. Adding a kind is one module and one line below.
+forecasts; a kind that `sees_future` gets X (n, lookback + horizon, n_features) when it has future-known
+columns, as windows.gather_windows makes them). Everything around that (windows, scaling, validation,
+intervals, the model directory) is the same for every kind and lives in fit.py and forecast.py.
+Adding a kind is one module and one line below.
 
 The registry names modules rather than importing them, so that `forecast --help` and a forecast by seasonal
 naive never import JAX or Flax; config.MODEL_KINDS lists the same names for the CLI (tests/test_layout.py).
@@ -66,6 +68,8 @@ class FitTask:
     devices: object = None  # the local devices to split work over (a parallel.Devices; None: one)
     total: Callable[[np.ndarray], np.ndarray] = np.asarray  # a sum over every process's windows
     # (parallel.reduction(): the identity with one process); models never import the process code themselves
+    future: tuple[int, ...] = ()  # the input columns known over the horizon (--future-covariates): windows
+    # carry their horizon values (windows.gather_windows), and a kind that sees the future records them
 
 
 @dataclass
@@ -96,6 +100,8 @@ class Model:
     short_series = "seasonal naive"  # what forecasts the series shorter than the lookback (see complete)
     parameter_free = False  # fits nothing: its forecast of any window is out of sample, so every window of the
     # data calibrates its intervals (else the validation windows, or a holdout fit: fit.calibrate)
+    sees_future = False  # takes future-known covariates: its predictor's windows then carry the horizon's values
+    # of those columns (windows.gather_windows), as its model section's "future" lists them
 
     def fit(self, task: FitTask) -> Fitted:
         raise NotImplementedError

@@ -88,6 +88,7 @@ class Auto(Model):
 
     name = "auto"
     trained_on_loss = True
+    sees_future = True
     context = True
     short_series = "Theta"
 
@@ -119,7 +120,7 @@ class Auto(Model):
         sums, weight_sum = np.zeros(len(PAIRS)), 0.0
         if len(val_idx):
             L, H = task.window.lookback, task.window.horizon
-            X, Y = gather_windows(task.inputs, val_idx, L, H)
+            X, Y = gather_windows(task.inputs, val_idx, L, H, task.future)
             series = np.searchsorted(panel.starts, val_idx, side="right") - 1
             network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
             by_theta = theta_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season)

@@ -3,7 +3,8 @@ closed form by ridge regression on the reservoir states.
 
 Reservoir update (reservoirpy's leaky integrator): s' = (1 - a) s + a tanh(W s + W_in x + b).
 Readout: y[t+1 .. t+horizon] - y[t] = [s_t, x_t, 1] @ readout, all horizon steps at once: it forecasts the
-change from the last value, so series that drift from their scaling statistics stay in range.
+change from the last value, so series that drift from their scaling statistics stay in range. With future-known
+columns (config.future), their values at t+1 .. t+horizon join the readout's inputs: [s_t, x_t, f_t+1..t+H, 1].
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from forecast_cli.config import ESNConfig
 from forecast_cli.errors import DataError
 from forecast_cli.models import FitTask, Fitted, Model, Predictor, batched
-from forecast_cli.windows import every_window, gather_windows
+from forecast_cli.windows import every_window, gather_windows, split_future
 
 if TYPE_CHECKING:
     from forecast_cli.artifact import Manifest
@@ -124,9 +125,10 @@ def _segment_states(reservoir, inputs, *, segments, overlap, leak_rate):
     return jnp.swapaxes(states, 0, 1).reshape(segments * span, -1)[:steps], gap
 
 
-def design(states: Array, inputs: Array) -> Array:
-    """Readout features [state, input, 1] -> (..., units + n_features + 1)."""
-    return jnp.concatenate([states, inputs, jnp.ones(states.shape[:-1] + (1,), states.dtype)], axis=-1)
+def design(states: Array, inputs: Array, future: Array | None = None) -> Array:
+    """Readout features [state, input, (future values,) 1] -> (..., units + n_features (+ horizon * n_future) + 1)."""
+    parts = [states, inputs] + ([] if future is None else [future])
+    return jnp.concatenate(parts + [jnp.ones(states.shape[:-1] + (1,), states.dtype)], axis=-1)
 
 
 def solve_ridge(gram: np.ndarray, cross: np.ndarray, ridge: float) -> np.ndarray:
@@ -145,10 +147,12 @@ def squared_error(readout: np.ndarray, gram: np.ndarray, cross: np.ndarray, yy: 
     return float(np.sum(readout * (np.asarray(gram, np.float64) @ readout)) - 2 * np.sum(readout * cross) + yy)
 
 
-def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float) -> Array:
-    """Forecast from windows X: (batch, lookback, n_features) -> (batch, horizon), from a zero state."""
+def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float, future: tuple[int, ...] = ()) -> Array:
+    """Forecast from windows X: (batch, lookback, n_features) -> (batch, horizon), from a zero state (with
+    `future` columns, X: (batch, lookback + horizon, n_features), windows.gather_windows' form)."""
+    X, fut = split_future(X, readout.shape[1], future)
     states = run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)
-    return design(states[-1], X[:, -1]) @ readout + X[:, -1, :1]
+    return design(states[-1], X[:, -1], fut) @ readout + X[:, -1, :1]
 
 
 def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: int, horizon: int, config: ESNConfig,
@@ -169,7 +173,7 @@ def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: in
     chunk = int(np.clip(2e7 // (lookback * config.units), 64, 8192))
     chunk = min(chunk, 1 << max(6, (len(idx) - 1).bit_length()))  # few windows (an update): a smaller power of 2
     chunk = -(-chunk // count) * count
-    p = config.units + inputs.shape[1] + 1
+    p = config.units + inputs.shape[1] + 1 + horizon * len(config.future)
     sums = [np.zeros((p, p)), np.zeros((p, horizon)), np.zeros(()), np.zeros(())]
     for first in range(0, len(idx), chunk):
         part = idx[first : first + chunk]
@@ -177,7 +181,8 @@ def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: in
         weight = np.arange(chunk) < len(part)
         out = _window_equations(reservoir, device_inputs, put(jnp.asarray(begin)),
                                 put(jnp.asarray(weight, jnp.float32)),
-                                lookback=lookback, horizon=horizon, leak_rate=config.leak_rate)
+                                lookback=lookback, horizon=horizon, leak_rate=config.leak_rate,
+                                future=config.future)
         sums = [a + np.asarray(o, np.float64) for a, o in zip(sums, out, strict=True)]
     return [total(x) for x in sums]
 
@@ -219,19 +224,21 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
     return readout.astype(np.float32), validated.astype(np.float32), info, {"gram": gram, "cross": cross}
 
 
-@jax.jit(static_argnames=("lookback", "horizon", "leak_rate"))
-def _window_equations(reservoir, inputs, begin, weight, *, lookback, horizon, leak_rate):
+@jax.jit(static_argnames=("lookback", "horizon", "leak_rate", "future"))
+def _window_equations(reservoir, inputs, begin, weight, *, lookback, horizon, leak_rate, future):
     """Normal equations (ZᵀWZ, ZᵀWY, ΣwY², Σw) of the windows starting at rows `begin`, weighted by `weight`."""
-    X, Y = gather_windows(inputs, begin, lookback, horizon)
+    X, Y = gather_windows(inputs, begin, lookback, horizon, future)
+    X, fut = split_future(X, horizon, future)
     Y = Y - X[:, -1, :1]
-    Z = design(run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)[-1], X[:, -1])
+    Z = design(run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)[-1], X[:, -1], fut)
     w = weight[:, None]
     hi = jax.lax.Precision.HIGHEST
     return (jnp.matmul((Z * w).T, Z, precision=hi), jnp.matmul((Z * w).T, Y, precision=hi),
             jnp.sum(w * Y**2), jnp.sum(weight))
 
 
-_forward = jax.jit(predict, static_argnames="leak_rate")  # one compiled function per shape, whatever the weights
+# one compiled function per shape, whatever the weights
+_forward = jax.jit(predict, static_argnames=("leak_rate", "future"))
 
 
 class EchoState(Model):
@@ -240,9 +247,10 @@ class EchoState(Model):
 
     name = "esn"
     default_log = False
+    sees_future = True
 
     def fit(self, task: FitTask) -> Fitted:
-        config, L, H = task.spec.esn, task.window.lookback, task.window.horizon
+        config, L, H = dataclasses.replace(task.spec.esn, future=task.future), task.window.lookback, task.window.horizon
         reservoir = init_reservoir(task.inputs.shape[1], config, task.key)
         try:
             rest = np.setdiff1d(every_window(task.panel.starts, L, H), np.union1d(task.train_idx, task.val_idx))
@@ -263,7 +271,7 @@ class EchoState(Model):
         solved again with the ridge strength that training chose, so it equals the readout of a fit on every
         window of the grown panel with the same reservoir, scaling and ridge."""
         task = dataclasses.replace(task, train_idx=np.union1d(task.train_idx, task.val_idx))
-        config = ESNConfig(**{**manifest.model, "ridges": tuple(manifest.model["ridges"])})
+        config = ESNConfig(**manifest.model)
         gram, cross, _, n = equations(params, task.inputs, task.train_idx, task.window.lookback,
                                       task.window.horizon, config)
         gram, cross = state["gram"] + gram, state["cross"] + cross
@@ -273,10 +281,10 @@ class EchoState(Model):
         return Fitted({**params, "readout": readout}, manifest.model, info, state={"gram": gram, "cross": cross})
 
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
-        config = ESNConfig(**{**model, "ridges": tuple(model["ridges"])})
+        config = ESNConfig(**model)
         reservoir = {k: params[k] for k in ("W", "W_in", "b")}
         return lambda X: batched(lambda chunk: _forward(reservoir, params["readout"], chunk,
-                                                        leak_rate=config.leak_rate), X)
+                                                        leak_rate=config.leak_rate, future=config.future), X)
 
 
 ESN = EchoState()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from forecast_cli.windows import split_future
+
 Array = jax.Array
 
 
@@ -43,8 +45,12 @@ def _elman(p: dict, h: Array, x: Array) -> Array:
     return jnp.tanh(_dense(p, "dense_i", x) + _dense(p, "dense_h", h))
 
 
-def recurrent_forward(params: dict[str, Array], X: Array, cell: str, layers: int, hidden: int) -> Array:
-    """X: (batch, lookback, n_features) -> (batch, horizon), as RecurrentForecaster.__call__ (no dropout)."""
+def recurrent_forward(params: dict[str, Array], X: Array, cell: str, layers: int, hidden: int,
+                      future: tuple[int, ...] = ()) -> Array:
+    """X: (batch, lookback, n_features) -> (batch, horizon), as RecurrentForecaster.__call__ (no dropout); with
+    `future` columns, X is (batch, lookback + horizon, n_features) and the head also takes their horizon rows."""
+    horizon = params["head/kernel"].shape[1]
+    X, fut = split_future(X, horizon, future)
     level = jnp.mean(X[:, :, 0], axis=1, keepdims=True)
     h = jnp.swapaxes(X.at[:, :, 0].add(-level), 0, 1)  # time-major
     zeros = jnp.zeros((X.shape[0], hidden), X.dtype)
@@ -65,4 +71,5 @@ def recurrent_forward(params: dict[str, Array], X: Array, cell: str, layers: int
                 return carry, carry
 
             _, h = jax.lax.scan(step, zeros, h)
-    return _dense(params, "head", h[-1]) + level
+    last = h[-1] if fut is None else jnp.concatenate([h[-1], fut], axis=1)
+    return _dense(params, "head", last) + level

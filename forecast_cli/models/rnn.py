@@ -34,6 +34,7 @@ UPDATE_LEARNING_RATE = 0.3  # of the trained --learning-rate (a warm start needs
 
 class Recurrent(Model):
     trained_on_loss = True
+    sees_future = True
 
     def __init__(self, cell: str):
         self.name = cell
@@ -48,13 +49,13 @@ class Recurrent(Model):
         train_idx, val_idx, inputs, key = task.train_idx, task.val_idx, task.inputs, task.key
         if not task.total(np.array(len(train_idx))):
             raise DataError("no series is long enough to give a training window; use a smaller --lookback")
-        config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": self.name})
+        config = RecurrentConfig(**{**spec.recurrent.to_dict(), "cell": self.name, "future": task.future})
         dropout = config.dropout > 0
 
         model_key, train_key = jax.random.split(key)
         model = recurrent.build(inputs.shape[1], H, config, model_key)
         model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key, dropout=dropout,
-                                   on_epoch=task.on_epoch, row_weight=task.row_weight)
+                                   on_epoch=task.on_epoch, row_weight=task.row_weight, future=config.future)
         info = {"epochs": len(history.train_loss), "best_epoch": history.best_epoch,
                 "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
                 "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
@@ -69,7 +70,7 @@ class Recurrent(Model):
                     model_key, train_key = jax.random.split(jax.random.fold_in(key, member))
                 fresh = recurrent.build(inputs.shape[1], H, config, model_key)
                 model, refitted = train.fit(fresh, inputs, every, np.zeros(0, np.int64), L, H, again, train_key,
-                                            dropout=dropout, row_weight=task.row_weight)
+                                            dropout=dropout, row_weight=task.row_weight, future=config.future)
                 members.append(recurrent.flat_params(model))
                 moments.append(refitted.moments)
             params, state = join_members(members), adam_arrays(moments)
@@ -100,7 +101,8 @@ class Recurrent(Model):
                       "nu": recurrent.restore(F, H, config, nu[k], tree=True)}
             model, history = train.fit(recurrent.restore(F, H, config, own), task.inputs, task.train_idx,
                                        task.val_idx, L, H, again, jax.random.fold_in(task.key, k),
-                                       dropout=config.dropout > 0, row_weight=task.row_weight, moments=before)
+                                       dropout=config.dropout > 0, row_weight=task.row_weight, moments=before,
+                                       future=config.future)
             after = recurrent.flat_params(model)
             if len(task.val_idx) and self._newest_error(manifest, after, task) >= \
                     self._newest_error(manifest, own, task):
@@ -117,7 +119,7 @@ class Recurrent(Model):
         """Mean absolute error (scaled units) of `params`' forecasts of the windows at task.val_idx."""
         from forecast_cli.windows import gather_windows
 
-        X, Y = gather_windows(task.inputs, task.val_idx, task.window.lookback, task.window.horizon)
+        X, Y = gather_windows(task.inputs, task.val_idx, task.window.lookback, task.window.horizon, task.future)
         pred = self.predictor(manifest.model, task.window.horizon, task.season, params)(X)
         return float(np.mean(np.abs(pred - Y)))
 
@@ -125,7 +127,7 @@ class Recurrent(Model):
         config = RecurrentConfig(**model)
         members = members_of(params)  # an ensemble: averaged
 
-        shape = {"cell": config.cell, "layers": config.layers, "hidden": config.hidden}
+        shape = {"cell": config.cell, "layers": config.layers, "hidden": config.hidden, "future": config.future}
         return lambda X: batched(lambda chunk: _ensemble_forward(members, chunk, **shape), X)
 
 
@@ -138,10 +140,10 @@ def _jitted_ensemble():
 
     from forecast_cli.models.forward import recurrent_forward
 
-    def forward(members, X, cell, layers, hidden):
-        return sum(recurrent_forward(p, X, cell, layers, hidden) for p in members) / len(members)
+    def forward(members, X, cell, layers, hidden, future):
+        return sum(recurrent_forward(p, X, cell, layers, hidden, future) for p in members) / len(members)
 
-    return jax.jit(forward, static_argnames=("cell", "layers", "hidden"))
+    return jax.jit(forward, static_argnames=("cell", "layers", "hidden", "future"))
 
 
 def _ensemble_forward(members, X, **shape):
