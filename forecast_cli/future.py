@@ -76,5 +76,6 @@ def _shown(stamp) -> str:
     if isinstance(stamp, np.datetime64):
         import pandas as pd
 
-        return str(pd.Timestamp(stamp))
+        text = str(pd.Timestamp(stamp))
+        return text[:-9] if text.endswith(" 00:00:00") else text  # a date alone
     return str(stamp)
