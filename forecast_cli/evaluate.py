@@ -104,10 +104,10 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
     if not len(first.ids):
         raise DataError(f"{panel.source}: too short for {folds} folds of horizon {horizon}; use fewer --folds")
     names = [s.kind for s in specs]
-    bare = panel.without_covariates() if compare_covariates else None
+    bare = panel.without_covariates()  # the baselines forecast from the target alone
     runs = [(s.kind, s, panel) for s in specs] + \
-        ([(f"{s.kind} without covariates", _target_only(s), bare) for s in specs] if bare is not None else []) + \
-        [(k, TrainSpec(kind=k), bare or panel) for k in BASELINES if k not in names]
+        ([(f"{s.kind} without covariates", _target_only(s), bare) for s in specs] if compare_covariates else []) + \
+        [(k, TrainSpec(kind=k), bare) for k in BASELINES if k not in names]
     season = timeindex.season_length(panel.freq)
     scores, forecasts = [], []
     for label, spec, data in runs:
