@@ -29,6 +29,8 @@ class DataConfig:
     decimal: str = "."  # decimal mark of the numbers: "." or ","
     thousands: str | None = None  # thousands separator of the numbers ("," "." " " "'" "_"); none when None
     date_format: str | None = None  # strftime format of the time column (%d/%m/%Y) or "dayfirst"; ISO 8601 when None
+    holidays: str | None = None  # a country (US) or country-subdivision (DE-HE) code: a public-holiday indicator
+    # joins the inputs as a future-known feature (the `holidays` package's calendars)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -62,6 +62,7 @@ class Panel:
     notes: tuple[str, ...] = ()
     future_covariates: tuple[str, ...] = ()  # the last of `covariates`, known over the horizon at forecast time
     future: Future | None = None  # their values in the rows after each series' last target value (trailing rows)
+    holidays: str | None = None  # --holidays: a holiday indicator joins the model inputs (timeindex.holiday_features)
 
     def __post_init__(self):
         object.__setattr__(self, "values", np.asfortranarray(self.values))  # (no copy when it is already)
@@ -120,7 +121,8 @@ class Panel:
 
     def without_covariates(self) -> Panel:
         """The target alone (`evaluate --compare-covariates`)."""
-        return replace(self, values=self.values[:, :1], covariates=(), future_covariates=(), future=None)
+        return replace(self, values=self.values[:, :1], covariates=(), future_covariates=(), future=None,
+                       holidays=None)
 
     def _from_end(self) -> np.ndarray:
         """(n_rows,) each row's position counted from the end of its series: 1 for the last row."""
@@ -179,6 +181,8 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
     long = _sorted(long, rank)
     _check_duplicates(name, long, time_col)
     freq = _resolve_freq(name, long, config.freq, expect_freq)
+    if config.holidays:
+        timeindex.check_holidays(config.holidays, freq)
     long, missing_timestamps, aggregated = _regularize(name, long, freq)
     if aggregated:
         notes.append(f"values were averaged into --freq {freq} periods")
@@ -215,6 +219,7 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
         notes=tuple(notes),
         future_covariates=tuple(given.future_covariates),
         future=future,
+        holidays=config.holidays,
     )
 
 

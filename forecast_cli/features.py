@@ -1,7 +1,7 @@
 """Model inputs from series: scaled target and covariates plus calendar features, and the last window of each
 series (the history a forecast starts from).
 
-Input rows have the columns [target, covariates..., calendar...], all scaled or bounded, float32.
+Input rows have the columns [target, covariates..., calendar..., holiday], all scaled or bounded, float32.
 """
 
 from __future__ import annotations
@@ -14,10 +14,15 @@ from forecast_cli import timeindex
 from forecast_cli.windows import Scaler
 
 
-def model_inputs(scaled: np.ndarray, ds: np.ndarray, freq: str) -> np.ndarray:
-    """scaled: (n_rows, n_columns), ds: (n_rows,) -> (n_rows, n_columns + n_calendar) float32."""
-    calendar = timeindex.calendar_features(ds, freq)
-    return np.concatenate([scaled, calendar], axis=1).astype(np.float32)
+def model_inputs(scaled: np.ndarray, ds: np.ndarray, freq: str, holidays: str | None = None) -> np.ndarray:
+    """scaled: (n_rows, n_columns), ds: (n_rows,) -> (n_rows, n_columns + n_stamp_features) float32."""
+    return np.concatenate([scaled, stamp_features(ds, freq, holidays)], axis=1).astype(np.float32)
+
+
+def stamp_features(ds: np.ndarray, freq: str, holidays: str | None = None) -> np.ndarray:
+    """What the stamps alone give, known for any future step: the calendar features (sin/cos of hour, weekday,
+    month) and, with `holidays` (--holidays), a public-holiday indicator. (len(ds), n) float32."""
+    return np.concatenate([timeindex.calendar_features(ds, freq), timeindex.holiday_features(ds, holidays)], axis=1)
 
 
 @dataclass
@@ -60,11 +65,11 @@ def stamps_around(last_ds: np.ndarray, freq: str, before: int, after: int) -> tu
     return np.stack(past)[inverse], np.stack(future)[inverse]
 
 
-def window_inputs(history: History, scaler: Scaler, freq: str) -> np.ndarray:
+def window_inputs(history: History, scaler: Scaler, freq: str, holidays: str | None = None) -> np.ndarray:
     """Model input windows for a forecast: (n_series, lookback, n_features), NaN where history is missing."""
     n, lookback, n_columns = history.values.shape
     scaled = scaler.transform_windows(history.values)
     past, _ = stamps_around(history.last_ds, freq, lookback, 0)
-    calendar = timeindex.calendar_features(past.reshape(-1), freq)
+    calendar = stamp_features(past.reshape(-1), freq, holidays)
     calendar = calendar.reshape(n, lookback, calendar.shape[1])
     return np.concatenate([scaled, calendar], axis=2).astype(np.float32)

@@ -93,9 +93,10 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         raise DataError(f"{panel.source}: horizon {H}: {e}") from None
     val_size = default_val_size(lengths, H) if window.val_size is None else np.full(len(lengths), window.val_size)
     kind = models.get(spec.kind)
-    if panel.future_covariates and not kind.sees_future:
-        raise ConfigError(f"--model {spec.kind} forecasts from the target alone; --future-covariates needs gru, "
-                          "lstm, elman, esn or auto")
+    if (panel.future_covariates or panel.holidays) and not kind.sees_future:
+        flag = "--future-covariates" if panel.future_covariates else "--holidays"
+        raise ConfigError(f"--model {spec.kind} forecasts from the target alone; {flag} needs gru, lstm, elman, esn "
+                          "or auto")
     log = use_log(panel, kind.default_log if spec.log is None else spec.log)
     season = timeindex.season_length(panel.freq)
     several = parallel.process_count() > 1
@@ -148,20 +149,21 @@ def _task(panel: Panel, spec: TrainSpec, window: WindowConfig, kind: models.Mode
     starts, lengths = panel.starts, panel.lengths
     cut = lengths - val_size
     scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling, log)
-    inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq)
+    inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq, panel.holidays)
     train_idx, val_idx = window_starts(starts, L, H, val_size)
     season = timeindex.season_length(panel.freq)
     row_weight = mase_weights(inputs[:, 0], starts, cut, season) \
         if spec.train.loss == "mase" and kind.trained_on_loss else None
     return FitTask(panel, spec, window, inputs, scaler, train_idx, val_idx, cut, season,
                    jax.random.key(spec.train.seed), on_epoch, row_weight, parallel.local_devices(spec.train.devices),
-                   parallel.reduction(), future_columns(panel))
+                   parallel.reduction(), future_columns(len(panel.covariates), len(panel.future_covariates),
+                                                        inputs.shape[1], panel.holidays))
 
 
-def future_columns(panel: Panel) -> tuple[int, ...]:
-    """The model input columns of `panel`'s future covariates: the last of its covariates (after the target)."""
-    n = len(panel.covariates)
-    return tuple(range(1 + n - len(panel.future_covariates), 1 + n))
+def future_columns(n_covariates: int, n_future: int, n_features: int, holidays: str | None) -> tuple[int, ...]:
+    """The model input columns known over the horizon: the future covariates (the last `n_future` of the
+    covariates, after the target) and, with --holidays, the holiday indicator (the last input column)."""
+    return tuple(range(1 + n_covariates - n_future, 1 + n_covariates)) + ((n_features - 1,) if holidays else ())
 
 
 @dataclasses.dataclass

@@ -16,12 +16,12 @@ from forecast_cli import limits, models, parallel, timeindex
 from forecast_cli.artifact import Artifact, Manifest
 from forecast_cli.csvout import to_csv
 from forecast_cli.errors import ConfigError, DataError, TrainingError
-from forecast_cli.features import History, stamps_around, window_inputs
+from forecast_cli.features import History, stamp_features, stamps_around, window_inputs
 from forecast_cli.future import Future
 from forecast_cli.metrics import end_scales, extrapolated, interval_radius, supported_level
 from forecast_cli.models.auto import context_rows
 from forecast_cli.models.baselines import seasonal_naive
-from forecast_cli.windows import Scaler, fit_scaler
+from forecast_cli.windows import Scaler, fit_scaler, future_mask
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,11 +92,10 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
     short = history.length < L
     if (~short).any():
         long = _select(history, ~short)
-        columns = tuple(m.model.get("future", ()))
         ahead = _future_values(m, future if future is not None else (panel.future if panel is not None else None),
-                               long, horizon) if columns else None
+                               long, horizon) if m.data.future_covariates else None
         y_hat[~short] = _roll_forward(predictor, long, scaler.select(~short), m.freq, trained_h, horizon, ahead,
-                                      columns)
+                                      tuple(m.model.get("future", ())), m.data.holidays)
     for i in np.flatnonzero(short):  # too short for the model's lookback: seasonal naive, unless the kind
         raw = history.values[i, :, 0]  # has better (kind.complete)
         y_hat[i] = seasonal_naive(raw[~np.isnan(raw)][None], horizon, m.season)[0]
@@ -215,28 +214,34 @@ def _future_values(m: Manifest, future: Future | None, history: History, horizon
 
 
 def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, trained_h: int, horizon: int,
-                  ahead: np.ndarray | None = None, columns: tuple[int, ...] = ()) -> np.ndarray:
+                  ahead: np.ndarray | None = None, columns: tuple[int, ...] = (), holidays: str | None = None
+                  ) -> np.ndarray:
     """Forecast `horizon` steps; beyond the trained horizon, feed forecasts back in as inputs (past-only
     covariates are held at their last observed value, calendar features follow the future timestamps).
 
-    `ahead: (n, horizon, len(columns))`: the future covariates of input columns `columns` over the horizon
-    (original units). Each block of `trained_h` steps sees their values at its own steps; a last block that
-    runs past `horizon` sees the last value repeated at the steps after it, whose forecasts are dropped."""
-    X = window_inputs(history, scaler, freq)
+    `columns`: the input columns known over the horizon (the model's "future"): the future covariates, whose
+    values over the horizon `ahead: (n, horizon, n_future)` gives (original units), then, with `holidays`, the
+    holiday indicator, which the stamps give. Each block of `trained_h` steps sees their values at its own
+    steps; a last block that runs past `horizon` sees the last supplied value repeated at the steps after it,
+    whose forecasts are dropped."""
+    X = window_inputs(history, scaler, freq, holidays)
     n, L, n_features = X.shape
     n_columns = history.values.shape[2]
-    _, future = stamps_around(history.last_ds, freq, 1, horizon)
-    if ahead is not None:
-        cols = list(columns)
-        scaled_ahead = ((ahead - scaler.loc[:, None, cols]) / scaler.scale[:, None, cols]).astype(np.float32)
+    _, future = stamps_around(history.last_ds, freq, 1, horizon + trained_h)
+    supplied = list(columns[: 0 if ahead is None else ahead.shape[2]])
+    if supplied:
+        scaled_ahead = ((ahead - scaler.loc[:, None, supplied]) / scaler.scale[:, None, supplied]).astype(np.float32)
     steps = []
     done = 0
     while done < horizon:
         block = None
-        if ahead is not None:
-            at = np.minimum(np.arange(done, done + trained_h), horizon - 1)
+        if columns:
+            stamps = future[:, done : done + trained_h]
             block = np.zeros((n, trained_h, n_features), np.float32)
-            block[:, :, cols] = scaled_ahead[:, at]
+            block[:, :, n_columns:] = stamp_features(stamps.reshape(-1), freq, holidays).reshape(n, trained_h, -1)
+            if supplied:
+                block[:, :, supplied] = scaled_ahead[:, np.minimum(np.arange(done, done + trained_h), horizon - 1)]
+            block *= future_mask(0, trained_h, n_features, columns)  # the horizon rows carry these columns only
             pred = np.asarray(predictor(np.concatenate([X, block], axis=1)), np.float64)
         else:
             pred = np.asarray(predictor(X), np.float64)
@@ -246,11 +251,11 @@ def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, traine
             break
         new = np.repeat(X[:, -1:, :], pred.shape[1], axis=1).copy()  # holds the past-only covariates
         new[:, :, 0] = pred
-        if block is not None:
-            new[:, :, cols] = block[:, :, cols]  # the future ones take their supplied values
+        if supplied:
+            new[:, :, supplied] = block[:, :, supplied]  # the future ones take their supplied values
         stamps = future[:, done - pred.shape[1] : done]
         if X.shape[2] > n_columns:
-            calendar = timeindex.calendar_features(stamps.reshape(-1), freq)
+            calendar = stamp_features(stamps.reshape(-1), freq, holidays)
             new[:, :, n_columns:] = calendar.reshape(n, pred.shape[1], X.shape[2] - n_columns)
         X = np.concatenate([X, new.astype(np.float32)], axis=1)[:, -L:]
     scaled = np.concatenate(steps, axis=1)[:, :horizon]

@@ -201,8 +201,9 @@ DATA = record({  # config.DataConfig: how `predict DATA` reads fresh data
     "thousands": nullable(text(choices=THOUSANDS)),
     "date_format": nullable(text(200)),
     "future_covariates": list_of(text(), unique=True),
-}, optional=("sep", "decimal", "thousands", "date_format", "future_covariates"))  # absent in manifests written
-# before them
+    "holidays": nullable(text(64)),
+}, optional=("sep", "decimal", "thousands", "date_format", "future_covariates", "holidays"))  # absent in
+# manifests written before them
 RECURRENT_FIT = record({
     "epochs": integer(1, limits.MAX_EPOCHS), "best_epoch": integer(1, limits.MAX_EPOCHS),
     "stopped_early": boolean, "train_loss": METRIC, "val_loss": METRIC, "seconds": number(0),
@@ -252,7 +253,7 @@ def fields_of(kind: str) -> dict[str, Check]:
         "covariates": list_of(text(), unique=True),
         "columns": record({"id": NAME, "time": NAME, "target": NAME, "time_sep": text(choices=("T",))},
                           optional=("time_sep",)),  # "T": the training file wrote 2024-01-31T13:00
-        "n_features": integer(1, limits.MAX_COLUMNS + 6),  # columns plus sin/cos of up to 3 calendar cycles
+        "n_features": integer(1, limits.MAX_COLUMNS + 7),  # columns, sin/cos of up to 3 calendar cycles, a holiday
         "calendar": list_of(text(choices=("hour", "weekday", "month")), unique=True),
         "series": list_of(text(limits.MAX_ID_CHARS), min_len=1, unique=True),
         "fingerprint": text(hex_digits=16),
@@ -281,18 +282,19 @@ def consistent(m: dict) -> None:
     """The rules between fields (each field is already of the right type and range)."""
     calendar = list(timeindex.calendar_feature_names(m["freq"]))
     n_columns = 1 + len(m["covariates"])
-    future = m["data"].get("future_covariates", [])
+    future, holidays = m["data"].get("future_covariates", []), m["data"].get("holidays")
     if m["covariates"] != m["data"]["covariates"] + future:
         raise Invalid("covariates", "must equal data.covariates then data.future_covariates", show(m["covariates"]))
-    expected = list(range(1 + len(m["data"]["covariates"]), n_columns))  # where the future ones are among the inputs
+    expected = list(range(1 + len(m["data"]["covariates"]), n_columns)) + ([m["n_features"] - 1] if holidays else [])
     if m["model"].get("future", []) != (expected if m["kind"] not in ("naive", "snaive") else []):
         raise Invalid("model.future", f"must be {expected or 'absent'} (the input columns of "
                       "data.future_covariates)", show(m["model"].get("future")))
     if m["calendar"] != calendar:
         raise Invalid("calendar", f"must be {calendar} for freq {m['freq']}", show(m["calendar"]))
-    if m["n_features"] != n_columns + 2 * len(calendar):
-        raise Invalid("n_features", f"must be {n_columns + 2 * len(calendar)} (target, covariates, and sin and cos "
-                      f"of {len(calendar)} calendar cycles)", show(m["n_features"]))
+    if m["n_features"] != n_columns + 2 * len(calendar) + bool(holidays):
+        raise Invalid("n_features", f"must be {n_columns + 2 * len(calendar) + bool(holidays)} (target, covariates, "
+                      f"sin and cos of {len(calendar)} calendar cycles" + (", the holiday indicator)" if holidays
+                                                                            else ")"), show(m["n_features"]))
     if timeindex.is_int_freq(m["freq"]) and m["season"] != 1:
         raise Invalid("season", "must be 1 for integer periods", show(m["season"]))
     fit = m["fit"]

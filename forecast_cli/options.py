@@ -58,6 +58,9 @@ FutureCovariates = Annotated[
     str | None, typer.Option("--future-covariates", help="Comma-separated numeric columns known over the horizon "
                              "when forecasting, e.g. tide,rain_forecast,price (predict then needs their values).")
 ]
+Holidays = Annotated[str | None, typer.Option("--holidays", help="Add a public-holiday indicator of this country "
+                                             "(US, GB, DE-HE, ...) as a future-known input (daily or finer data).",
+                                             metavar="CC")]
 Freq = Annotated[
     str | None, typer.Option("--freq", help="Frequency: h, D, W-SUN, MS, QS, YS, 15min or int:1 (inferred).")
 ]
@@ -182,6 +185,7 @@ DATA_OPTIONS = {  # parameter: (option, default), in the order --help lists them
     "target": (Target, None),
     "covariates": (Covariates, None),
     "future_covariates": (FutureCovariates, None),
+    "holidays": (Holidays, None),
     "freq": (Freq, None),
     "fill": (Fill, "interpolate"),
     "layout": (Layout, None),
@@ -226,7 +230,8 @@ def data_options(command):
 
 
 def data_config(id_col=None, time_col=None, target=None, covariates=None, freq=None, fill="interpolate",
-                layout=None, sep=None, decimal=".", thousands=None, date_format=None, future_covariates=None):
+                layout=None, sep=None, decimal=".", thousands=None, date_format=None, future_covariates=None,
+                holidays=None):
     """The data options as a config.DataConfig; --covariates "rain, tide" -> ("rain", "tide")."""
     from forecast_cli.config import DataConfig
 
@@ -235,7 +240,7 @@ def data_config(id_col=None, time_col=None, target=None, covariates=None, freq=N
     return DataConfig(id_col=id_col, time_col=time_col, target=target, covariates=covs, future_covariates=future,
                       freq=freq,
                       fill=fill, layout=layout, sep=sep, decimal=decimal, thousands=thousands,
-                      date_format=date_format)
+                      date_format=date_format, holidays=holidays.strip().upper() if holidays else None)
 
 
 def check_choice(flag: str, value: str, choices: Sequence[str]) -> None:

@@ -406,3 +406,43 @@ def calendar_feature_names(freq: str) -> tuple[str, ...]:
     if kind in ("QuarterBegin", "QuarterEnd"):
         return ("month",)
     return ()
+
+
+def check_holidays(spec: str, freq: str) -> tuple[str, str | None]:
+    """--holidays "US" or "DE-HE" (a country and optionally one of its subdivisions, as the `holidays` package
+    names them) -> (country, subdivision). ConfigError for a code it does not know, or data coarser than a day
+    (a holiday is a day) or of integer periods."""
+    from forecast_cli.errors import ConfigError
+
+    country, _, subdiv = spec.strip().upper().partition("-")
+    if is_int_freq(freq) or "hour" not in calendar_feature_names(freq) and "weekday" not in \
+            calendar_feature_names(freq):
+        raise ConfigError(f"--holidays {spec}: needs daily or finer data with dates; the data is {describe(freq)}")
+    try:
+        import holidays
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        raise ConfigError("--holidays needs the `holidays` package (pip install holidays)") from e
+    try:
+        holidays.country_holidays(country, subdiv=subdiv or None, years=[2000])
+    except NotImplementedError as e:
+        raise ConfigError(f"Unknown --holidays '{spec}': {e}; use a country code such as US, GB or DE, or a "
+                          "country and subdivision such as DE-HE") from None
+    return country, subdiv or None
+
+
+def holiday_features(ds: np.ndarray, spec: str | None) -> np.ndarray:
+    """(len(ds), 1) float32: 1 where the stamp's day is a public holiday of `spec` (check_holidays' form), else
+    0; (len(ds), 0) without `spec`. Each distinct day is looked up once."""
+    if not spec:
+        return np.zeros((len(ds), 0), np.float32)
+    import holidays
+
+    country, _, subdiv = spec.partition("-")
+    days = np.asarray(ds).astype("datetime64[D]")
+    if not len(days):
+        return np.zeros((0, 1), np.float32)
+    unique, inverse = np.unique(days, return_inverse=True)
+    first, last = (int(str(d)[:4]) for d in (unique[0], unique[-1]))
+    calendar = holidays.country_holidays(country, subdiv=subdiv or None, years=range(first, last + 1))
+    dates = np.array(sorted(calendar.keys()), dtype="datetime64[D]")
+    return np.isin(unique, dates)[inverse].astype(np.float32)[:, None]

@@ -230,3 +230,57 @@ def test_evaluate_uses_the_actual_future_and_compares_with_no_covariates(model_d
     mase = dict(zip(table["model"], table["mase"], strict=True))
     assert set(mase) == {"esn", "esn without covariates", "naive", "snaive"}
     assert mase["esn"] < 0.5 * mase["esn without covariates"]  # x is the target itself: knowing it is worth a lot
+
+
+# --- holidays ---------------------------------------------------------------------------------------------------
+
+
+def test_the_holiday_indicator_marks_the_public_holidays_of_the_stamps_day():
+    from forecast_cli.timeindex import holiday_features
+
+    ds = np.array(["2024-01-01", "2024-01-02", "2024-07-04T15:00", "2024-12-25", "2024-12-26"], "datetime64[ns]")
+    np.testing.assert_array_equal(holiday_features(ds, "US")[:, 0], [1, 0, 1, 1, 0])
+    assert holiday_features(ds, None).shape == (5, 0)
+    assert holiday_features(np.array(["2024-10-03"], "datetime64[ns]"), "DE-HE")[0, 0] == 1  # German Unity Day
+
+
+def shops(path, n_series=3):
+    """Daily series that drop by 40 on US public holidays."""
+    from forecast_cli.timeindex import holiday_features
+
+    days = pd.date_range("2021-01-01", "2023-12-31", freq="D")
+    flag = holiday_features(days.to_numpy(), "US")[:, 0]
+    rng = np.random.default_rng(0)
+    frames = [pd.DataFrame({"unique_id": f"s{s}", "ds": days,
+                            "y": 100 + 5 * s - 40 * flag + rng.standard_normal(len(days))}) for s in range(n_series)]
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
+def test_holidays_reach_the_forecast_of_their_day_and_survive_a_save(tmp_path):
+    config = DataConfig(holidays="US")
+    panel = read_series(shops(tmp_path / "shops.csv"), config)
+    spec = TrainSpec(kind="esn", horizon=7, lookback=14, esn=ESNConfig(units=60), data=config)
+    artifact = fit_model(panel, spec)
+    assert artifact.manifest.model["future"] == [artifact.manifest.n_features - 1]
+    save_artifact(tmp_path / "m", artifact)
+    loaded = load_artifact(tmp_path / "m")
+    forecast = predict(loaded, None, 20).frame  # 2024-01-01 and 2024-01-15 (MLK day), the second past the horizon
+    by_day = forecast[forecast.unique_id == "s0"].set_index("ds")["y_hat"]
+    ordinary = by_day.drop([pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-15")])
+    assert by_day[pd.Timestamp("2024-01-01")] < ordinary.min() - 25
+    assert by_day[pd.Timestamp("2024-01-15")] < ordinary.min() - 25
+    pd.testing.assert_frame_equal(forecast, predict(artifact, None, 20).frame)
+
+
+def test_holidays_that_cannot_work_are_refused(tmp_path):
+    shops(tmp_path / "shops.csv")
+    unknown = run("train", tmp_path / "shops.csv", "--holidays", "XX", "--model-dir", tmp_path / "m")
+    assert unknown.exit_code == 2 and "Unknown --holidays 'XX'" in unknown.output
+    pd.DataFrame({"ds": range(2000, 2030), "y": np.arange(30.0)}).to_csv(tmp_path / "yearly.csv", index=False)
+    yearly = run("train", tmp_path / "yearly.csv", "--holidays", "US", "--model-dir", tmp_path / "m")
+    assert yearly.exit_code == 2 and "needs daily or finer data" in yearly.output
+    baseline = run("train", tmp_path / "shops.csv", "--holidays", "US", "--model", "naive", "--model-dir",
+                   tmp_path / "m")
+    assert baseline.exit_code == 2 and "--holidays needs gru" in baseline.output
+    assert not (tmp_path / "m").exists()
