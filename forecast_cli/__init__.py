@@ -8,6 +8,7 @@ The library behind the CLI, in four calls:
     model = fc.fit_model(panel, fc.TrainSpec(kind="auto", horizon=4))   # Panel -> Artifact
     fc.save_artifact("model", model); model = fc.load_artifact("model")
     forecast = fc.predict(model, horizon=4, levels=[80])         # Artifact -> Forecast (.frame, .to_csv())
+    # with --future-covariates: fc.predict(model, future=fc.read_future(path, m.data, m.columns, m.freq))
     model = fc.update_model(model, longer_panel).artifact        # new rows folded in (None: nothing new)
     scores, forecasts = fc.backtest(panel, [fc.TrainSpec()], horizon=4, folds=3)
 
@@ -24,6 +25,8 @@ __version__ = "0.1.0"
 _PUBLIC = {  # name -> the module that defines it
     "Panel": "forecast_cli.data",
     "read_series": "forecast_cli.data",
+    "read_future": "forecast_cli.data",
+    "Future": "forecast_cli.future",
     "DataConfig": "forecast_cli.config",
     "TrainSpec": "forecast_cli.config",
     "TrainConfig": "forecast_cli.config",

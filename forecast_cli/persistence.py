@@ -9,8 +9,10 @@ and asking to retrain):
         files: {"arrays.npz": {"sha256", "bytes"}},
         checksum: sha256 of the rest of the manifest, canonical JSON (manifest.seal)
       kind, window {lookback, horizon, val_size, scaling, log}, train (config.TrainConfig), data
-      (config.DataConfig), freq, season, covariates, columns {id, time, target}, n_features, calendar, series
-      (every id), fingerprint, device, model (the kind's hyperparameters), fit, validation
+      (config.DataConfig; its future_covariates and holidays name the future-known inputs), freq, season,
+      covariates (past-only then future ones), columns {id, time, target}, n_features, calendar, series
+      (every id), fingerprint, device, model (the kind's hyperparameters; "future": the input columns known
+      over the horizon), fit, validation
       {windows, model_mae, naive_mae, snaive_mae}, calibration {windows, origins, holdout, ratio}, blend (auto
       only), processes (distributed only), updates (`forecast update`s: {at, rows, series, ids, new_series,
       windows, calibration_windows, kept, seconds}, the last 1,000),
