@@ -41,6 +41,7 @@ class Manifest:
     blend: dict | None = None  # auto only: {"weight", "drift", "errors"}
     processes: int | None = None  # trained across this many processes
     updates: list | None = None  # `forecast update`s since training, oldest first (update.py)
+    static: list | None = None  # --static: how each column is encoded (static.py), in input-column order
     training_seconds: float = 0.0
     stored: dict = field(default_factory=dict, compare=False)  # format_version, package_version, ... when loaded
 
@@ -49,7 +50,7 @@ class Manifest:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "stored"}
         d.update(window=self.window.to_dict(), train=self.train.to_dict(), data=self.data.to_dict(),
                  covariates=list(self.covariates), calendar=list(self.calendar), series=list(self.series))
-        return {k: v for k, v in d.items() if v is not None or k not in ("blend", "processes", "updates")}
+        return {k: v for k, v in d.items() if v is not None or k not in ("blend", "processes", "updates", "static")}
 
     @classmethod
     def from_dict(cls, d: dict) -> Manifest:

@@ -739,7 +739,7 @@ def evaluate(
                 say(f"future covariates {', '.join(panel.future_covariates)}: each fold forecasts with their actual "
                     "values after its cutoff (an oracle future); a deployed forecast is only as good as the "
                     "forecast of them")
-        compare = compare_covariates and bool(panel.covariates)
+        compare = compare_covariates and bool(panel.covariates or panel.static or panel.holidays)
         models = len(specs) * (2 if compare else 1) + len([k for k in BASELINES if k not in kinds])
         with FoldReporter(models * folds, quiet) as reporter:
             scores, forecasts = backtest(panel, specs, horizon, folds, step, refit, on_fold=reporter,

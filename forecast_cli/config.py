@@ -31,6 +31,8 @@ class DataConfig:
     date_format: str | None = None  # strftime format of the time column (%d/%m/%Y) or "dayfirst"; ISO 8601 when None
     holidays: str | None = None  # a country (US) or country-subdivision (DE-HE) code: a public-holiday indicator
     # joins the inputs as a future-known feature (the `holidays` package's calendars)
+    static: tuple[str, ...] = ()  # columns with one value per series (region, store type): numbers are
+    # standardised over the series, text is one-hot encoded; every input row of the series carries them
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -38,7 +40,8 @@ class DataConfig:
     @classmethod
     def from_dict(cls, d: dict) -> DataConfig:
         return cls(**{**d, "covariates": tuple(d.get("covariates", ())),  # (a key missing: its default)
-                      "future_covariates": tuple(d.get("future_covariates", ()))})
+                      "future_covariates": tuple(d.get("future_covariates", ())),
+                      "static": tuple(d.get("static", ()))})
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ class Panel:
     future_covariates: tuple[str, ...] = ()  # the last of `covariates`, known over the horizon at forecast time
     future: Future | None = None  # their values in the rows after each series' last target value (trailing rows)
     holidays: str | None = None  # --holidays: a holiday indicator joins the model inputs (timeindex.holiday_features)
+    static: tuple[str, ...] = ()  # --static: columns with one value per series (static.py encodes them)
+    static_values: np.ndarray | None = None  # (n_series, len(static)) object array of str, their values
 
     def __post_init__(self):
         object.__setattr__(self, "values", np.asfortranarray(self.values))  # (no copy when it is already)
@@ -122,7 +124,7 @@ class Panel:
     def without_covariates(self) -> Panel:
         """The target alone (`evaluate --compare-covariates`)."""
         return replace(self, values=self.values[:, :1], covariates=(), future_covariates=(), future=None,
-                       holidays=None)
+                       holidays=None, static=(), static_values=None)
 
     def _from_end(self) -> np.ndarray:
         """(n_rows,) each row's position counted from the end of its series: 1 for the last row."""
@@ -133,7 +135,8 @@ class Panel:
         ends = np.concatenate([[0], np.cumsum(keep)])[self.starts]  # new row offsets, empty series included
         kept = np.diff(ends) > 0
         values = self.values.T[:, keep].T  # (column-major still: indexing the rows of the transpose)
-        return replace(self, ids=self.ids[kept], ds=self.ds[keep], values=values,
+        static = self.static_values[kept] if self.static_values is not None else None
+        return replace(self, ids=self.ids[kept], ds=self.ds[keep], values=values, static_values=static,
                        starts=np.concatenate([[0], ends[1:][kept]]).astype(np.int64),
                        missing_timestamps=self.missing_timestamps[kept], missing_values=self.missing_values[kept])
 
@@ -163,6 +166,9 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
         raise ConfigError(f"Unknown --fill '{_clip(config.fill)}'; choose one of {', '.join(FILL_POLICIES)}.")
     if config.layout is not None and config.layout not in LAYOUTS:
         raise ConfigError(f"Unknown --layout '{_clip(config.layout)}'; choose one of {', '.join(LAYOUTS)}.")
+    twice = [c for i, c in enumerate(config.static) if c in config.static[:i]]
+    if twice:
+        raise ConfigError(f"--static names '{_clip(twice[0])}' twice")
     twice = [c for i, c in enumerate(config.covariates) if c in config.covariates[:i]]
     if twice:
         raise ConfigError(f"--covariates names '{_clip(twice[0])}' twice")
@@ -175,11 +181,15 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
                           config.thousands)
         del raw  # each stage lets go of the one before: the peak is about two copies of the table, not five
     layout, id_col, time_col, targets, notes = _resolve_columns(name, table, config, given.future_covariates)
+    if config.static and layout == "wide":
+        raise ConfigError("--static takes one value per series from a column, which needs the long (or single) "
+                          "layout; the wide layout has a column per series")
     time_sep = _time_separator(table[time_col])
     long, rank = _to_long(name, table, layout, id_col, time_col, targets, config)
     del table
     long = _sorted(long, rank)
     _check_duplicates(name, long, time_col)
+    long, static_values = _static_values(name, long, config.static)
     freq = _resolve_freq(name, long, config.freq, expect_freq)
     if config.holidays:
         timeindex.check_holidays(config.holidays, freq)
@@ -220,6 +230,8 @@ def read_series(source: str | Path, config: DataConfig | None = None, expect_fre
         future_covariates=tuple(given.future_covariates),
         future=future,
         holidays=config.holidays,
+        static=tuple(config.static),
+        static_values=static_values,
     )
 
 
@@ -312,7 +324,7 @@ def _id_column(header: list[str], config: DataConfig) -> str | None:
         return config.id_col
     if config.layout not in (None, "long"):
         return None
-    return _find([h for h in header if h not in config.covariates], ID_NAMES)
+    return _find([h for h in header if h not in config.covariates and h not in config.static], ID_NAMES)
 
 
 def _require(name: str, columns: list[str], column: str, flag: str) -> str:
@@ -329,7 +341,12 @@ def _resolve_columns(name: str, table: pd.DataFrame, config: DataConfig, future:
     columns = list(table.columns)
     for cov in config.covariates:
         _require(name, columns, cov, "--future-covariates" if cov in future else "--covariates")
-    free = [c for c in columns if c not in config.covariates]  # what auto-detection may choose from
+    for column in config.static:
+        _require(name, columns, column, "--static")
+        if column in config.covariates:
+            raise ConfigError(f"'{_clip(column)}' is in both --static and --covariates or --future-covariates; a "
+                              "column is one of them")
+    free = [c for c in columns if c not in config.covariates and c not in config.static]  # auto-detection's
     if config.time_col:
         time_col = _require(name, columns, config.time_col, "--time-col")
     else:
@@ -345,7 +362,10 @@ def _resolve_columns(name: str, table: pd.DataFrame, config: DataConfig, future:
     for role, column in (("time", time_col), ("series id", id_col), ("target", config.target)):
         if column in config.covariates:
             raise ConfigError(f"--covariates: '{_clip(column)}' is the {role} column; a covariate is another column")
-    taken = {time_col, id_col, *config.covariates}
+        if column in config.static:
+            raise ConfigError(f"--static: '{_clip(column)}' is the {role} column; a static covariate is another "
+                              "column")
+    taken = {time_col, id_col, *config.covariates, *config.static}
     rest = [c for c in columns if c not in taken]
     notes: list[str] = []
     if config.target:
@@ -528,10 +548,11 @@ def _to_long(name, table, layout, id_col, time_col, targets, config) -> tuple[pd
     ds = _times(name, table, time_col, config.date_format)
     covs = {i: _numbers(name, table, c, config) for i, c in enumerate(config.covariates)}
     lines = table.index.to_numpy() + 2
+    static = {_static_label(i): _texts(table[c]) for i, c in enumerate(config.static)}
     if layout == "long":
         ids, rank = _ids(name, table, id_col)
         frame = pd.DataFrame({"unique_id": ids, "ds": ds, "y": _numbers(name, table, targets[0], config), **covs,
-                              _LINE: lines})
+                              **static, _LINE: lines})
         return frame, rank
     too_long = [t for t in targets if len(t) > MAX_ID_CHARS]  # wide: each value column's name is a series id
     if too_long:
@@ -544,11 +565,51 @@ def _to_long(name, table, layout, id_col, time_col, targets, config) -> tuple[pd
             "ds": np.tile(ds, k),
             "y": np.concatenate([_numbers(name, table, t, config) for t in targets]),
             **{i: np.tile(v, k) for i, v in covs.items()},
+            **{label: np.tile(v, k) for label, v in static.items()},
             _LINE: np.tile(lines, k),
         }
     )
     order = sorted(range(k), key=targets.__getitem__)
     return frame, np.repeat(np.argsort(order), len(table))
+
+
+def _static_label(i: int) -> int:
+    """The working frame's label of --static column i: below _LINE, so no other label can collide."""
+    return _LINE - 1 - i
+
+
+def _texts(column: pd.Series) -> np.ndarray:
+    """A column as stripped text (object array), None where a cell is empty."""
+    text = column.astype("string").str.strip()
+    return text.where(text.str.len() > 0).to_numpy(object, na_value=None)
+
+
+def _static_values(name: str, long: pd.DataFrame, static: tuple[str, ...]) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """(the frame without its --static columns, (n_series, len(static)) their one value per series). DataError
+    naming the column and the lines where a series has two values, or the series that has none."""
+    if not static:
+        return long, None
+    bounds = _bounds(long)
+    ids, lines = long["unique_id"].to_numpy(), long[_LINE].to_numpy()
+    out = np.empty((len(bounds) - 1, len(static)), dtype=object)
+    for i, column in enumerate(static):
+        codes, uniques = pd.factorize(long[_static_label(i)].to_numpy(object))  # (an empty cell: -1)
+        lo = np.minimum.reduceat(np.where(codes >= 0, codes, np.iinfo(np.int64).max), bounds[:-1])
+        hi = np.maximum.reduceat(codes, bounds[:-1])
+        if (hi < 0).any():
+            at = bounds[int(np.argmax(hi < 0))]
+            raise DataError(f"{name}: column '{_clip(column)}': series '{_clip(ids[at])}' has no value in this "
+                            "--static column")
+        if (lo != hi).any():
+            k = int(np.argmax(lo != hi))
+            part = codes[bounds[k]:bounds[k + 1]]
+            first = bounds[k] + int(np.argmax(part >= 0))
+            other = bounds[k] + int(np.argmax((part >= 0) & (part != codes[first])))
+            raise DataError(f"{name}: column '{_clip(column)}', line {int(lines[other])}: series '{_clip(ids[first])}' "
+                            f"has '{_clip(uniques[codes[other]])}' here but '{_clip(uniques[codes[first]])}' on line "
+                            f"{int(lines[first])}; a --static column holds one value per series")
+        out[:, i] = np.asarray(uniques, dtype=object)[lo]
+    return long.drop(columns=[_static_label(i) for i in range(len(static))]), out
 
 
 def _sorted(long: pd.DataFrame, rank: np.ndarray) -> pd.DataFrame:

@@ -134,7 +134,7 @@ def backtest(panel: Panel, specs: list, horizon: int | None, folds: int = 3, ste
 
 def _target_only(spec: TrainSpec) -> TrainSpec:
     return dataclasses.replace(spec, data=dataclasses.replace(spec.data, covariates=(), future_covariates=(),
-                                                              holidays=None))
+                                                              holidays=None, static=()))
 
 
 def _oracle(panel: Panel) -> Future | None:

@@ -1,7 +1,8 @@
 """Model inputs from series: scaled target and covariates plus calendar features, and the last window of each
 series (the history a forecast starts from).
 
-Input rows have the columns [target, covariates..., calendar..., holiday], all scaled or bounded, float32.
+Input rows have the columns [target, covariates..., calendar..., holiday, static...], all scaled or bounded,
+float32.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from forecast_cli import timeindex
 from forecast_cli.windows import Scaler
 
 
-def model_inputs(scaled: np.ndarray, ds: np.ndarray, freq: str, holidays: str | None = None) -> np.ndarray:
-    """scaled: (n_rows, n_columns), ds: (n_rows,) -> (n_rows, n_columns + n_stamp_features) float32."""
-    return np.concatenate([scaled, stamp_features(ds, freq, holidays)], axis=1).astype(np.float32)
+def model_inputs(scaled: np.ndarray, ds: np.ndarray, freq: str, holidays: str | None = None,
+                 static_rows: np.ndarray | None = None) -> np.ndarray:
+    """scaled: (n_rows, n_columns), ds: (n_rows,) -> (n_rows, n_columns + n_stamp_features (+ n_static)) float32;
+    `static_rows: (n_rows, n_static)` the encoded static covariates of each row's series (static.py)."""
+    parts = [scaled, stamp_features(ds, freq, holidays)] + ([] if static_rows is None else [static_rows])
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def stamp_features(ds: np.ndarray, freq: str, holidays: str | None = None) -> np.ndarray:
@@ -65,11 +69,14 @@ def stamps_around(last_ds: np.ndarray, freq: str, before: int, after: int) -> tu
     return np.stack(past)[inverse], np.stack(future)[inverse]
 
 
-def window_inputs(history: History, scaler: Scaler, freq: str, holidays: str | None = None) -> np.ndarray:
-    """Model input windows for a forecast: (n_series, lookback, n_features), NaN where history is missing."""
+def window_inputs(history: History, scaler: Scaler, freq: str, holidays: str | None = None,
+                  static: np.ndarray | None = None) -> np.ndarray:
+    """Model input windows for a forecast: (n_series, lookback, n_features), NaN where history is missing;
+    `static: (n_series, n_static)` the encoded static covariates, carried by every row."""
     n, lookback, n_columns = history.values.shape
     scaled = scaler.transform_windows(history.values)
     past, _ = stamps_around(history.last_ds, freq, lookback, 0)
     calendar = stamp_features(past.reshape(-1), freq, holidays)
     calendar = calendar.reshape(n, lookback, calendar.shape[1])
-    return np.concatenate([scaled, calendar], axis=2).astype(np.float32)
+    parts = [scaled, calendar] + ([] if static is None else [np.repeat(static[:, None, :], lookback, axis=1)])
+    return np.concatenate(parts, axis=2).astype(np.float32)

@@ -100,6 +100,8 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     log = use_log(panel, kind.default_log if spec.log is None else spec.log)
     season = timeindex.season_length(panel.freq)
     several = parallel.process_count() > 1
+    if several and panel.static:
+        raise ConfigError("--static is for one process: each process would encode the categories of its own series")
     task = _task(panel, spec, window, kind, log, val_size, on_epoch)
     fitted = _fit(kind, task)
     _check_params(fitted.params)
@@ -125,6 +127,9 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
                    "calibration/ratio": ratio, "calibration/scale": scale,
                    "calibration/pending": np.zeros((0, H)), "calibration/pending_series": np.zeros(0, np.int64),
                    "calibration/pending_row": np.zeros(0, np.int64)})  # forecasts `forecast update` will score
+    encoding, encoded = static_inputs(panel)
+    if encoding is not None:
+        arrays["static/values"] = encoded
     if kind.context:
         every_length = parallel.gather_rows(lengths) if several else lengths
         context = panel.last_windows(context_rows(every_length, L), target_only=True)
@@ -134,7 +139,7 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         data=spec.data, freq=panel.freq, season=season, covariates=tuple(panel.covariates), columns=panel.columns,
         n_features=int(task.inputs.shape[1]), calendar=tuple(timeindex.calendar_feature_names(panel.freq)),
         series=tuple(panel.ids.tolist()), fingerprint=fingerprint(panel), device=str(jax.devices()[0].platform),
-        model=fitted.model, fit=fitted.info, validation=validation, calibration=summary, **extra)
+        model=fitted.model, fit=fitted.info, validation=validation, calibration=summary, static=encoding, **extra)
     if several:
         manifest = _gather_across_processes(manifest, arrays)
     return Artifact(dataclasses.replace(manifest, training_seconds=round(time.perf_counter() - start, 3)), arrays)
@@ -149,7 +154,9 @@ def _task(panel: Panel, spec: TrainSpec, window: WindowConfig, kind: models.Mode
     starts, lengths = panel.starts, panel.lengths
     cut = lengths - val_size
     scaler = fit_scaler(panel.values, starts, np.where(cut >= 2, cut, lengths), spec.scaling, log)
-    inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq, panel.holidays)
+    encoding, encoded = static_inputs(panel)
+    inputs = model_inputs(scaler.transform(panel.values, starts), panel.ds, panel.freq, panel.holidays,
+                          None if encoding is None else np.repeat(encoded, panel.lengths, axis=0))
     train_idx, val_idx = window_starts(starts, L, H, val_size)
     season = timeindex.season_length(panel.freq)
     row_weight = mase_weights(inputs[:, 0], starts, cut, season) \
@@ -157,13 +164,27 @@ def _task(panel: Panel, spec: TrainSpec, window: WindowConfig, kind: models.Mode
     return FitTask(panel, spec, window, inputs, scaler, train_idx, val_idx, cut, season,
                    jax.random.key(spec.train.seed), on_epoch, row_weight, parallel.local_devices(spec.train.devices),
                    parallel.reduction(), future_columns(len(panel.covariates), len(panel.future_covariates),
-                                                        inputs.shape[1], panel.holidays))
+                                                        len(timeindex.calendar_feature_names(panel.freq)),
+                                                        panel.holidays))
 
 
-def future_columns(n_covariates: int, n_future: int, n_features: int, holidays: str | None) -> tuple[int, ...]:
+def future_columns(n_covariates: int, n_future: int, n_calendar: int, holidays: str | None) -> tuple[int, ...]:
     """The model input columns known over the horizon: the future covariates (the last `n_future` of the
-    covariates, after the target) and, with --holidays, the holiday indicator (the last input column)."""
-    return tuple(range(1 + n_covariates - n_future, 1 + n_covariates)) + ((n_features - 1,) if holidays else ())
+    covariates, after the target) and, with --holidays, the holiday indicator (after the sin and cos of the
+    `n_calendar` calendar cycles)."""
+    holiday = 1 + n_covariates + 2 * n_calendar
+    return tuple(range(1 + n_covariates - n_future, 1 + n_covariates)) + ((holiday,) if holidays else ())
+
+
+def static_inputs(panel: Panel) -> tuple[list[dict] | None, np.ndarray | None]:
+    """(the encoding of `panel`'s --static columns, (n_series, width) each series' encoded values); (None, None)
+    without any."""
+    if not panel.static:
+        return None, None
+    from forecast_cli import static
+
+    encoding = static.fit_encoding(panel.static, panel.static_values)
+    return encoding, static.encode(encoding, panel.static_values, panel.source, panel.ids)
 
 
 @dataclasses.dataclass

@@ -77,11 +77,18 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         history, scaler, error_scale, nonnegative = _history_from_panel(panel, m, stored, a)
         context = panel.last_windows(context_rows(panel.lengths, L), target_only=True).values[:, :, 0] \
             if kind.context else None
+    static = None
+    if m.static:
+        from forecast_cli.static import encode
+
+        static = a["static/values"] if panel is None else encode(m.static, panel.static_values, panel.source,
+                                                                 panel.ids)
     if shard is not None:
         mine = np.array([parallel.owner(sid, shard[0]) == shard[1] for sid in history.ids], dtype=bool)
         history, scaler = _select(history, mine), scaler.select(mine)
         error_scale, nonnegative = error_scale[mine], nonnegative[mine]
         context = context[mine] if kind.context else None
+        static = static[mine] if static is not None else None
     cells = len(history.ids) * horizon
     if cells > limits.MAX_FORECAST_CELLS:
         raise ConfigError(f"--horizon {horizon} for {len(history.ids):,} series is {cells:,} forecast values, more "
@@ -95,7 +102,8 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         ahead = _future_values(m, future if future is not None else (panel.future if panel is not None else None),
                                long, horizon) if m.data.future_covariates else None
         y_hat[~short] = _roll_forward(predictor, long, scaler.select(~short), m.freq, trained_h, horizon, ahead,
-                                      tuple(m.model.get("future", ())), m.data.holidays)
+                                      tuple(m.model.get("future", ())), m.data.holidays,
+                                      static[~short] if static is not None else None)
     for i in np.flatnonzero(short):  # too short for the model's lookback: seasonal naive, unless the kind
         raw = history.values[i, :, 0]  # has better (kind.complete)
         y_hat[i] = seasonal_naive(raw[~np.isnan(raw)][None], horizon, m.season)[0]
@@ -214,8 +222,8 @@ def _future_values(m: Manifest, future: Future | None, history: History, horizon
 
 
 def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, trained_h: int, horizon: int,
-                  ahead: np.ndarray | None = None, columns: tuple[int, ...] = (), holidays: str | None = None
-                  ) -> np.ndarray:
+                  ahead: np.ndarray | None = None, columns: tuple[int, ...] = (), holidays: str | None = None,
+                  static: np.ndarray | None = None) -> np.ndarray:
     """Forecast `horizon` steps; beyond the trained horizon, feed forecasts back in as inputs (past-only
     covariates are held at their last observed value, calendar features follow the future timestamps).
 
@@ -223,10 +231,12 @@ def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, traine
     values over the horizon `ahead: (n, horizon, n_future)` gives (original units), then, with `holidays`, the
     holiday indicator, which the stamps give. Each block of `trained_h` steps sees their values at its own
     steps; a last block that runs past `horizon` sees the last supplied value repeated at the steps after it,
-    whose forecasts are dropped."""
-    X = window_inputs(history, scaler, freq, holidays)
+    whose forecasts are dropped. `static: (n, n_static)`: the encoded static covariates (the last input columns,
+    held on every row)."""
+    X = window_inputs(history, scaler, freq, holidays, static)
     n, L, n_features = X.shape
     n_columns = history.values.shape[2]
+    n_stamp = n_features - n_columns - (0 if static is None else static.shape[1])  # calendar and holiday columns
     _, future = stamps_around(history.last_ds, freq, 1, horizon + trained_h)
     supplied = list(columns[: 0 if ahead is None else ahead.shape[2]])
     if supplied:
@@ -238,7 +248,8 @@ def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, traine
         if columns:
             stamps = future[:, done : done + trained_h]
             block = np.zeros((n, trained_h, n_features), np.float32)
-            block[:, :, n_columns:] = stamp_features(stamps.reshape(-1), freq, holidays).reshape(n, trained_h, -1)
+            block[:, :, n_columns:n_columns + n_stamp] = stamp_features(stamps.reshape(-1), freq, holidays).reshape(
+                n, trained_h, n_stamp)
             if supplied:
                 block[:, :, supplied] = scaled_ahead[:, np.minimum(np.arange(done, done + trained_h), horizon - 1)]
             block *= future_mask(0, trained_h, n_features, columns)  # the horizon rows carry these columns only
@@ -254,9 +265,9 @@ def _roll_forward(predictor, history: History, scaler: Scaler, freq: str, traine
         if supplied:
             new[:, :, supplied] = block[:, :, supplied]  # the future ones take their supplied values
         stamps = future[:, done - pred.shape[1] : done]
-        if X.shape[2] > n_columns:
+        if n_stamp:
             calendar = stamp_features(stamps.reshape(-1), freq, holidays)
-            new[:, :, n_columns:] = calendar.reshape(n, pred.shape[1], X.shape[2] - n_columns)
+            new[:, :, n_columns:n_columns + n_stamp] = calendar.reshape(n, pred.shape[1], n_stamp)
         X = np.concatenate([X, new.astype(np.float32)], axis=1)[:, -L:]
     scaled = np.concatenate(steps, axis=1)[:, :horizon]
     return scaler.inverse_target(scaled, np.arange(n))

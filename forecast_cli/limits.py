@@ -26,6 +26,7 @@ MAX_FOLDS = 1_000  # evaluate --folds
 MAX_STEP = 100_000  # evaluate --step
 MAX_UPDATES_KEPT = 1_000  # `forecast update` records a model directory's manifest keeps (the oldest dropped)
 MAX_CALIBRATION_WINDOWS = 20_000  # validation windows whose errors a model keeps to calibrate its intervals
+MAX_STATIC_CATEGORIES = 1_000  # distinct values of one text --static column (each is a one-hot input)
 
 # Training options
 MAX_EPOCHS = 100_000

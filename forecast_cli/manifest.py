@@ -202,7 +202,8 @@ DATA = record({  # config.DataConfig: how `predict DATA` reads fresh data
     "date_format": nullable(text(200)),
     "future_covariates": list_of(text(), unique=True),
     "holidays": nullable(text(64)),
-}, optional=("sep", "decimal", "thousands", "date_format", "future_covariates", "holidays"))  # absent in
+    "static": list_of(text(), unique=True),
+}, optional=("sep", "decimal", "thousands", "date_format", "future_covariates", "holidays", "static"))  # absent in
 # manifests written before them
 RECURRENT_FIT = record({
     "epochs": integer(1, limits.MAX_EPOCHS), "best_epoch": integer(1, limits.MAX_EPOCHS),
@@ -229,6 +230,10 @@ ESN_FIT = record({"ridge": number(0, 1e12, above=True), "val_loss": METRIC, "tra
                   "val_windows": COUNT, "val_loss_by_ridge": mapping(METRIC)})
 BLEND = record({"weight": number(0, 1), "drift": number(min(DRIFTS), max(DRIFTS)), "errors": mapping(METRIC)})
 NO_CONFIG = record({})
+STATIC = record({  # one --static column's encoding: numeric (mean, scale) or categorical (categories)
+    "name": text(), "mean": number(-1e100, 1e100), "scale": number(0, 1e100, above=True),
+    "categories": list_of(text(), min_len=1, unique=True, max_len=limits.MAX_STATIC_CATEGORIES),
+}, optional=("mean", "scale", "categories"))
 UPDATE = record({  # one `forecast update` (update.py)
     "at": text(64), "rows": COUNT, "series": COUNT, "ids": list_of(text(limits.MAX_ID_CHARS), max_len=20),
     "new_series": COUNT, "windows": COUNT, "calibration_windows": COUNT, "kept": text(200), "seconds": number(0),
@@ -253,7 +258,8 @@ def fields_of(kind: str) -> dict[str, Check]:
         "covariates": list_of(text(), unique=True),
         "columns": record({"id": NAME, "time": NAME, "target": NAME, "time_sep": text(choices=("T",))},
                           optional=("time_sep",)),  # "T": the training file wrote 2024-01-31T13:00
-        "n_features": integer(1, limits.MAX_COLUMNS + 7),  # columns, sin/cos of up to 3 calendar cycles, a holiday
+        "n_features": integer(1, limits.MAX_COLUMNS * (limits.MAX_STATIC_CATEGORIES + 1)),  # columns, sin/cos of up
+        # to 3 calendar cycles, a holiday indicator, and the static columns' one-hot codes
         "calendar": list_of(text(choices=("hour", "weekday", "month")), unique=True),
         "series": list_of(text(limits.MAX_ID_CHARS), min_len=1, unique=True),
         "fingerprint": text(hex_digits=16),
@@ -267,6 +273,7 @@ def fields_of(kind: str) -> dict[str, Check]:
         **({"blend": BLEND} if kind == "auto" else {}),
         "processes": integer(1, limits.MAX_PROCESSES),  # distributed training only
         "updates": list_of(UPDATE, max_len=limits.MAX_UPDATES_KEPT),  # `forecast update`s since training
+        "static": list_of(STATIC, min_len=1),  # --static: each column's encoding (static.py)
         "training_seconds": number(0),
         "format_version": integer(1, 1 << 31),  # equal to FORMAT_VERSION: check_manifest sees to it first
         "package_version": text(64),
@@ -275,7 +282,7 @@ def fields_of(kind: str) -> dict[str, Check]:
     }
 
 
-OPTIONAL = ("processes", "updates")
+OPTIONAL = ("processes", "updates", "static")
 
 
 def consistent(m: dict) -> None:
@@ -285,16 +292,25 @@ def consistent(m: dict) -> None:
     future, holidays = m["data"].get("future_covariates", []), m["data"].get("holidays")
     if m["covariates"] != m["data"]["covariates"] + future:
         raise Invalid("covariates", "must equal data.covariates then data.future_covariates", show(m["covariates"]))
-    expected = list(range(1 + len(m["data"]["covariates"]), n_columns)) + ([m["n_features"] - 1] if holidays else [])
+    holiday = n_columns + 2 * len(calendar)
+    expected = list(range(1 + len(m["data"]["covariates"]), n_columns)) + ([holiday] if holidays else [])
     if m["model"].get("future", []) != (expected if m["kind"] not in ("naive", "snaive") else []):
         raise Invalid("model.future", f"must be {expected or 'absent'} (the input columns of "
                       "data.future_covariates)", show(m["model"].get("future")))
     if m["calendar"] != calendar:
         raise Invalid("calendar", f"must be {calendar} for freq {m['freq']}", show(m["calendar"]))
-    if m["n_features"] != n_columns + 2 * len(calendar) + bool(holidays):
-        raise Invalid("n_features", f"must be {n_columns + 2 * len(calendar) + bool(holidays)} (target, covariates, "
-                      f"sin and cos of {len(calendar)} calendar cycles" + (", the holiday indicator)" if holidays
-                                                                            else ")"), show(m["n_features"]))
+    static = m.get("static") or []
+    if [e["name"] for e in static] != m["data"].get("static", []):
+        raise Invalid("static", "must encode exactly data.static, in order", show([e["name"] for e in static]))
+    for e in static:
+        if ("categories" in e) == ("mean" in e) or ("mean" in e) != ("scale" in e):
+            raise Invalid("static", "each column holds either mean and scale or categories", show(e["name"]))
+    n_static = sum(len(e["categories"]) if "categories" in e else 1 for e in static)
+    wanted = n_columns + 2 * len(calendar) + bool(holidays) + n_static
+    if m["n_features"] != wanted:
+        raise Invalid("n_features", f"must be {wanted} (target, covariates, sin and cos of {len(calendar)} calendar "
+                      "cycles, the holiday indicator with data.holidays, the static columns' encoding)",
+                      show(m["n_features"]))
     if timeindex.is_int_freq(m["freq"]) and m["season"] != 1:
         raise Invalid("season", "must be 1 for integer periods", show(m["season"]))
     fit = m["fit"]
@@ -452,6 +468,8 @@ def expected_arrays(manifest: dict, context_steps: int) -> dict[str, tuple[int, 
               "calibration/ratio": (n,), "calibration/scale": (n,)}
     if manifest["kind"] == "auto":
         shapes["context/values"] = (n, context_steps)
+    if manifest.get("static"):
+        shapes["static/values"] = (n, sum(len(e["categories"]) if "categories" in e else 1 for e in manifest["static"]))
     params = expected_params(manifest)
     shapes.update({f"params/{k}": v for k, v in params.items()})
     shapes.update({f"state/{k}": v for k, v in expected_state(manifest, params).items()})

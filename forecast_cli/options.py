@@ -61,6 +61,8 @@ FutureCovariates = Annotated[
 Holidays = Annotated[str | None, typer.Option("--holidays", help="Add a public-holiday indicator of this country "
                                              "(US, GB, DE-HE, ...) as a future-known input (daily or finer data).",
                                              metavar="CC")]
+Static = Annotated[str | None, typer.Option("--static", help="Comma-separated columns with one value per series "
+                                           "(region, store_type): numbers standardised, text one-hot encoded.")]
 Freq = Annotated[
     str | None, typer.Option("--freq", help="Frequency: h, D, W-SUN, MS, QS, YS, 15min or int:1 (inferred).")
 ]
@@ -118,8 +120,8 @@ Loss = Annotated[str, typer.Option("--loss", help="mase (absolute error in units
 TrainRefit = Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
                                           "window, validation ones too.", rich_help_panel=TRAINING_PANEL)]
 CompareCovariates = Annotated[bool, typer.Option(
-    "--compare-covariates", help="Also backtest each model without the covariates (as '<model> without "
-    "covariates'): what they are worth.", rich_help_panel=BACKTEST_PANEL)]
+    "--compare-covariates", help="Also backtest each model without the covariates, static ones and holidays "
+    "(as '<model> without covariates'): what they are worth.", rich_help_panel=BACKTEST_PANEL)]
 BacktestRefit = Annotated[bool, typer.Option("--refit/--no-refit", help="Retrain at every cutoff, or train once "
                                              "at the first and only feed newer data.", rich_help_panel=BACKTEST_PANEL)]
 Scaling = Annotated[str, typer.Option("--scaling", help="Per-series scaling: standard (mean/std) or robust "
@@ -186,6 +188,7 @@ DATA_OPTIONS = {  # parameter: (option, default), in the order --help lists them
     "covariates": (Covariates, None),
     "future_covariates": (FutureCovariates, None),
     "holidays": (Holidays, None),
+    "static": (Static, None),
     "freq": (Freq, None),
     "fill": (Fill, "interpolate"),
     "layout": (Layout, None),
@@ -231,7 +234,7 @@ def data_options(command):
 
 def data_config(id_col=None, time_col=None, target=None, covariates=None, freq=None, fill="interpolate",
                 layout=None, sep=None, decimal=".", thousands=None, date_format=None, future_covariates=None,
-                holidays=None):
+                holidays=None, static=None):
     """The data options as a config.DataConfig; --covariates "rain, tide" -> ("rain", "tide")."""
     from forecast_cli.config import DataConfig
 
@@ -240,7 +243,8 @@ def data_config(id_col=None, time_col=None, target=None, covariates=None, freq=N
     return DataConfig(id_col=id_col, time_col=time_col, target=target, covariates=covs, future_covariates=future,
                       freq=freq,
                       fill=fill, layout=layout, sep=sep, decimal=decimal, thousands=thousands,
-                      date_format=date_format, holidays=holidays.strip().upper() if holidays else None)
+                      date_format=date_format, holidays=holidays.strip().upper() if holidays else None,
+                      static=tuple(c.strip() for c in static.split(",") if c.strip()) if static else ())
 
 
 def check_choice(flag: str, value: str, choices: Sequence[str]) -> None:

@@ -87,8 +87,13 @@ def update_model(artifact: Artifact, panel: Panel, allow_revisions: bool = False
                         f"but {where}; retrain it with --no-log")
     kind = models.get(m.kind)
     scaler = Scaler(a["scaler/loc"][index], a["scaler/scale"][index], m.window.log)
+    static = None
+    if m.static:
+        from forecast_cli.static import encode
+
+        static = np.repeat(encode(m.static, panel.static_values, panel.source, panel.ids), panel.lengths, axis=0)
     inputs = _padded(model_inputs(scaler.transform(panel.values, panel.starts), panel.ds, panel.freq,
-                                  m.data.holidays), H)
+                                  m.data.holidays, static), H)
     train_idx, val_idx, replay = _windows(panel.starts, seen, L, H, np.random.default_rng([m.train.seed,
                                                                                           len(m.updates or ())]))
     trained = kind.trained_on_loss

@@ -59,8 +59,8 @@ def test_commands_with_data_list_the_data_options_in_one_place(command, monkeypa
     text = runner.invoke(app, [command, "--help"]).output
     flags = re.findall(r"│ (--[a-z-]+)", text)
     at = flags.index("--id-col")
-    assert flags[at:at + 8] == ["--id-col", "--time-col", "--target", "--covariates", "--future-covariates",
-                                "--freq", "--fill", "--layout"]
+    assert flags[at:at + 10] == ["--id-col", "--time-col", "--target", "--covariates", "--future-covariates",
+                                 "--holidays", "--static", "--freq", "--fill", "--layout"]
     assert "[default: interpolate]" in text
 
 
