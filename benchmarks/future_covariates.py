@@ -10,8 +10,9 @@ Data sets:
 - river: sample_data/river.csv, discharge with rain (a real deployment feeds a rainfall forecast).
 - sales: sample_data/sales.csv, cigarette sales with the price per pack (planned prices).
 - holidays: 10 synthetic daily shops with US-holiday closures and busier eves, `--holidays US` against none.
+- static: 60 synthetic stores of two types whose weekly peak differs, `--static kind` against none.
 
-    python benchmarks/future_covariates.py [--kinds gru,esn,auto] [--sets synthetic,control,river,sales,holidays]
+    python benchmarks/future_covariates.py [--kinds gru,esn,auto] [--sets synthetic,control,river,sales,holidays,static]
 """
 
 from __future__ import annotations
@@ -67,6 +68,22 @@ def shop(path: str, n_series: int, seed: int = 0) -> str:
     return path
 
 
+def stores(path: str, n_series: int, seed: int = 0) -> str:
+    """120 days of `n_series` stores of two types whose weekly peak differs (Saturday or Tuesday), with noise
+    as large as the weekly swing: the type says what a noisy window shows only roughly."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2023-01-01", periods=120)
+    weekday = days.day_of_week.to_numpy()
+    frames = []
+    for s in range(n_series):
+        kind = ("weekend", "midweek")[s % 2]
+        season = 4 * np.cos(2 * np.pi * (weekday - (5 if kind == "weekend" else 1)) / 7)
+        frames.append(pd.DataFrame({"unique_id": f"store{s:02d}", "ds": days, "kind": kind,
+                                    "y": (50 + s % 7 + season + 3 * rng.standard_normal(len(days))).round(3)}))
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
 def covariate_variants(column: str, **options) -> dict:
     from forecast_cli.config import DataConfig
 
@@ -88,6 +105,8 @@ def sets(args, tmp: str) -> dict:
         "sales": lambda: (os.path.join(ROOT, "sample_data", "sales.csv"), covariate_variants("price"), 3, 3),
         "holidays": lambda: (shop(os.path.join(tmp, "shop.csv"), 10),
                              {"--holidays US": DataConfig(holidays="US"), "none": DataConfig()}, 7, 5),
+        "static": lambda: (stores(os.path.join(tmp, "stores.csv"), 60),
+                           {"--static kind": DataConfig(static=("kind",)), "none": DataConfig()}, 7, 3),
     }
     return {k: v() for k, v in out.items() if k in args.sets.split(",")}
 
@@ -95,7 +114,7 @@ def sets(args, tmp: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kinds", default="gru,esn,auto")
-    parser.add_argument("--sets", default="synthetic,control,river,sales,holidays")
+    parser.add_argument("--sets", default="synthetic,control,river,sales,holidays,static")
     parser.add_argument("--series", type=int, default=30)
     parser.add_argument("--length", type=int, default=240)
     parser.add_argument("--epochs", type=int, default=100)

@@ -767,6 +767,7 @@ def plot(
     data: PlotData = None,
     horizon: ModelHorizon = None,
     model_dir: ModelDir = None,
+    future: PredictFuture = None,
     series: Series = None,
     levels: Levels = "80,95",
     history: PlotHistory = None,
@@ -787,11 +788,12 @@ def plot(
         artifact = load_artifact(model_dir_path(model_dir))
         m = artifact.manifest
         panel = read_fresh_data(data, m) if data is not None else None
+        ahead = read_future_file(future, m)
         setup_jax(None)
         from forecast_cli.forecast import predict, recent_history
         from forecast_cli.plots import pick_series, plot_forecast
 
-        result = predict(artifact, panel, horizon, interval_levels)
+        result = predict(artifact, panel, horizon, interval_levels, future=ahead)
         ids = list(dict.fromkeys(result.frame["unique_id"]))
         check_series(series, ids)
         chosen, note = pick_series(ids, series)

@@ -284,3 +284,14 @@ def test_holidays_that_cannot_work_are_refused(tmp_path):
                    tmp_path / "m")
     assert baseline.exit_code == 2 and "--holidays needs gru" in baseline.output
     assert not (tmp_path / "m").exists()
+
+
+def test_plot_takes_the_future_file_too(model_dir):
+    frame = pd.read_csv(model_dir / "data.csv")
+    frame[frame.y.isna()].drop(columns="y").to_csv(model_dir / "ahead.csv", index=False)
+    out = model_dir / "plot.png"
+    result = run("plot", "--model-dir", model_dir / "m", "--future", model_dir / "ahead.csv", "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    refused = run("plot", "--model-dir", model_dir / "m", "-o", model_dir / "no.png")
+    assert refused.exit_code == 2 and "trained with future covariates" in refused.output
