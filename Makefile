@@ -24,7 +24,7 @@ test: $(VENV)/.installed-test  ## the whole fast suite (what CI runs)
 test-all: $(VENV)/.installed-test  ## including tests marked slow
 	$(BIN)/python -m pytest -q
 
-RIVER := sample_data/river.csv --target discharge --covariates rain,temp
+RIVER := sample_data/river.csv --target discharge --future-covariates rain --covariates temp
 
 SAFETY := tests/test_safety_data.py tests/test_safety_numbers.py tests/test_manifest.py tests/test_safety_artifact.py \
 	tests/test_safety_cli.py tests/test_hostile.py
@@ -63,7 +63,7 @@ demo: $(VENV)/.installed  ## inspect, train and predict on the sample data
 	$(BIN)/forecast inspect sample_data/sales.csv
 	$(BIN)/forecast inspect $(RIVER)
 	$(BIN)/forecast train $(RIVER) --model-dir $(MODEL_DIR)
-	$(BIN)/forecast predict --model-dir $(MODEL_DIR) --horizon 7 --levels 80,95
+	$(BIN)/forecast predict --model-dir $(MODEL_DIR) --future sample_data/river_rain_forecast.csv --horizon 7 --levels 80,95
 	$(BIN)/forecast update sample_data/river.csv --model-dir $(MODEL_DIR)
 
 lint: $(VENV)/.installed-test
