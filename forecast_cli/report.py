@@ -287,7 +287,8 @@ def prediction_notes(result, m, horizon: int | None) -> None:
     if result.rolled:
         warn(f"horizon {horizon} is longer than the trained {m.window.horizon}: forecasts are fed "
              "back as inputs (recursive roll-forward)"
-             + ("; covariates are held at their last value" if m.covariates else ""))
+             + ("; past-only covariates are held at their last value" if m.data.covariates else "")
+             + ("; future covariates take their supplied values" if m.data.future_covariates else ""))
     if result.fallback:
         names = ", ".join(result.fallback[:5]) + (" …" if len(result.fallback) > 5 else "")
         warn(f"{len(result.fallback)} series shorter than the lookback ({m.window.lookback}) "

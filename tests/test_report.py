@@ -171,7 +171,9 @@ def test_prediction_notes(screen):
     report.prediction_notes(SimpleNamespace(rolled=False, fallback=[], fallback_by="Theta", notes=["widened"]),
                             MANIFEST, None)
     report.prediction_notes(SimpleNamespace(rolled=True, fallback=[], notes=[]),
-                            replace(MANIFEST, covariates=("rain",)), 9)
+                            replace(MANIFEST, covariates=("rain",), data=DataConfig(covariates=("rain",))), 9)
+    report.prediction_notes(SimpleNamespace(rolled=True, fallback=[], notes=[]),
+                            replace(MANIFEST, covariates=("tide",), data=DataConfig(future_covariates=("tide",))), 9)
     assert screen.err() == (
         "Note: horizon 14 is longer than the trained 7: forecasts are fed back as inputs (recursive "
         "roll-forward)\n"
@@ -179,7 +181,9 @@ def test_prediction_notes(screen):
         "Note: 1 series shorter than the lookback (28) forecast by seasonal naive: x\n"
         "Note: widened\n"
         "Note: horizon 9 is longer than the trained 7: forecasts are fed back as inputs (recursive "
-        "roll-forward); covariates are held at their last value\n")
+        "roll-forward); past-only covariates are held at their last value\n"
+        "Note: horizon 9 is longer than the trained 7: forecasts are fed back as inputs (recursive "
+        "roll-forward); future covariates take their supplied values\n")
 
 
 SCORES = pd.DataFrame({"model": ["gru", "snaive"], "unique_id": ["a", "a"], "mae": [1.23456, 123456.0],
