@@ -436,16 +436,16 @@ def expected_params(manifest: dict) -> dict[str, tuple[int, ...]]:
     "member<k>/"."""
     kind, model = manifest["kind"], manifest["model"]
     F, h = manifest["n_features"], manifest["window"]["horizon"]
-    ahead = h * len(model.get("future", ()))  # the future covariates' horizon values the readout or head takes
+    ahead = h * len(model.get("future", ()))  # the future covariates' horizon values the readout takes
     if kind == "esn":
         U = model["units"]
         return {"W": (U, U), "W_in": (U, F), "b": (U,), "readout": (U + F + 1 + ahead, h)}
     if kind not in RECURRENT_KINDS and kind != "auto":
         return {}
-    H, cell = model["hidden"], model["cell"]
-    one = {"head/kernel": (H + ahead, h), "head/bias": (h,)}
-    for layer in range(model["layers"]):
-        inputs, at = F if layer == 0 else H, f"layers/{layer}/cell/"
+    H, cell, n_future = model["hidden"], model["cell"], len(model.get("future", ()))
+    one = {"head/kernel": (H, 1 if n_future else h), "head/bias": (1 if n_future else h,)}  # a decoder: per step
+    cells = [(F if layer == 0 else H, f"layers/{layer}/cell/") for layer in range(model["layers"])]
+    for inputs, at in cells + ([(n_future, "decoder/cell/")] if n_future else []):
         if cell == "lstm":
             for gate in ("i", "f_", "g", "o"):
                 one[f"{at}i{gate}/kernel"] = (inputs, H)

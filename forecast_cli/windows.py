@@ -188,12 +188,11 @@ def future_mask(lookback: int, horizon: int, n_features: int, future: tuple[int,
 
 
 def split_future(X, horizon: int, future: tuple[int, ...]):
-    """A window of gather_windows -> (its input rows, its future values flattened: (n, horizon * len(future)),
-    or None without `future`). numpy or JAX."""
+    """A window of gather_windows -> (its input rows, its future values: (n, horizon, len(future)), or None
+    without `future`). numpy or JAX."""
     if not future:
         return X, None
-    fut = X[:, -horizon:][:, :, list(future)]
-    return X[:, :-horizon], fut.reshape(X.shape[0], horizon * len(future))
+    return X[:, :-horizon], X[:, -horizon:][:, :, list(future)]
 
 
 def make_windows(series: np.ndarray, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:

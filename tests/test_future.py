@@ -119,7 +119,8 @@ def test_a_saved_model_with_future_covariates_forecasts_the_same_after_loading(t
     frame.to_csv(tmp_path / "grown.csv", index=False)
     with_rows = read_series(tmp_path / "grown.csv", DataConfig(future_covariates=("x",)))
     artifact = fit_model(panel, spec)
-    assert artifact.arrays["params/head/kernel"].shape == (8 + H, H)  # the last hidden state and the H values
+    assert artifact.arrays["params/head/kernel"].shape == (8, 1)  # one step at a time, from the decoder's state
+    assert artifact.arrays["params/decoder/cell/dense_i/kernel"].shape == (1, 24)  # its input: x at that step
     save_artifact(tmp_path / "m", artifact)
     loaded = load_artifact(tmp_path / "m")
     pd.testing.assert_frame_equal(predict(artifact, with_rows, H).frame, predict(loaded, with_rows, H).frame)

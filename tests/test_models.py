@@ -137,3 +137,11 @@ def test_plain_jax_forward_matches_the_flax_module(cell):
     params = flatten_params(nnx.to_pure_dict(nnx.state(model)))
     expected = np.asarray(model(X))
     np.testing.assert_allclose(np.asarray(recurrent_forward(params, X, cell, 2, 8)), expected, rtol=1e-5, atol=1e-5)
+    # with future-known columns: the decoder over the horizon rows, the same numbers both ways
+    config = RecurrentConfig(cell=cell, hidden=8, layers=2, future=(2,))
+    model = recurrent.build(3, 5, config, jax.random.key(1))
+    X = jax.random.normal(jax.random.key(2), (4, 12 + 5, 3))
+    params = flatten_params(nnx.to_pure_dict(nnx.state(model)))
+    assert params["head/kernel"].shape == (8, 1) and any(k.startswith("decoder/cell/") for k in params)
+    np.testing.assert_allclose(np.asarray(recurrent_forward(params, X, cell, 2, 8, (2,), 5)), np.asarray(model(X)),
+                               rtol=1e-5, atol=1e-5)

@@ -151,6 +151,7 @@ def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float, future:
     """Forecast from windows X: (batch, lookback, n_features) -> (batch, horizon), from a zero state (with
     `future` columns, X: (batch, lookback + horizon, n_features), windows.gather_windows' form)."""
     X, fut = split_future(X, readout.shape[1], future)
+    fut = None if fut is None else fut.reshape(fut.shape[0], -1)
     states = run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)
     return design(states[-1], X[:, -1], fut) @ readout + X[:, -1, :1]
 
@@ -229,6 +230,7 @@ def _window_equations(reservoir, inputs, begin, weight, *, lookback, horizon, le
     """Normal equations (ZᵀWZ, ZᵀWY, ΣwY², Σw) of the windows starting at rows `begin`, weighted by `weight`."""
     X, Y = gather_windows(inputs, begin, lookback, horizon, future)
     X, fut = split_future(X, horizon, future)
+    fut = None if fut is None else fut.reshape(fut.shape[0], -1)
     Y = Y - X[:, -1, :1]
     Z = design(run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)[-1], X[:, -1], fut)
     w = weight[:, None]

@@ -46,30 +46,37 @@ def _elman(p: dict, h: Array, x: Array) -> Array:
 
 
 def recurrent_forward(params: dict[str, Array], X: Array, cell: str, layers: int, hidden: int,
-                      future: tuple[int, ...] = ()) -> Array:
+                      future: tuple[int, ...] = (), horizon: int = 0) -> Array:
     """X: (batch, lookback, n_features) -> (batch, horizon), as RecurrentForecaster.__call__ (no dropout); with
-    `future` columns, X is (batch, lookback + horizon, n_features) and the head also takes their horizon rows."""
-    horizon = params["head/kernel"].shape[1]
+    `future` columns, X is (batch, lookback + horizon, n_features) and the decoder runs over their horizon rows."""
     X, fut = split_future(X, horizon, future)
     level = jnp.mean(X[:, :, 0], axis=1, keepdims=True)
     h = jnp.swapaxes(X.at[:, :, 0].add(-level), 0, 1)  # time-major
     zeros = jnp.zeros((X.shape[0], hidden), X.dtype)
+    carry = None
     for layer in range(layers):
-        prefix = f"layers/{layer}/cell/"
-        p = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
-        if cell == "lstm":
-            def step(carry, x, p=p):
-                carry = _lstm(p, carry, x)
-                return carry, carry[1]
+        carry, h = _scan(_cell_params(params, f"layers/{layer}/cell/"), cell,
+                         (zeros, zeros) if cell == "lstm" else zeros, h)
+    if fut is None:
+        return _dense(params, "head", h[-1]) + level
+    _, states = _scan(_cell_params(params, "decoder/cell/"), cell, carry, jnp.swapaxes(fut, 0, 1))
+    return jnp.swapaxes(_dense(params, "head", states)[..., 0], 0, 1) + level
 
-            _, h = jax.lax.scan(step, (zeros, zeros), h)
-        else:
-            update = _gru if cell == "gru" else _elman
 
-            def step(carry, x, p=p, update=update):
-                carry = update(p, carry, x)
-                return carry, carry
+def _cell_params(params: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
 
-            _, h = jax.lax.scan(step, zeros, h)
-    last = h[-1] if fut is None else jnp.concatenate([h[-1], fut], axis=1)
-    return _dense(params, "head", last) + level
+
+def _scan(p: dict, cell: str, carry, inputs: Array):
+    """(final carry, hidden states (time, batch, hidden)) of one cell run over time-major `inputs`."""
+    if cell == "lstm":
+        def step(carry, x):
+            carry = _lstm(p, carry, x)
+            return carry, carry[1]
+    else:
+        update = _gru if cell == "gru" else _elman
+
+        def step(carry, x):
+            carry = update(p, carry, x)
+            return carry, carry
+    return jax.lax.scan(step, carry, inputs)

@@ -127,7 +127,8 @@ class Recurrent(Model):
         config = RecurrentConfig(**model)
         members = members_of(params)  # an ensemble: averaged
 
-        shape = {"cell": config.cell, "layers": config.layers, "hidden": config.hidden, "future": config.future}
+        shape = {"cell": config.cell, "layers": config.layers, "hidden": config.hidden, "future": config.future,
+                 "horizon": horizon}
         return lambda X: batched(lambda chunk: _ensemble_forward(members, chunk, **shape), X)
 
 
@@ -140,10 +141,10 @@ def _jitted_ensemble():
 
     from forecast_cli.models.forward import recurrent_forward
 
-    def forward(members, X, cell, layers, hidden, future):
-        return sum(recurrent_forward(p, X, cell, layers, hidden, future) for p in members) / len(members)
+    def forward(members, X, cell, layers, hidden, future, horizon):
+        return sum(recurrent_forward(p, X, cell, layers, hidden, future, horizon) for p in members) / len(members)
 
-    return jax.jit(forward, static_argnames=("cell", "layers", "hidden", "future"))
+    return jax.jit(forward, static_argnames=("cell", "layers", "hidden", "future", "horizon"))
 
 
 def _ensemble_forward(members, X, **shape):
