@@ -1,7 +1,8 @@
-"""How a recurrent network should see future-known covariates: the shipped head (the last hidden state and the
-horizon's values of the future columns into the dense head, models/recurrent.py) against a decoder (a second
-GRU that runs over the horizon from the encoder's last state, taking each step's future values, with a dense
-output per step: the seq2seq form of neuralforecast's and darts' future covariates).
+"""How a recurrent network should see future-known covariates: a head form (the last hidden state and the
+horizon's values of the future columns, flattened, into one dense head) against the decoder that
+models/recurrent.py builds (one more cell that runs over the horizon from the encoder's last state, taking each
+step's future values, with a dense output per step: the seq2seq form of neuralforecast's and darts' future
+covariates).
 
 Both are trained by the same loop (train.fit), on the same windows, inputs, loss (MASE weights) and seeds; the
 score is the best validation loss (MASE units), the mean over `--seeds`.
@@ -26,26 +27,26 @@ from common import header, table  # noqa: E402
 from future_covariates import ROOT, synthetic  # noqa: E402
 
 
-def decoder_model(n_features: int, horizon: int, future: tuple[int, ...], hidden: int, key):
+def head_model(n_features: int, horizon: int, future: tuple[int, ...], hidden: int, key):
+    """The form measured against the decoder: the last hidden state and the horizon's future values, flattened,
+    into one dense head that emits every step."""
     import jax
     import jax.numpy as jnp
     from flax import nnx
 
-    class Decoder(nnx.Module):
+    class Head(nnx.Module):
         def __init__(self, rngs: nnx.Rngs):
             self.encoder = nnx.RNN(nnx.GRUCell(n_features, hidden, rngs=rngs), return_carry=True, rngs=False)
-            self.decoder = nnx.RNN(nnx.GRUCell(len(future), hidden, rngs=rngs), rngs=False)
-            self.out = nnx.Linear(hidden, 1, rngs=rngs)
+            self.head = nnx.Linear(hidden + horizon * len(future), horizon, rngs=rngs)
 
         def __call__(self, x: jax.Array, *, dropout_key=None) -> jax.Array:
             past, ahead = x[:, :-horizon], x[:, -horizon:][:, :, list(future)]
             level = jnp.mean(past[:, :, 0], axis=1, keepdims=True)
             past = past.at[:, :, 0].add(-level)
             carry, _ = self.encoder(past, initial_carry=jnp.zeros((x.shape[0], hidden), x.dtype))
-            states = self.decoder(ahead, initial_carry=carry)  # (batch, horizon, hidden)
-            return self.out(states)[..., 0] + level
+            return self.head(jnp.concatenate([carry, ahead.reshape(x.shape[0], -1)], axis=1)) + level
 
-    return Decoder(nnx.Rngs(params=key))
+    return Head(nnx.Rngs(params=key))
 
 
 def main() -> None:
@@ -80,10 +81,10 @@ def main() -> None:
                 losses, seconds = [], []
                 for seed in range(args.seeds):
                     key, fit_key = jax.random.split(jax.random.key(seed))
-                    if form == "head":
+                    if form == "decoder":  # what models/recurrent.py builds
                         model = recurrent.build(F, H, RecurrentConfig(future=task.future), key)
                     else:
-                        model = decoder_model(F, H, task.future, RecurrentConfig().hidden, key)
+                        model = head_model(F, H, task.future, RecurrentConfig().hidden, key)
                     start = time.perf_counter()
                     _, history = train.fit(model, task.inputs, task.train_idx, task.val_idx, L, H,
                                            dataclasses.replace(spec.train, seed=seed), fit_key,
