@@ -14,7 +14,7 @@ import numpy as np
 from forecast_cli import limits, timeindex
 from forecast_cli.config import TrainSpec
 from forecast_cli.errors import ConfigError, DataError
-from forecast_cli.fit import fit_model, resolve_window
+from forecast_cli.fit import fit_model, future_columns, resolve_window
 from forecast_cli.forecast import predict
 from forecast_cli.future import Future, of_rows
 from forecast_cli.metrics import (
@@ -142,8 +142,8 @@ def _oracle(panel: Panel) -> Future | None:
     without any."""
     if not panel.future_covariates:
         return None
-    first = len(panel.covariates) - len(panel.future_covariates)
-    return of_rows(panel.ids, panel.ds, panel.values[:, 1 + first:], panel.starts, panel.future_covariates,
+    columns = list(future_columns(len(panel.covariates), len(panel.future_covariates), 0, None))
+    return of_rows(panel.ids, panel.ds, panel.values[:, columns], panel.starts, panel.future_covariates,
                    f"{panel.source} (its actual future covariates)")
 
 
