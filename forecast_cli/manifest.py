@@ -29,7 +29,7 @@ from forecast_cli.config import (
     DataConfig,
 )
 from forecast_cli.errors import ArtifactError, ConfigError
-from forecast_cli.models.auto import CONTEXT, DRIFTS, WEIGHTS
+from forecast_cli.models.auto import BLENDS, CONTEXT, DRIFTS, WEIGHTS, blend_key
 from forecast_cli.windows import SCALINGS
 
 ORIGINS = ("validation", "every window", "holdout")  # where calibration errors came from (fit.calibrate)
@@ -228,7 +228,8 @@ ESN_MODEL = record({
 }, optional=("future",))
 ESN_FIT = record({"ridge": number(0, 1e12, above=True), "val_loss": METRIC, "train_windows": COUNT,
                   "val_windows": COUNT, "val_loss_by_ridge": mapping(METRIC)})
-BLEND = record({"weight": number(0, 1), "drift": number(min(DRIFTS), max(DRIFTS)), "errors": mapping(METRIC)})
+BLEND = record({"weight": number(0, 1), "drift": number(min(DRIFTS), max(DRIFTS)), "ets": number(0, 1),
+                "errors": mapping(METRIC)}, optional=("ets",))  # ets: absent in models saved before ETS joined
 NO_CONFIG = record({})
 STATIC = record({  # one --static column's encoding: numeric (mean, scale) or categorical (categories)
     "name": text(), "mean": number(-1e100, 1e100), "scale": number(0, 1e100, above=True),
@@ -336,9 +337,15 @@ def consistent(m: dict) -> None:
         if set(fit["val_loss_by_ridge"]) != tried:
             raise Invalid("fit.val_loss_by_ridge", f"must have the keys {sorted(tried)}")
     if m["kind"] == "auto":
-        tried = {f"{d:g}/{w:g}" for d in DRIFTS for w in WEIGHTS} if windows else set()
-        if set(m["blend"]["errors"]) != tried:  # as fit._choose_blend names them
-            raise Invalid("blend.errors", f"must have a key for every pair of {DRIFTS} and {WEIGHTS}")
+        blend = m["blend"]
+        if "ets" in blend:
+            tried = {blend_key(*b) for b in BLENDS} if windows else set()
+            if blend["weight"] + blend["ets"] > 1 + 1e-9:
+                raise Invalid("blend.ets", "must be at most 1 - blend.weight", show(blend["ets"]))
+        else:  # saved before ETS joined the blend: (drift, weight) pairs
+            tried = {f"{d:g}/{w:g}" for d in DRIFTS for w in WEIGHTS} if windows else set()
+        if set(blend["errors"]) != tried:  # as auto.choose_from_sums names them
+            raise Invalid("blend.errors", "must have a key for every blend that auto tries (models/auto.py BLENDS)")
     try:
         DataConfig.from_dict(m["data"])
     except (TypeError, ValueError) as e:  # pragma: no cover - the DATA record already holds it to this

@@ -252,8 +252,9 @@ def train_summary(m, target_dir) -> str:
             f"{m.training_seconds:.1f}s; saved to {target_dir}")
     if m.blend is not None:
         b = m.blend
-        line += (f"\nblend: {100 * b['weight']:.0f}% GRU, {100 * (1 - b['weight']):.0f}% Theta "
-                 f"(drift {b.get('drift', 0.5):g} of the trend)")
+        share = b.get("ets", 0.0)
+        line += (f"\nblend: {100 * b['weight']:.0f}% GRU, {100 * (1 - b['weight'] - share):.0f}% Theta "
+                 f"(drift {b.get('drift', 0.5):g} of the trend), {100 * share:.0f}% ETS")
     if v.get("windows"):
         gain = 100 * (1 - v["model_mae"] / v["snaive_mae"]) if v["snaive_mae"] > 0 else 0.0
         line += (f"\nvalidation MAE over {v['windows']} window{'s' if v['windows'] != 1 else ''}: "

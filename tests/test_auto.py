@@ -13,6 +13,7 @@ from forecast_cli.data import read_series
 from forecast_cli.fit import fit_model
 from forecast_cli.forecast import predict
 from forecast_cli.models import auto, get
+from forecast_cli.models.ets import ets
 from forecast_cli.models.theta import theta, theta_one
 from forecast_cli.persistence import load_artifact, save_artifact
 
@@ -21,7 +22,9 @@ def test_theta_on_windows_sees_its_own_series_up_to_the_origin_only():
     target = np.concatenate([np.arange(40.0), 100 + np.arange(30.0) ** 1.5])
     starts = np.array([0, 40, 70])
     begin = np.array([5, 45])  # lookback 8: origins at rows 13 and 53
-    out = auto.theta_on_windows(target, starts, begin, 8, 3, 1)
+    history = auto.histories(target, starts, begin, 8)
+    assert np.isnan(history[0, :-13]).all() and np.isnan(history[1]).sum() == history.shape[1] - 13
+    out = auto.theta_on_windows(history, 3, 1)
     assert set(out) == set(auto.DRIFTS)
     for drift, forecast in out.items():
         np.testing.assert_allclose(forecast[0], theta_one(target[0:13], 3, 1, drift))
@@ -34,12 +37,17 @@ def test_choose_blend_prefers_whichever_is_right():
     noise = np.random.default_rng(2).standard_normal((50, 4))
     ones = np.ones(50)
     far = {d: truth + 5 for d in auto.DRIFTS}
-    assert auto.choose_blend(truth, far, truth, ones)[:2] == (0.5, 1.0)  # the network alone; drift irrelevant
+    ets_far = truth - 5
+    assert auto.choose_blend(truth, far, ets_far, truth, ones)[:3] == (0.5, 1.0, 0.0)  # the network alone
     right = {**far, 1.25: truth}
-    assert auto.choose_blend(truth + noise, right, truth, ones)[:2] == (1.25, 0.0)
-    drift, weight, errors = auto.choose_blend(truth + noise, {**far, 0.75: truth - noise}, truth, ones)
-    assert (drift, weight) == (0.75, 0.5) and errors["0.75/0.5"] < 1e-12  # the errors cancel
-    assert len(errors) == len(auto.DRIFTS) * len(auto.WEIGHTS)
+    assert auto.choose_blend(truth + noise, right, ets_far, truth, ones)[:3] == (1.25, 0.0, 0.0)
+    assert auto.choose_blend(truth + noise, far, truth, truth, ones)[1:3] == (0.0, 1.0)  # ETS alone
+    drift, weight, share, errors = auto.choose_blend(truth + noise, {**far, 0.75: truth - noise}, ets_far, truth, ones)
+    assert (drift, weight, share) == (0.75, 0.5, 0.0) and errors["0.75/0.5/0"] < 1e-12  # the errors cancel
+    assert len(errors) == len(auto.BLENDS) == len(auto.DRIFTS) * 66
+    # the network's errors cancel with ETS's as well as with Theta's
+    drift, weight, share, _ = auto.choose_blend(truth + noise, far, truth - noise, truth, ones)
+    assert (weight, share) == (0.5, 0.5)
 
 
 
@@ -63,28 +71,54 @@ def test_auto_blends_by_validation_and_round_trips(tmp_path):
     m = artifact.manifest
     b = m.blend
     assert m.kind == "auto" and b["weight"] in auto.WEIGHTS and b["drift"] in auto.DRIFTS
-    assert b["errors"][f"{b['drift']:g}/{b['weight']:g}"] == min(b["errors"].values())
+    assert b["errors"][auto.blend_key(b["drift"], b["weight"], b["ets"])] == min(b["errors"].values())
     assert m.fit["refit_windows"] > 0  # refitted on training + validation windows
     first = predict(artifact, None, 5).frame
     save_artifact(tmp_path / "model", artifact)
     again = predict(load_artifact(tmp_path / "model"), None, 5).frame
     np.testing.assert_allclose(first["y_hat"], again["y_hat"])
-    # the series shorter than the lookback is forecast by Theta alone
+    # the series shorter than the lookback is forecast by the statistical members alone, in the blend's proportion
     tiny = first[first.unique_id == "tiny"]["y_hat"].to_numpy()
     history = panel.values[panel.starts[-2] : panel.starts[-1], 0]
-    np.testing.assert_allclose(tiny, theta_one(history, 5, 7, b["drift"]), rtol=1e-6)
+    statistical = 1 - b["weight"]
+    share = b["ets"] / statistical if statistical > 0 else 0.0
+    expected = (1 - share) * theta_one(history, 5, 7, b["drift"]) + share * ets(history[None], 5, 7)[0]
+    np.testing.assert_allclose(tiny, expected, rtol=1e-5)
 
 
-def test_auto_forecasts_are_the_weighted_blend_of_its_two_halves(tmp_path):
+@pytest.mark.parametrize(("weight", "share", "drift"), [(0.3, 0.5, 1.0), (0.0, 1.0, 0.5), (0.6, 0.0, 1.25)])
+def test_auto_forecasts_are_the_weighted_blend_of_its_three_members(tmp_path, weight, share, drift):
     panel = _panel(tmp_path)
     artifact = fit_model(panel, TINY)
-    weight, drift = artifact.manifest.blend["weight"], artifact.manifest.blend["drift"]
+    blend = {**artifact.manifest.blend, "weight": weight, "ets": share, "drift": drift}
+    artifact = Artifact(dataclasses.replace(artifact.manifest, blend=blend), artifact.arrays)
     got = predict(artifact, None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
     gru_only = dataclasses.replace(artifact.manifest, kind="gru")
-    network = predict(Artifact(gru_only, artifact.arrays), None, 5).frame["y_hat"].to_numpy()
+    network = predict(Artifact(gru_only, artifact.arrays), None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
     context = artifact.arrays["context/values"]
-    expected = weight * network.reshape(3, 5) + (1 - weight) * theta(context, 5, 7, drift)
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    expected = weight * network + (1 - weight - share) * theta(context, 5, 7, drift) + share * ets(context, 5, 7)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_a_model_saved_before_ets_joined_the_blend_still_loads_and_forecasts(tmp_path):
+    """Version-5 auto models have blend {weight, drift, errors} with (drift/weight) keys and no "ets"."""
+    import json
+
+    artifact = fit_model(_panel(tmp_path), TINY)
+    b = artifact.manifest.blend
+    old = {"weight": b["weight"], "drift": b["drift"],
+           "errors": {f"{d:g}/{w:g}": 1.0 for d in auto.DRIFTS for w in auto.WEIGHTS}}
+    save_artifact(tmp_path / "model", Artifact(dataclasses.replace(artifact.manifest, blend=old), artifact.arrays))
+    loaded = load_artifact(tmp_path / "model")
+    assert "ets" not in loaded.manifest.blend
+    got = predict(loaded, None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
+    network = predict(Artifact(dataclasses.replace(loaded.manifest, kind="gru"), loaded.arrays), None, 5)
+    context = loaded.arrays["context/values"]
+    expected = b["weight"] * network.frame["y_hat"].to_numpy().reshape(3, 5) + \
+        (1 - b["weight"]) * theta(context, 5, 7, b["drift"])
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert "ets" not in manifest["blend"]
 
 
 def test_ensemble_members_are_trained_and_averaged(tmp_path):

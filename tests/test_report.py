@@ -141,7 +141,7 @@ MANIFEST = Manifest(
 def test_train_summary_names_the_blend_and_the_gain_over_seasonal_naive():
     assert report.train_summary(MANIFEST, "forecast-model") == (
         "trained auto (horizon 7, lookback 28) in 12.3s; saved to forecast-model\n"
-        "blend: 62% GRU, 38% Theta (drift 0.25 of the trend)\n"
+        "blend: 62% GRU, 38% Theta (drift 0.25 of the trend), 0% ETS\n"
         "validation MAE over 40 windows: 2 (seasonal naive 2.5, naive 3.125; 20.0% below seasonal naive)")
 
 
