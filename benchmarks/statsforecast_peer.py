@@ -1,11 +1,11 @@
-"""Runs statsforecast's AutoETS and AutoTheta on one M1 training file and writes their forecasts.
+"""Runs statsforecast's AutoETS, AutoTheta and AutoARIMA on one M1 training file and writes their forecasts.
 
 Lives in its own virtual environment (.venv-peers, `make bench-accuracy` builds it) because statsforecast
 2.1 requires pandas < 3 while forecast is tested with pandas 3.1. Usage:
     python statsforecast_peer.py TRAIN.csv FREQ HORIZON SEASON OUT_PREFIX [LEVELS [MODELS]]
-writes OUT_PREFIX.AutoETS.csv and OUT_PREFIX.AutoTheta.csv (unique_id, ds, y_hat, and with LEVELS "80,95" their
-own intervals y_hat_lo_80, y_hat_hi_80, ...) and prints the seconds each took as JSON. MODELS: a comma-separated
-subset of AutoETS,AutoTheta.
+writes OUT_PREFIX.AutoETS.csv, OUT_PREFIX.AutoTheta.csv and OUT_PREFIX.AutoARIMA.csv (unique_id, ds, y_hat,
+and with LEVELS "80,95" their own intervals y_hat_lo_80, y_hat_hi_80, ...) and prints the seconds each took as
+JSON. MODELS: a comma-separated subset of AutoETS,AutoTheta,AutoARIMA (default: all three).
 """
 
 import json
@@ -14,14 +14,15 @@ import time
 
 import pandas as pd
 from statsforecast import StatsForecast
-from statsforecast.models import AutoETS, AutoTheta
+from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
 
 train_path, freq, horizon, season, prefix = sys.argv[1:6]
 levels = [int(v) for v in sys.argv[6].split(",")] if len(sys.argv) > 6 and sys.argv[6] else []
-wanted = sys.argv[7].split(",") if len(sys.argv) > 7 else ["AutoETS", "AutoTheta"]
+wanted = sys.argv[7].split(",") if len(sys.argv) > 7 else ["AutoETS", "AutoTheta", "AutoARIMA"]
 train = pd.read_csv(train_path, parse_dates=["ds"])
 seconds = {}
-models = (("AutoETS", AutoETS(season_length=int(season))), ("AutoTheta", AutoTheta(season_length=int(season))))
+models = (("AutoETS", AutoETS(season_length=int(season))), ("AutoTheta", AutoTheta(season_length=int(season))),
+          ("AutoARIMA", AutoARIMA(season_length=int(season))))
 for name, model in models:
     if name not in wanted:
         continue

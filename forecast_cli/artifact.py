@@ -57,7 +57,7 @@ class Manifest:
         """From a manifest read back (manifest.check_manifest has checked every field already)."""
         names = {f.name for f in dataclasses.fields(cls)} - {"stored"}
         fields = {k: v for k, v in d.items() if k in names}
-        fields.update(window=WindowConfig(**d["window"]), train=TrainConfig(**d["train"]),
+        fields.update(window=WindowConfig(**d["window"]), train=TrainConfig(**{"series_windows": 0, **d["train"]}),
                       data=DataConfig.from_dict(d["data"]), covariates=tuple(d["covariates"]),
                       calendar=tuple(d["calendar"]), series=tuple(d["series"]))
         return cls(**fields, stored={k: d[k] for k in STORED_ONLY if k in d})

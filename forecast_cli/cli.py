@@ -79,6 +79,7 @@ from forecast_cli.options import (  # noqa: E402
     Scaling,
     Seed,
     Series,
+    SeriesWindows,
     Step,
     TrainModel,
     TrainProcesses,
@@ -488,6 +489,7 @@ def train(
     loss: Loss = "mase",
     refit: TrainRefit = True,
     ensemble: Ensemble = 1,
+    series_windows: SeriesWindows = 64,
     model_dir: ModelDir = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -538,7 +540,8 @@ def train(
                                       layers=layers, dropout=dropout),
             esn=ESNConfig(units=units),
             train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, loss=loss, refit=refit,
-                              ensemble=ensemble, learning_rate=learning_rate, seed=seed, devices=devices),
+                              ensemble=ensemble, learning_rate=learning_rate, seed=seed, devices=devices,
+                              series_windows=series_windows),
         )
         if not quiet:
             say(f"training {model} on {len(panel.ids)} series from {panel.source} on {where}")

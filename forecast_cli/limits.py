@@ -35,6 +35,7 @@ MAX_HIDDEN = 4_096
 MAX_LAYERS = 16
 MAX_UNITS = 10_000  # ESN reservoir: units^2 float32 weights, 400 MB at the bound
 MAX_ENSEMBLE = 32
+MAX_SERIES_WINDOWS = 1_000_000  # --series-windows (0: every window)
 MAX_PATIENCE = MAX_EPOCHS  # --patience (0 turns early stopping off)
 MAX_DROPOUT = 0.9  # --dropout, from 0
 MIN_LEARNING_RATE = 1e-8  # --learning-rate: above 0 (a negative one climbs the loss)...

@@ -184,12 +184,13 @@ TRAIN = record({  # config.TrainConfig; cli.train checks the same bounds on its 
     "loss": text(choices=("mase", "mae", "mse")),
     "refit": boolean,
     "ensemble": integer(1, limits.MAX_ENSEMBLE),
+    "series_windows": integer(0, limits.MAX_SERIES_WINDOWS),
     "learning_rate": number(limits.MIN_LEARNING_RATE, limits.MAX_LEARNING_RATE),
     "weight_decay": number(0, 1e3),
     "clip_norm": number(0, 1e12, above=True),
     "seed": integer(0, limits.MAX_SEED),
     "devices": nullable(integer(1, limits.MAX_DEVICES)),
-})
+}, optional=("series_windows",))  # absent in models saved before it (every window: 0)
 DATA = record({  # config.DataConfig: how `predict DATA` reads fresh data
     "id_col": NAME, "time_col": NAME, "target": NAME,
     "covariates": list_of(text(), unique=True),

@@ -140,8 +140,12 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
     sums_and_grads = devices.per_device(sums_and_grads, batch_args=(3, 4), n_args=6)
 
     @jax.jit
-    def train_epoch(params, opt_state, inputs, row_weight, train_idx, key):
+    def train_epoch(params, opt_state, inputs, row_weight, train_idx, key, series=None, kept=None):
         order_key, dropout_key = jax.random.split(key)
+        if kept is not None:  # window_budget: a fresh draw of at most the budget's windows of each series
+            budget_key, order_key = jax.random.split(order_key)
+            by_series = jnp.argsort(series + jax.random.uniform(budget_key, series.shape, maxval=0.5))
+            train_idx = train_idx[by_series[kept]]
         order = jax.random.permutation(order_key, train_idx)
         pad = batch_size * n_batches - order.shape[0]
         begin = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_batches, batch_size)
@@ -194,6 +198,18 @@ def compiled_steps(graphdef, config: TrainConfig, lookback: int, horizon: int, b
             make_evaluate(graphdef, lookback, horizon, devices, config.loss, future))
 
 
+def window_budget(series: np.ndarray, budget: int) -> np.ndarray | None:
+    """Positions into a per-series shuffle of windows that keep at most `budget` of each series: windows
+    sorted by `series: (n,)` (ascending, each window's series) with random order within a series, the
+    positions whose rank within their series is below `budget`. None when no series has more (every window
+    is used every epoch) or the budget is 0."""
+    if not budget or not len(series):
+        return None
+    first = np.searchsorted(series, series, side="left")
+    rank = np.arange(len(series)) - first
+    return None if rank.max() < budget else np.flatnonzero(rank < budget).astype(np.int32)
+
+
 def pad_to_batches(idx: np.ndarray, batch_size: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """idx: (n,) -> (n_batches, batch) indices and weights, padded with zero-weight copies of idx[0]."""
     size, n_batches = batches(len(idx), batch_size, multiple)
@@ -217,6 +233,7 @@ def fit(
     row_weight: np.ndarray | None = None,
     moments: dict | None = None,
     future: tuple[int, ...] = (),
+    series: np.ndarray | None = None,
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train `model` on windows of `inputs: (n_rows, n_features)` starting at `train_idx`; stop early on
     the loss at `val_idx` and return the model with the best validation weights restored (with no validation
@@ -225,12 +242,14 @@ def fit(
     (default 1). With several processes, each passes its own rows and windows and all get the same model.
     `moments` (adam_moments' form, for these parameters): Adam starts from them rather than from zero (a warm
     start, `forecast update`); history.moments holds Adam's state at the returned weights. `future`: the input
-    columns known over the horizon, which the windows carry (the model's config.future)."""
+    columns known over the horizon, which the windows carry (the model's config.future). `series: (n_train,)`
+    each training window's series (ascending, as train_idx is): with it, an epoch draws at most
+    config.series_windows windows of each series (window_budget)."""
     start = time.perf_counter()
     graphdef, params = nnx.split(model)
     row_weight = np.ones(len(inputs), np.float32) if row_weight is None else np.asarray(row_weight, np.float32)
     backend = (_Processes if jax.process_count() > 1 else _OneProcess)(
-        graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, tuple(future))
+        graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, tuple(future), series)
     params, opt_state = backend.init(params, moments)
     history = TrainHistory()
     best, best_state, best_loss, waited = params, opt_state, math.inf, 0
@@ -268,17 +287,21 @@ class _OneProcess:
     """The back-end of one process: the epoch is one compiled call over device-resident data, each batch split
     over `config.devices` local devices."""
 
-    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, future):
+    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, future,
+                 series):
         if len(train_idx) == 0:
             raise TrainingError("no training windows: the series are too short for this lookback and horizon")
         devices = parallel.local_devices(config.devices)
-        size, n_batches = batches(len(train_idx), config.batch_size, devices.count)
+        kept = None if series is None else window_budget(series, config.series_windows)
+        size, n_batches = batches(len(train_idx) if kept is None else len(kept), config.batch_size, devices.count)
         self.tx, self.train_epoch, self.evaluate = compiled_steps(
             graphdef, dataclasses.replace(config, seed=0), lookback, horizon, size, n_batches, dropout, devices,
             future)
         self.devices, self.validated = devices, len(val_idx) > 0
         self.inputs, self.row_weight, self.train_idx = devices.replicated(
             (jnp.asarray(inputs, jnp.float32), jnp.asarray(row_weight), jnp.asarray(train_idx, jnp.int32)))
+        self.budget = () if kept is None else devices.replicated(
+            (jnp.asarray(series, jnp.float32), jnp.asarray(kept)))
         monitor = val_idx if len(val_idx) else train_idx
         self.val_batches = devices.replicated(tuple(
             jnp.asarray(a) for a in pad_to_batches(np.asarray(monitor, np.int32), 1024, devices.count)))
@@ -290,7 +313,7 @@ class _OneProcess:
 
     def epoch(self, params, opt_state, key) -> tuple:
         params, opt_state, loss = self.train_epoch(params, opt_state, self.inputs, self.row_weight,
-                                                   self.train_idx, key)
+                                                   self.train_idx, key, *self.budget)
         return params, opt_state, float(loss)
 
     def monitor(self, params) -> float:
@@ -305,11 +328,14 @@ class _Processes:
     process, gathered on its host; the batch order is drawn per process from (seed, process index). Dropout
     masks are drawn over the global batch from a key every process derives alike."""
 
-    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, future):
+    def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, future,
+                 series):
         from jax.experimental import multihost_utils
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-        counts = parallel.allgather(np.array([len(train_idx), len(val_idx)]))
+        self.series, self.kept = series, None if series is None else window_budget(series, config.series_windows)
+        used = len(train_idx) if self.kept is None else len(self.kept)
+        counts = parallel.allgather(np.array([used, len(val_idx)]))
         if counts[:, 0].sum() == 0:
             raise TrainingError("no training windows: the series are too short for this lookback and horizon")
         self.inputs, self.row_weight, self.lookback, self.horizon = inputs, row_weight, lookback, horizon
@@ -359,7 +385,10 @@ class _Processes:
         return tuple(jax.make_array_from_process_local_data(self.split, a) for a in (X, Y, w, self.row_weight[begin]))
 
     def epoch(self, params, opt_state, key) -> tuple:
-        order = self.rng.permutation(self.train_idx)
+        train_idx = self.train_idx
+        if self.kept is not None:  # window_budget, drawn on the host
+            train_idx = train_idx[np.lexsort((self.rng.random(len(train_idx)), self.series))[self.kept]]
+        order = self.rng.permutation(train_idx)
         total = weight = 0.0
         for b in range(self.n_batches):
             key_data = self.to_global(np.asarray(jax.random.key_data(jax.random.fold_in(key, b)))) \

@@ -69,3 +69,32 @@ def test_early_stopping_restores_the_best_epoch():
 def test_divergence_is_a_training_error():
     with pytest.raises(TrainingError, match="diverged"):
         run(epochs=3, learning_rate=1e35, inputs=sine_inputs() * 1e4)
+
+
+def test_window_budget_keeps_at_most_the_budget_of_each_series_and_draws_afresh():
+    from forecast_cli.train import window_budget
+
+    series = np.repeat([0, 1, 2], [3, 10, 6])
+    kept = window_budget(series, 4)
+    assert len(kept) == 3 + 4 + 4 and window_budget(series, 10) is None and window_budget(series, 0) is None
+    assert np.bincount(series[kept]).tolist() == [3, 4, 4]  # positions in the series-sorted order
+
+
+def test_an_epoch_under_a_window_budget_trains_on_that_many_windows(monkeypatch):
+    """Long series train on at most --series-windows windows each per epoch: the epoch's batches shrink."""
+    from forecast_cli import train
+
+    seen = []
+    real = train.batches
+    monkeypatch.setattr(train, "batches", lambda n, *a, **k: seen.append(n) or real(n, *a, **k))
+    inputs = np.sin(np.arange(600) / 5.0)[:, None].astype(np.float32)
+    train_idx = np.concatenate([np.arange(0, 250), np.arange(300, 550)])  # two series of 250 windows
+    series = np.repeat([0, 1], 250)
+    config = TrainConfig(epochs=2, patience=0, refit=False, series_windows=16, batch_size=8)
+    model = recurrent.build(1, 3, RecurrentConfig(hidden=4), jax.random.key(0))
+    fitted, history = train.fit(model, inputs, train_idx, np.zeros(0, np.int64), 12, 3, config, jax.random.key(1),
+                                series=series)
+    assert seen[0] == 32 and len(history.train_loss) == 2 and np.isfinite(history.train_loss).all()
+    seen.clear()
+    train.fit(model, inputs, train_idx, np.zeros(0, np.int64), 12, 3, config, jax.random.key(1))
+    assert seen[0] == 500  # without the series of each window, every window

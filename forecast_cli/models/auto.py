@@ -18,7 +18,7 @@ import numpy as np
 from forecast_cli.errors import TrainingError
 from forecast_cli.metrics import mase_weights
 from forecast_cli.models import FitTask, Fitted, Model, Predictor
-from forecast_cli.models.ets import ets
+from forecast_cli.models import ets as exponential
 from forecast_cli.models.rnn import GRU
 from forecast_cli.models.theta import fit_rows, theta
 from forecast_cli.windows import gather_windows
@@ -48,6 +48,18 @@ def histories(target: np.ndarray, starts: np.ndarray, begin: np.ndarray, lookbac
     for i, (a, b) in enumerate(zip(first, origin, strict=True)):
         history[i, history.shape[1] - (b - a) :] = target[a:b]
     return history
+
+
+def ets_on_windows(target: np.ndarray, starts: np.ndarray, begin: np.ndarray, lookback: int, horizon: int,
+                   season: int) -> np.ndarray:
+    """ETS forecasts (n, horizon) of the windows starting at rows `begin: (n,)`: each series fitted once, on its
+    history up to its first window's origin, and those parameters run over each window's history (see
+    histories) to its own origin."""
+    series = np.searchsorted(starts, begin, side="right") - 1
+    own, first = np.unique(series, return_index=True)
+    fit = exponential.fit_rows(histories(target, starts, begin[first], lookback), season)
+    at = np.searchsorted(own, series)
+    return exponential.refilter(fit, at, histories(target, starts, begin, lookback), season).forecast(horizon)
 
 
 def theta_on_windows(history: np.ndarray, horizon: int, season: int) -> dict[float, np.ndarray]:
@@ -149,7 +161,8 @@ class Auto(Model):
             history = histories(panel.values[:, 0], panel.starts, val_idx, L)
             by_theta = theta_on_windows(history, H, season)
             share = None if chosen is None else chosen["blend"].get("ets", 0.0)
-            by_ets = ets(history, H, season) if share is None or share > 0 else None
+            by_ets = ets_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season) \
+                if share is None or share > 0 else None
             if chosen is None:
                 window_weight = mase_weights(panel.values[:, 0], panel.starts, task.fit_lengths, season)[val_idx]
                 sums = blend_error_sums(network, by_theta, by_ets, scaler.inverse_target(Y, series), window_weight)
@@ -176,7 +189,7 @@ class Auto(Model):
         b = manifest.blend
         share = b.get("ets", 0.0)  # models saved before ETS joined have none
         by_theta = theta(context, horizon, manifest.season, b.get("drift", 0.5))
-        by_ets = ets(context, horizon, manifest.season) if share > 0 else None
+        by_ets = exponential.ets(context, horizon, manifest.season) if share > 0 else None
         long = blended(b["weight"], share, forecast, by_theta, by_ets)
         statistical = 1 - b["weight"]
         alone = blended(0.0, share / statistical if statistical > 0 else 0.0, forecast, by_theta, by_ets)

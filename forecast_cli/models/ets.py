@@ -24,6 +24,9 @@ STEPS = 80  # Adam iterations of the fit: 60, 100 and 250 gave M1 MASE within 1%
 RATE = 0.1  # Adam's learning rate on the parameters' logits
 MAX_SEASON = 52  # longer seasons (hourly data's 168) are left to the network; ETS fits them as non-seasonal
 FORMS = ((False, False), (True, False), (False, True), (True, True))  # (damped trend, seasonal)
+TIME_BUCKET = 32  # histories are padded to a multiple of this many steps, and the fitted rows to a power of
+# two (at least ROW_BUCKET): validation, calibration and forecasts of one data set then share compiled fits
+ROW_BUCKET = 64
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class EtsFit:
     params: np.ndarray  # (n, 4): alpha, beta, gamma, phi
     level: np.ndarray  # (n,)
     slope: np.ndarray  # (n,)
-    season: np.ndarray  # (n, m): the seasonal factors of the next m steps
+    season: np.ndarray  # (n, m): the seasonal factors of the next m steps, the first one's first
     unit: np.ndarray  # (n,)
 
     def forecast(self, horizon: int) -> np.ndarray:
@@ -62,40 +65,57 @@ def ets(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
 
 
 def fit_rows(history: np.ndarray, season: int) -> EtsFit:
-    """Fit every form to every row of `history: (n, length)` (NaN on the left) and keep each row's best."""
+    """Fit every form to every row of `history: (n, length)` (NaN on the left) and keep each row's best by
+    AICc; the seasonal forms only for rows of at least two seasons."""
     y, mask, unit, m = _prepare(history, season)
     n = len(y)
     positive = np.where(mask, y, np.inf).min(axis=1) > 0
     lengths = mask.sum(axis=1)
     can_season = (m > 1) & (lengths >= 2 * m)
-    rows = []
-    for trend, seasonal in FORMS:
-        if seasonal and not can_season.any():
-            continue
-        rows.append((trend, seasonal))
-    k = len(rows)
-    trend = np.repeat([t for t, _ in rows], n)
-    seasonal = np.repeat([s for _, s in rows], n) & np.tile(can_season, k)
-    multiplicative = seasonal & np.tile(positive, k)
-    Y, M = np.tile(y, (k, 1)), np.tile(mask, (k, 1))
+    series = np.concatenate([np.arange(n) if not seasonal else np.flatnonzero(can_season) for _, seasonal in FORMS])
+    form = np.concatenate([np.full(n if not s else int(can_season.sum()), i) for i, (_, s) in enumerate(FORMS)])
+    trend, seasonal = np.array(FORMS)[form].T
+    multiplicative = seasonal & positive[series]
+    Y, M = y[series], mask[series]
     level0, slope0, season0 = _initial(Y, M, m, seasonal, multiplicative)
     params, sse = _fit(Y.astype(np.float32), M, level0, slope0 * trend, season0, trend, seasonal, multiplicative)
-    counts = np.tile(lengths, k).astype(np.float64)
+    counts = lengths[series].astype(np.float64)
     n_params = 2 + 3 * trend + (m if m > 1 else 0) * seasonal  # alpha, l0 (+ beta, phi, b0) (+ gamma, m - 1 indices)
     aicc = counts * np.log(np.maximum(sse / np.maximum(counts, 1), 1e-12)) + 2 * n_params + \
         2 * n_params * (n_params + 1) / np.maximum(counts - n_params - 1, 1)
-    unseasonable = np.repeat([s for _, s in rows], n) & ~seasonal  # would repeat a non-seasonal row
-    aicc = np.where(np.isfinite(aicc) & ~unseasonable, aicc, np.inf).reshape(k, n)
-    best = np.argmin(aicc, axis=0) * n + np.arange(n)
+    table = np.full((len(FORMS), n), np.inf)
+    table[form, series] = np.where(np.isfinite(aicc), aicc, np.inf)
+    chosen = np.argmin(table, axis=0)
+    row_of = np.full((len(FORMS), n), -1)
+    row_of[form, series] = np.arange(len(series))
+    best = row_of[chosen, np.arange(n)]
     level, slope, factors = _filter(Y[best].astype(np.float32), M[best], level0[best], slope0[best] * trend[best],
                                     season0[best], params[best], trend[best], seasonal[best], multiplicative[best])
     return EtsFit(trend[best], seasonal[best], multiplicative[best], params[best], level, slope, factors, unit)
 
 
+def refilter(fit: EtsFit, rows: np.ndarray, history: np.ndarray, season: int) -> EtsFit:
+    """Run the forms and parameters of `fit`'s rows `rows: (n,)` over new histories `history: (n, length)` (NaN
+    on the left), without fitting again: their states at the end of each new history. What `auto` does for its
+    validation windows, many per series: one fit per series, one cheap pass per window."""
+    y, mask, unit, m = _prepare(history, season)
+    trend, seasonal = fit.trend[rows], fit.seasonal[rows] & (mask.sum(axis=1) >= 2 * m) & (m > 1)
+    multiplicative = seasonal & (np.where(mask, y, np.inf).min(axis=1) > 0)
+    params = fit.params[rows].copy()
+    params[~seasonal, 2] = 0.0
+    level0, slope0, season0 = _initial(y, mask, m, seasonal, multiplicative)
+    level, slope, factors = _filter(y.astype(np.float32), mask, level0, slope0 * trend, season0, params, trend,
+                                    seasonal, multiplicative)
+    return EtsFit(trend, seasonal, multiplicative, params, level, slope, factors, unit)
+
+
 def _prepare(history: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(y in units of each row's mean absolute value with 0 where missing, the mask of values, the unit, the
-    season length the fit uses)."""
+    season length the fit uses). The time axis is padded on the left to a multiple of TIME_BUCKET, so that
+    histories of nearby lengths share one compiled fit."""
     history = np.asarray(history, np.float64)
+    pad = -history.shape[1] % TIME_BUCKET
+    history = np.concatenate([np.full((len(history), pad), np.nan), history], axis=1)
     mask = np.isfinite(history)
     unit = np.where(mask, np.abs(history), 0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
     unit = np.where(unit > 0, unit, 1.0)
@@ -131,7 +151,10 @@ def _initial(y: np.ndarray, mask: np.ndarray, m: int, seasonal: np.ndarray, mult
     diff = diff - diff.mean(axis=1, keepdims=True)
     neutral = np.where(multiplicative, 1.0, 0.0)[:, None] * np.ones((1, m))
     factors = np.where(seasonal[:, None], np.where(multiplicative[:, None], ratio, diff), neutral)
-    return level, slope, factors
+    slots = (first[:, None] + np.arange(m)[None, :]) % m  # the factor of column first + j sits at its column % m
+    placed = np.empty_like(factors)
+    placed[np.arange(n)[:, None], slots] = factors
+    return level, slope, placed
 
 
 def _constrain(raw, trend, seasonal):
@@ -148,16 +171,20 @@ def _constrain(raw, trend, seasonal):
 
 
 def _recursion(y, mask, level, slope, factors, params, multiplicative):
-    """Run the smoothing over time: (final level, slope, factors, squared one-step errors summed per row)."""
+    """Run the smoothing over time: (final level, slope, factors, squared one-step errors summed per row).
+
+    `factors: (n, m)` holds the seasonal factor of column t at t % m (the same slot for every row, so a step
+    reads and writes one column of it rather than rolling the whole array)."""
     import jax
     import jax.numpy as jnp
 
     alpha, beta, gamma, phi = (params[:, i] for i in range(4))
+    m = factors.shape[1]
 
     def step(carry, inputs):
         level, slope, factors, sse = carry
-        value, seen = inputs
-        s = factors[:, 0]
+        value, seen, t = inputs
+        s = jax.lax.dynamic_index_in_dim(factors, t % m, axis=1, keepdims=False)
         base = level + phi * slope
         guess = jnp.where(multiplicative, base * s, base + s)
         error = value - guess
@@ -166,16 +193,16 @@ def _recursion(y, mask, level, slope, factors, params, multiplicative):
         new_slope = beta * (new_level - level) + (1 - beta) * phi * slope
         ratio = jnp.where(multiplicative, value / jnp.where(jnp.abs(new_level) > 1e-3, new_level, 1e-3),
                           value - new_level)
-        new_s = gamma * ratio + (1 - gamma) * s
-        rolled = jnp.concatenate([factors[:, 1:], new_s[:, None]], axis=1)
+        new_s = jnp.where(seen, gamma * ratio + (1 - gamma) * s, s)
+        factors = jax.lax.dynamic_update_index_in_dim(factors, new_s, t % m, axis=1)
         level = jnp.where(seen, new_level, level)
         slope = jnp.where(seen, new_slope, slope)
-        factors = jnp.where(seen[:, None], rolled, factors)
         sse = sse + jnp.where(seen, jnp.minimum(error**2, 1e6), 0.0)
         return (level, slope, factors, sse), None
 
     init = (level, slope, factors, jnp.zeros_like(level))
-    (level, slope, factors, sse), _ = jax.lax.scan(step, init, (y.T, mask.T))
+    steps = jnp.arange(y.shape[1])
+    (level, slope, factors, sse), _ = jax.lax.scan(step, init, (y.T, mask.T, steps))
     return level, slope, factors, sse
 
 
@@ -188,24 +215,23 @@ def _compiled():
 
     def fit(y, mask, level, slope, factors, trend, seasonal, multiplicative):
         tx = optax.adam(RATE)
+        count = jnp.maximum(mask.sum(axis=1), 1)
 
         def loss(raw):
-            params = _constrain(raw, trend, seasonal)
-            sse = _recursion(y, mask, level, slope, factors, params, multiplicative)[3]
-            return jnp.sum(sse / jnp.maximum(mask.sum(axis=1), 1)), sse
+            """The sum of the rows' mean squared errors: each row's depends on its own parameters only."""
+            sse = _recursion(y, mask, level, slope, factors, _constrain(raw, trend, seasonal), multiplicative)[3]
+            return jnp.sum(sse / count), sse
 
         raw = jnp.zeros((len(y), 4), jnp.float32).at[:, 0].set(-1.0).at[:, 1].set(-2.0).at[:, 2].set(-2.0)
         raw = raw.at[:, 3].set(1.0)
 
         def body(_, state):
             raw, opt = state
-            grads = jax.grad(lambda r: loss(r)[0])(raw)
-            updates, opt = tx.update(grads, opt)
+            updates, opt = tx.update(jax.grad(lambda r: loss(r)[0])(raw), opt)
             return optax.apply_updates(raw, updates), opt
 
         raw, _ = jax.lax.fori_loop(0, STEPS, body, (raw, tx.init(raw)))
-        params = _constrain(raw, trend, seasonal)
-        return params, loss(raw)[1]
+        return _constrain(raw, trend, seasonal), loss(raw)[1]
 
     def run(y, mask, level, slope, factors, params, multiplicative):
         return _recursion(y, mask, level, slope, factors, params, multiplicative)[:3]
@@ -213,17 +239,29 @@ def _compiled():
     return jax.jit(fit), jax.jit(run)
 
 
+def _padded(n: int, *arrays: np.ndarray) -> list[np.ndarray]:
+    """`arrays` (each with n rows) padded with rows of zeros to one of eight sizes per power of two (at least
+    ROW_BUCKET): at most 1/8 more work, and few distinct shapes to compile."""
+    step = max(ROW_BUCKET, 1 << max(n - 1, 0).bit_length()) // 8
+    rows = max(ROW_BUCKET, -(-n // step) * step)
+    return [np.concatenate([a, np.zeros((rows - n, *a.shape[1:]), a.dtype)]) for a in arrays]
+
+
 def _fit(y, mask, level, slope, factors, trend, seasonal, multiplicative) -> tuple[np.ndarray, np.ndarray]:
     """(params (n, 4), each row's in-sample squared one-step error sum) of the fit."""
     fit, _ = _compiled()
-    params, sse = fit(y, mask, level.astype(np.float32), slope.astype(np.float32), factors.astype(np.float32),
-                      trend, seasonal, multiplicative)
-    return np.asarray(params, np.float64), np.asarray(sse, np.float64)
+    n = len(y)
+    params, sse = fit(*_padded(n, y, mask, level.astype(np.float32), slope.astype(np.float32),
+                               factors.astype(np.float32), trend, seasonal, multiplicative))
+    return np.asarray(params, np.float64)[:n], np.asarray(sse, np.float64)[:n]
 
 
 def _filter(y, mask, level, slope, factors, params, trend, seasonal, multiplicative):
-    """The state (level, slope, factors) at the end of each row's history under `params`."""
+    """The state (level, slope, the factors of the next m steps) at the end of each row's history under
+    `params`."""
     _, run = _compiled()
-    level, slope, factors = run(y, mask, level.astype(np.float32), slope.astype(np.float32),
-                                factors.astype(np.float32), params.astype(np.float32), multiplicative)
-    return np.asarray(level, np.float64), np.asarray(slope, np.float64), np.asarray(factors, np.float64)
+    n = len(y)
+    level, slope, factors = (np.asarray(a, np.float64)[:n] for a in run(*_padded(
+        n, y, mask, level.astype(np.float32), slope.astype(np.float32), factors.astype(np.float32),
+        params.astype(np.float32), multiplicative)))
+    return level, slope, np.roll(factors, -(y.shape[1] % factors.shape[1]), axis=1)

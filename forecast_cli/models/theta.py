@@ -79,16 +79,7 @@ def _theta_fit(y: np.ndarray, season: int) -> ThetaFit:
 def seasonal_index(y: np.ndarray, season: int) -> np.ndarray | None:
     """Multiplicative seasonal indices (season,) by classical decomposition, or None when the series is not
     seasonal by the 90% autocorrelation test at lag `season`, too short (under three seasons) or not positive."""
-    n = len(y)
-    if season <= 1 or n < 3 * season or y.min() <= 0:
-        return None
-    centred = y - y.mean()
-    denom = np.sum(centred**2)
-    if denom <= 0:
-        return None
-    acf = np.array([np.sum(centred[k:] * centred[:-k]) / denom for k in range(1, season + 1)])
-    limit = 1.645 * np.sqrt((1 + 2 * np.sum(acf[:-1] ** 2)) / n)
-    if abs(acf[-1]) <= limit:
+    if y.min() <= 0 or not is_seasonal(y, season):
         return None
     weights = np.ones(season + 1 if season % 2 == 0 else season)
     if season % 2 == 0:
@@ -99,6 +90,20 @@ def seasonal_index(y: np.ndarray, season: int) -> np.ndarray | None:
     phase = (np.arange(len(ratio)) + offset) % season
     index = np.array([ratio[phase == p].mean() for p in range(season)])
     return index / index.mean()
+
+
+def is_seasonal(y: np.ndarray, season: int) -> bool:
+    """Whether y: (n,) passes the 90% autocorrelation test at lag `season` with at least three seasons."""
+    n = len(y)
+    if season <= 1 or n < 3 * season:
+        return False
+    centred = y - y.mean()
+    denom = np.sum(centred**2)
+    if denom <= 0:
+        return False
+    acf = np.array([np.sum(centred[k:] * centred[:-k]) / denom for k in range(1, season + 1)])
+    limit = 1.645 * np.sqrt((1 + 2 * np.sum(acf[:-1] ** 2)) / n)
+    return bool(abs(acf[-1]) > limit)
 
 
 def _ses(y: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,89 @@
+"""Exponential smoothing (models/ets.py): the forms it chooses, its forecasts on series whose future is known,
+and that padding and batching do not change a series' forecast."""
+
+import numpy as np
+
+from forecast_cli.models import ets
+
+
+def test_a_straight_line_is_extrapolated_as_a_line():
+    y = 10.0 + 2.5 * np.arange(40.0)
+    forecast = ets.ets(y[None], 6, 1)[0]
+    truth = 10.0 + 2.5 * np.arange(40.0, 46.0)
+    np.testing.assert_allclose(forecast, truth, rtol=0.02)  # phi <= 0.98 damps the slope a little
+
+
+def test_a_flat_noisy_series_gets_a_flat_forecast_at_its_level():
+    rng = np.random.default_rng(0)
+    y = 50 + rng.normal(0, 1, 60)
+    fit = ets.fit_rows(y[None], 1)
+    forecast = fit.forecast(8)[0]
+    assert np.ptp(forecast) < 0.5 and abs(forecast.mean() - 50) < 1.5
+
+
+def test_multiplicative_season_is_found_and_continued_in_phase():
+    t = np.arange(120.0)
+    shape = 1 + 0.4 * np.sin(2 * np.pi * t / 12)
+    y = (100 + 0.5 * t) * shape
+    fit = ets.fit_rows(y[None], 12)
+    assert fit.seasonal[0] and fit.multiplicative[0]
+    future = np.arange(120.0, 138.0)
+    truth = (100 + 0.5 * future) * (1 + 0.4 * np.sin(2 * np.pi * future / 12))
+    forecast = fit.forecast(18)[0]
+    assert np.mean(np.abs(forecast - truth) / truth) < 0.03
+    assert np.mean(np.abs(forecast - truth)) / np.mean(np.abs(y[12:] - y[:-12])) < 0.8  # MASE below 1
+    assert np.argmax(forecast[:12]) == np.argmax(truth[:12])
+
+
+def test_a_series_that_crosses_zero_gets_an_additive_season():
+    t = np.arange(96.0)
+    y = 10 * np.sin(2 * np.pi * t / 12) + 0.1 * t
+    fit = ets.fit_rows(y[None], 12)
+    assert fit.seasonal[0] and not fit.multiplicative[0]
+    future = np.arange(96.0, 108.0)
+    np.testing.assert_allclose(fit.forecast(12)[0], 10 * np.sin(2 * np.pi * future / 12) + 0.1 * future, atol=1.5)
+
+
+def test_each_row_is_fitted_alone_whatever_else_is_in_the_batch_and_however_it_is_padded():
+    rng = np.random.default_rng(3)
+    rows = [100 + np.cumsum(rng.normal(0.5, 2, n)) for n in (30, 57, 64)]
+    alone = [ets.ets(r[None], 5, 4)[0] for r in rows]
+    width = 80
+    batch = np.full((3, width), np.nan)
+    for i, r in enumerate(rows):
+        batch[i, width - len(r):] = r
+    together = ets.ets(batch, 5, 4)
+    np.testing.assert_allclose(together, np.stack(alone), rtol=1e-4)
+
+
+def test_short_constant_and_huge_series_give_finite_forecasts():
+    rows = np.full((4, 10), np.nan)
+    rows[0, -1:] = 5.0  # one value
+    rows[1, -3:] = [1.0, 2.0, 3.0]
+    rows[2, :] = 7.0  # constant
+    rows[3, :] = 1e150 * (1 + np.arange(10.0))
+    forecast = ets.ets(rows, 4, 12)
+    assert np.isfinite(forecast).all()
+    np.testing.assert_allclose(forecast[0], 5.0)
+    np.testing.assert_allclose(forecast[2], 7.0)
+    assert (forecast[3] > 9e150).all()
+
+
+def test_season_longer_than_the_limit_is_fitted_without_one():
+    y = 5 + np.sin(np.arange(400.0))
+    fit = ets.fit_rows(y[None], 168)
+    assert not fit.seasonal[0] and fit.season.shape == (1, 1)
+
+
+def test_refilter_with_the_same_history_gives_the_fit_s_own_forecast_and_follows_a_longer_one():
+    rng = np.random.default_rng(5)
+    y = (100 + np.cumsum(rng.normal(0.3, 1, 90))) * (1 + 0.2 * np.sin(2 * np.pi * np.arange(90) / 12))
+    fit = ets.fit_rows(y[None, :70], 12)
+    same = ets.refilter(fit, np.array([0]), y[None, :70], 12)
+    np.testing.assert_allclose(same.forecast(6), fit.forecast(6), rtol=1e-5)
+    longer = np.stack([np.concatenate([np.full(10, np.nan), y[:80]]), y])
+    later = ets.refilter(fit, np.array([0, 0]), longer, 12)
+    np.testing.assert_allclose(later.params, fit.params[[0, 0]])  # the same parameters, not a new fit
+    lone = ets.refilter(fit, np.array([0]), y[None, :80], 12)
+    np.testing.assert_allclose(later.forecast(3)[0], lone.forecast(3)[0], rtol=1e-5)  # padding changes nothing
+    assert not np.allclose(later.forecast(3)[0], later.forecast(3)[1])  # each window from its own origin
