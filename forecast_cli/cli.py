@@ -489,7 +489,7 @@ def train(
     loss: Loss = "mase",
     refit: TrainRefit = True,
     ensemble: Ensemble = 1,
-    series_windows: SeriesWindows = 64,
+    series_windows: SeriesWindows = 16,
     model_dir: ModelDir = None,
     quiet: Quiet = False,
     verbose: Verbose = False,

@@ -166,7 +166,8 @@ LearningRate = _ranged(float, ("--learning-rate",), "Peak AdamW learning rate.",
 Ensemble = _ranged(int, ("--ensemble",), "With --refit: average this many networks trained from different seeds.",
                    1, limits.MAX_ENSEMBLE)
 SeriesWindows = _ranged(int, ("--series-windows",), "Training windows of each series per epoch at most, drawn afresh "
-                       "every epoch; 0: every window.", 0, limits.MAX_SERIES_WINDOWS)
+                       "every epoch (more when an epoch would have fewer than 4,096); 0: every window.", 0,
+                        limits.MAX_SERIES_WINDOWS)
 Units = _ranged(int, ("--units",), "ESN reservoir size.", 1, limits.MAX_UNITS, MODEL_PANEL)
 Devices = _ranged(int, ("--devices",), "Split each batch over this many local devices. " + default_is("all"), 1,
                   limits.MAX_DEVICES, SCALE_PANEL)

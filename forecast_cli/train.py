@@ -198,14 +198,19 @@ def compiled_steps(graphdef, config: TrainConfig, lookback: int, horizon: int, b
             make_evaluate(graphdef, lookback, horizon, devices, config.loss, future))
 
 
+MIN_EPOCH_WINDOWS = 4096  # a window budget never makes an epoch smaller than this (a single long series still
+# gets a real epoch)
+
+
 def window_budget(series: np.ndarray, budget: int) -> np.ndarray | None:
-    """Positions into a per-series shuffle of windows that keep at most `budget` of each series: windows
-    sorted by `series: (n,)` (ascending, each window's series) with random order within a series, the
-    positions whose rank within their series is below `budget`. None when no series has more (every window
-    is used every epoch) or the budget is 0."""
+    """Positions into a per-series shuffle of windows that keep at most `budget` of each series (raised so that
+    an epoch keeps at least MIN_EPOCH_WINDOWS): windows sorted by `series: (n,)` (ascending, each window's
+    series) with random order within a series, the positions whose rank within their series is below the
+    budget. None when no series has more (every window is used every epoch) or the budget is 0."""
     if not budget or not len(series):
         return None
     first = np.searchsorted(series, series, side="left")
+    budget = max(budget, -(-MIN_EPOCH_WINDOWS // len(np.unique(series))))
     rank = np.arange(len(series)) - first
     return None if rank.max() < budget else np.flatnonzero(rank < budget).astype(np.int32)
 

@@ -71,13 +71,16 @@ def test_divergence_is_a_training_error():
         run(epochs=3, learning_rate=1e35, inputs=sine_inputs() * 1e4)
 
 
-def test_window_budget_keeps_at_most_the_budget_of_each_series_and_draws_afresh():
+def test_window_budget_keeps_at_most_the_budget_of_each_series(monkeypatch):
     from forecast_cli.train import window_budget
 
     series = np.repeat([0, 1, 2], [3, 10, 6])
+    monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 1)
     kept = window_budget(series, 4)
     assert len(kept) == 3 + 4 + 4 and window_budget(series, 10) is None and window_budget(series, 0) is None
     assert np.bincount(series[kept]).tolist() == [3, 4, 4]  # positions in the series-sorted order
+    monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 15)  # 3 series: at least 5 each
+    assert np.bincount(series[window_budget(series, 4)]).tolist() == [3, 5, 5]
 
 
 def test_an_epoch_under_a_window_budget_trains_on_that_many_windows(monkeypatch):
@@ -87,6 +90,7 @@ def test_an_epoch_under_a_window_budget_trains_on_that_many_windows(monkeypatch)
     seen = []
     real = train.batches
     monkeypatch.setattr(train, "batches", lambda n, *a, **k: seen.append(n) or real(n, *a, **k))
+    monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 1)
     inputs = np.sin(np.arange(600) / 5.0)[:, None].astype(np.float32)
     train_idx = np.concatenate([np.arange(0, 250), np.arange(300, 550)])  # two series of 250 windows
     series = np.repeat([0, 1], 250)

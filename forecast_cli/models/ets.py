@@ -24,8 +24,9 @@ STEPS = 80  # Adam iterations of the fit: 60, 100 and 250 gave M1 MASE within 1%
 RATE = 0.1  # Adam's learning rate on the parameters' logits
 MAX_SEASON = 52  # longer seasons (hourly data's 168) are left to the network; ETS fits them as non-seasonal
 FORMS = ((False, False), (True, False), (False, True), (True, True))  # (damped trend, seasonal)
-TIME_BUCKET = 32  # histories are padded to a multiple of this many steps, and the fitted rows to a power of
-# two (at least ROW_BUCKET): validation, calibration and forecasts of one data set then share compiled fits
+TIME_BUCKET = 32  # histories are padded to a power of two steps (at least this), and the fitted rows to one of
+# eight sizes per power of two (at least ROW_BUCKET): validation, calibration and forecasts of one data set then
+# share compiled fits
 ROW_BUCKET = 64
 
 
@@ -111,10 +112,10 @@ def refilter(fit: EtsFit, rows: np.ndarray, history: np.ndarray, season: int) ->
 
 def _prepare(history: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(y in units of each row's mean absolute value with 0 where missing, the mask of values, the unit, the
-    season length the fit uses). The time axis is padded on the left to a multiple of TIME_BUCKET, so that
-    histories of nearby lengths share one compiled fit."""
+    season length the fit uses). The time axis is padded on the left to a power of two (at least TIME_BUCKET),
+    so that the validation histories and the context of one data set share one compiled fit."""
     history = np.asarray(history, np.float64)
-    pad = -history.shape[1] % TIME_BUCKET
+    pad = max(TIME_BUCKET, 1 << max(history.shape[1] - 1, 0).bit_length()) - history.shape[1]
     history = np.concatenate([np.full((len(history), pad), np.nan), history], axis=1)
     mask = np.isfinite(history)
     unit = np.where(mask, np.abs(history), 0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
