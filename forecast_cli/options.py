@@ -109,8 +109,8 @@ BacktestPlot = Annotated[str | None, typer.Option("--plot", help="Draw the backt
                                                   rich_help_panel=OUTPUT_PANEL)]
 
 # The model and its training.
-TrainModel = Annotated[str, typer.Option("--model", "-m", help="auto (the GRU blended with Theta, weighted by "
-                                         "validation), gru, lstm, elman, esn, naive or snaive.",
+TrainModel = Annotated[str, typer.Option("--model", "-m", help="auto (the GRU blended with Theta and ETS, weighted "
+                                         "by validation), gru, lstm, elman, esn, naive or snaive.",
                                          rich_help_panel=MODEL_PANEL)]
 BacktestModels = Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s) to backtest; repeat "
                                                           "the option for several. " + default_is("auto"),

@@ -14,8 +14,9 @@ and asking to retrain):
       (every id), fingerprint, device, model (the kind's hyperparameters; "future": the input columns known
       over the horizon), fit, validation
       {windows, model_mae, naive_mae, snaive_mae}, calibration {windows, origins, holdout, ratio}, blend (auto
-      only), processes (distributed only), updates (`forecast update`s: {at, rows, series, ids, new_series,
-      windows, calibration_windows, kept, seconds}, the last 1,000),
+      only: weight, drift, ets, errors; "ets", ETS's share, absent in models saved before it), processes
+      (distributed only), updates (`forecast update`s: {at, rows, series, ids, new_series, windows,
+      calibration_windows, kept, seconds}, the last 1,000),
       training_seconds. manifest.fields_of(kind) is the checked schema of each field.
     <model-dir>/arrays.npz      stored (uncompressed) .npy members, shapes checked against the manifest
       (manifest.check_arrays):
@@ -32,7 +33,7 @@ and asking to retrain):
         calibration/scale          (n_series,) each series' error scale at its end, in original units
         calibration/pending        (n_open, horizon) forecasts awaiting their horizon (update.py), with
           /pending_series, /pending_row  (n_open,) their series and origin row
-        context/values             (n_series, context) auto only: the recent target for Theta
+        context/values             (n_series, context) auto only: the recent target for Theta and ETS
         state/<name>               what `update` continues from: esn gram, cross (normal equations, float64);
                                    networks mu/<param>, nu/<param> (Adam moments), adam_count (members,)
 
