@@ -106,7 +106,8 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     fitted = _fit(kind, task)
     _check_params(fitted.params)
     predictor = kind.predictor(fitted.model, H, season, fitted.validated)
-    source, chosen = _holdout_fit(kind, task), None  # where the calibration errors come from
+    source, chosen = _holdout_fit(kind, task, fitted.info.get("best_epoch")), None  # where the calibration
+    # errors come from
     if source is not None:  # too few validation windows: a second fit held out more; auto's blend follows it
         chosen, source.idx, source.forecast = kind.after_fit(source.task, source.predictor, source.idx)
     extra, val_idx, val_forecast = kind.after_fit(task, predictor, task.val_idx, chosen)
@@ -200,18 +201,23 @@ class Source:
     holdout: int = 0  # with "holdout": the most steps it held out of a series
 
 
-def _holdout_fit(kind: models.Model, task: FitTask) -> Source | None:
+def _holdout_fit(kind: models.Model, task: FitTask, best_epoch: int | None = None) -> Source | None:
     """A second fit of `kind` that holds out enough of each series to give CALIBRATION_WINDOWS windows
     (windows.calibration_holdout), when the validation windows are fewer; None when they are not, when no
     series has room for more, for kinds that need no fit, and with several processes. It skips what only
-    the final model needs (the refit on every window, the ensemble)."""
+    the final model needs (the refit on every window, the ensemble), and a network trains for at most the
+    `best_epoch` that early stopping chose in the first fit, without waiting out the patience again (its best
+    weights over those epochs are kept)."""
     if kind.parameter_free or parallel.process_count() > 1:
         return None
     holdout = calibration_holdout(task.panel.lengths, task.window.lookback, task.window.horizon,
                                   task.panel.lengths - task.fit_lengths, CALIBRATION_WINDOWS)
     if holdout is None:
         return None
-    quick = dataclasses.replace(task.spec, train=dataclasses.replace(task.spec.train, refit=False, ensemble=1))
+    train = dataclasses.replace(task.spec.train, refit=False, ensemble=1)
+    if best_epoch:
+        train = dataclasses.replace(train, epochs=min(train.epochs, best_epoch), patience=0)
+    quick = dataclasses.replace(task.spec, train=train)
     wider = _task(task.panel, quick, task.window, kind, task.scaler.log, holdout, None)
     fitted = _fit(kind, wider)
     _check_params(fitted.params)

@@ -232,3 +232,21 @@ def test_interval_scores_by_hand():
                              ((np.array([0.0, 1.0]), 0.1), (np.array([1.0, 2.0]), 0.5), (np.array([2.0, 3.0]), 0.9))])
     assert row["sql"] == pytest.approx(quantile_loss / 2)
     assert math.isnan(_interval_row(group[["y_hat"]], np.array([1.0, 2.0]), 2.0, [80])["cov_80"])
+
+
+def test_the_holdout_fit_of_a_network_trains_for_the_epochs_the_first_fit_chose(tmp_path, monkeypatch):
+    """It needs no early stopping of its own: at most the first fit's best epoch, patience off."""
+    from forecast_cli import train
+    from forecast_cli.config import RecurrentConfig, TrainConfig
+
+    configs = []
+    real = train.fit
+    monkeypatch.setattr(train, "fit", lambda *a, **k: configs.append(a[6]) or real(*a, **k))
+    panel = write(tmp_path, annual())
+    spec = TrainSpec(kind="gru", horizon=10, recurrent=RecurrentConfig(hidden=4),
+                     train=TrainConfig(epochs=6, patience=2, refit=False))
+    artifact = fit_model(panel, spec)
+    assert artifact.manifest.calibration["origins"] == "holdout" and len(configs) == 2
+    first, holdout = configs
+    assert (first.epochs, first.patience) == (6, 2)
+    assert (holdout.epochs, holdout.patience) == (artifact.manifest.fit["best_epoch"], 0)
