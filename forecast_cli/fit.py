@@ -135,6 +135,7 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
         every_length = parallel.gather_rows(lengths) if several else lengths
         context = panel.last_windows(context_rows(every_length, L), target_only=True)
         arrays["context/values"] = context.values[:, :, 0]
+        arrays.update(kind.context_state(arrays["context/values"], season, extra))
     manifest = Manifest(
         kind=spec.kind, window=dataclasses.replace(window, scaling=spec.scaling, log=log), train=spec.train,
         data=spec.data, freq=panel.freq, season=season, covariates=tuple(panel.covariates), columns=panel.columns,

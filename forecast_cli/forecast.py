@@ -73,10 +73,12 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
                           a["history/length"])
         scaler, error_scale, nonnegative = stored, a["calibration/scale"], a["history/nonnegative"]
         context = a["context/values"] if kind.context else None
+        saved = {k: v for k, v in a.items() if k.startswith("ets/")}
     else:
         history, scaler, error_scale, nonnegative = _history_from_panel(panel, m, stored, a)
         context = panel.last_windows(context_rows(panel.lengths, L), target_only=True).values[:, :, 0] \
             if kind.context else None
+        saved = {}  # fitted on the training data's context, not on this one
     static = None
     if m.static:
         from forecast_cli.static import encode
@@ -88,6 +90,7 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
         history, scaler = _select(history, mine), scaler.select(mine)
         error_scale, nonnegative = error_scale[mine], nonnegative[mine]
         context = context[mine] if kind.context else None
+        saved = {k: v[mine] for k, v in saved.items()}
         static = static[mine] if static is not None else None
     cells = len(history.ids) * horizon
     if cells > limits.MAX_FORECAST_CELLS:
@@ -107,7 +110,7 @@ def predict(artifact: Artifact, panel: Panel | None = None, horizon: int | None 
     for i in np.flatnonzero(short):  # too short for the model's lookback: seasonal naive, unless the kind
         raw = history.values[i, :, 0]  # has better (kind.complete)
         y_hat[i] = seasonal_naive(raw[~np.isnan(raw)][None], horizon, m.season)[0]
-    y_hat = kind.complete(y_hat, short, context, horizon, m)
+    y_hat = kind.complete(y_hat, short, context, horizon, m, saved)
     _, future = stamps_around(history.last_ds, m.freq, 1, horizon)
     floor = np.where(nonnegative, 0.0, -np.inf)[:, None]
     columns = {

@@ -30,6 +30,7 @@ from forecast_cli.config import (
 )
 from forecast_cli.errors import ArtifactError, ConfigError
 from forecast_cli.models.auto import BLENDS, CONTEXT, DRIFTS, WEIGHTS, blend_key
+from forecast_cli.models.ets import state_width
 from forecast_cli.windows import SCALINGS
 
 ORIGINS = ("validation", "every window", "holdout")  # where calibration errors came from (fit.calibrate)
@@ -476,6 +477,8 @@ def expected_arrays(manifest: dict, context_steps: int) -> dict[str, tuple[int, 
               "calibration/ratio": (n,), "calibration/scale": (n,)}
     if manifest["kind"] == "auto":
         shapes["context/values"] = (n, context_steps)
+        if manifest["blend"].get("ets", 0) > 0:  # auto.context_state
+            shapes.update({"ets/state": (n, state_width(manifest["season"])), "ets/multiplicative": (n,)})
     if manifest.get("static"):
         shapes["static/values"] = (n, sum(len(e["categories"]) if "categories" in e else 1 for e in manifest["static"]))
     params = expected_params(manifest)
@@ -521,7 +524,8 @@ def check_arrays(manifest: dict, arrays: dict[str, np.ndarray], where: str) -> N
         kinds, words = {"history/length": ("iu", "integer"), "history/rows": ("iu", "integer"),
                         "state/adam_count": ("iu", "integer"), "history/digest": ("u", "uint64"),
                         "calibration/pending_series": ("i", "int64"), "calibration/pending_row": ("i", "int64"),
-                        "history/last_ds": stamp_dtype, "history/nonnegative": ("b", "bool")}.get(name, ("f", "float"))
+                        "history/last_ds": stamp_dtype, "history/nonnegative": ("b", "bool"),
+                        "ets/multiplicative": ("b", "bool")}.get(name, ("f", "float"))
         if array.dtype.kind not in kinds:
             refuse(name, f"has dtype {array.dtype}, not {words}")
         if name in ("calibration/scores", "calibration/pending"):
@@ -586,6 +590,8 @@ def check_values(manifest: dict, arrays: dict[str, np.ndarray], refuse: Callable
                                 or np.isinf(context).any() or not np.isfinite(context[:, -1]).all()):
         refuse("context/values", f"must hold {lookback} to {max(lookback, CONTEXT)} steps, NaN only before a "
                "series starts")
+    if "ets/state" in arrays and not (np.isfinite(arrays["ets/state"]).all() and (arrays["ets/state"][:, 3] > 0).all()):
+        refuse("ets/state", "holds values that are not finite, or units not above 0")
     if context is not None and not np.array_equal(context[:, -lookback:], arrays["history/values"][:, :, 0],
                                                   equal_nan=True):  # both end at the series' last value
         refuse("context/values", "does not end with the target of history/values")

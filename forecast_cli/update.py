@@ -312,3 +312,5 @@ def _refresh_history(arrays: dict, panel: Panel, index: np.ndarray, m) -> None:
         array = arrays[name].copy()
         array[index] = value
         arrays[name] = array
+    if "ets/state" in arrays:  # auto's ETS, fitted again on the grown context (kind.context_state)
+        arrays.update(models.get(m.kind).context_state(arrays["context/values"], m.season, {"blend": m.blend}))

@@ -108,7 +108,8 @@ def test_a_model_saved_before_ets_joined_the_blend_still_loads_and_forecasts(tmp
     b = artifact.manifest.blend
     old = {"weight": b["weight"], "drift": b["drift"],
            "errors": {f"{d:g}/{w:g}": 1.0 for d in auto.DRIFTS for w in auto.WEIGHTS}}
-    save_artifact(tmp_path / "model", Artifact(dataclasses.replace(artifact.manifest, blend=old), artifact.arrays))
+    arrays = {k: v for k, v in artifact.arrays.items() if not k.startswith("ets/")}
+    save_artifact(tmp_path / "model", Artifact(dataclasses.replace(artifact.manifest, blend=old), arrays))
     loaded = load_artifact(tmp_path / "model")
     assert "ets" not in loaded.manifest.blend
     got = predict(loaded, None, 5).frame["y_hat"].to_numpy().reshape(3, 5)
@@ -157,3 +158,37 @@ def test_recent_history_from_the_model_directory_uses_auto_s_longer_context(tmp_
     assert len(s0) == 40 > TINY.lookback
     np.testing.assert_allclose(s0["y"].to_numpy(), panel.values[panel.starts[1] - 40 : panel.starts[1], 0])
     assert s0["ds"].iloc[-1] == panel.ds[panel.starts[1] - 1]
+
+
+def test_the_ets_state_is_saved_so_a_forecast_of_the_saved_context_fits_nothing(tmp_path, monkeypatch):
+    """With an ETS share, training keeps ETS's state ("ets/state"); predict projects it (the same forecast as a
+    fit on the context), fresh DATA is fitted anew, update refits on the grown context, tampering is refused."""
+    import json
+
+    from forecast_cli.errors import ArtifactError
+    from forecast_cli.models import ets as exponential
+
+    panel = _panel(tmp_path)
+    artifact = fit_model(panel, TINY)
+    arrays = {**artifact.arrays, **exponential.fit_rows(artifact.arrays["context/values"], 7).arrays()}
+    blend = {**artifact.manifest.blend, "weight": 0.0, "ets": 1.0}
+    artifact = Artifact(dataclasses.replace(artifact.manifest, blend=blend), arrays)
+    save_artifact(tmp_path / "model", artifact)
+    loaded = load_artifact(tmp_path / "model")
+    assert loaded.arrays["ets/state"].shape == (3, 4 + 7)
+    calls = []
+    real = exponential.fit_rows
+    monkeypatch.setattr(exponential, "fit_rows", lambda *a: calls.append(1) or real(*a))
+    got = predict(loaded, None, 9).frame["y_hat"].to_numpy().reshape(3, 9)
+    assert not calls  # projected from the saved state
+    np.testing.assert_allclose(got, real(loaded.arrays["context/values"], 7).forecast(9), rtol=1e-6)
+    predict(loaded, panel, 9)
+    assert calls  # fresh data: fitted on its own context
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["blend"]["ets"] == 1.0
+    broken = {**loaded.arrays, "ets/state": np.full_like(loaded.arrays["ets/state"], np.nan)}
+    with pytest.raises(ArtifactError, match="ets/state"):
+        save_artifact(tmp_path / "other", Artifact(loaded.manifest, broken))
+    missing = {k: v for k, v in loaded.arrays.items() if k != "ets/multiplicative"}
+    with pytest.raises(ArtifactError, match="ets/multiplicative"):
+        save_artifact(tmp_path / "other", Artifact(loaded.manifest, missing))

@@ -94,6 +94,26 @@ def test_the_updated_directory_forecasts_what_the_grown_data_gives(tmp_path):
             np.testing.assert_allclose(alone[column], with_data[column], rtol=1e-6)
 
 
+def test_after_an_update_auto_s_saved_ets_state_is_that_of_the_grown_context(tmp_path):
+    """With an ETS share the directory keeps ETS's state; an update must fit it again on the grown context, or
+    `predict` alone would forecast from the old one."""
+    import dataclasses
+
+    from forecast_cli.artifact import Artifact
+    from forecast_cli.models import get
+
+    old, new = panels(tmp_path)
+    artifact = fit_model(old, TrainSpec(kind="auto", horizon=H, lookback=14, train=TrainConfig(epochs=2)))
+    blend = {**artifact.manifest.blend, "weight": 0.3, "ets": 0.5}
+    m = dataclasses.replace(artifact.manifest, blend=blend)
+    arrays = {**artifact.arrays, **get("auto").context_state(artifact.arrays["context/values"], m.season,
+                                                             {"blend": blend})}
+    updated = update_model(Artifact(m, arrays), new).artifact
+    assert not np.allclose(updated.arrays["ets/state"], arrays["ets/state"])
+    alone, with_data = (predict(updated, panel).frame["y_hat"] for panel in (None, new))
+    np.testing.assert_allclose(alone, with_data, rtol=1e-5)
+
+
 def test_pending_forecast_is_the_forecast_predict_gave_before_the_update(tmp_path):
     """After one new row, each series' open forecast (origin: the row after the last the model saw) is exactly
     what `predict` printed from the old model: the alignment of the online calibration. H rows later it is scored

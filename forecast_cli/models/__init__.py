@@ -131,11 +131,18 @@ class Model:
         fit._holdout_fit), to keep rather than choose again."""
         return {}, val_idx, None
 
+    def context_state(self, context: np.ndarray, season: int, fields: dict) -> dict[str, np.ndarray]:
+        """Arrays the model directory keeps beside "context/values: (n_series, steps)" (fitted on it once, at
+        training and at each update, so that a forecast need not): none by default. `fields`: the manifest
+        fields after_fit chose."""
+        return {}
+
     def complete(self, forecast: np.ndarray, short: np.ndarray, context: np.ndarray | None, horizon: int,
-                 manifest: Manifest) -> np.ndarray:
+                 manifest: Manifest, saved: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """The final forecast (n_series, horizon) in original units from `forecast`: the predictor's for series
         at least a lookback long, seasonal naive for the `short` others. `context`: the recent history of each
-        series when the kind asked for it. By default, `forecast`."""
+        series when the kind asked for it; `saved`: context_state's arrays for these rows when the forecast
+        is of the saved context (None for fresh data). By default, `forecast`."""
         return forecast
 
 

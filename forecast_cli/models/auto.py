@@ -181,15 +181,25 @@ class Auto(Model):
         forecast = blended(b["weight"], b.get("ets", 0.0), network, by_theta[b["drift"]], by_ets)
         return chosen, val_idx, scaler.target_to_scaled(forecast, series)
 
+    def context_state(self, context: np.ndarray, season: int, fields: dict) -> dict[str, np.ndarray]:
+        """ETS fitted on the context once, when the blend uses it: a forecast of the saved context then only
+        projects its state."""
+        if fields["blend"].get("ets", 0.0) <= 0:
+            return {}
+        return exponential.fit_rows(context, season).arrays()
+
     def complete(self, forecast: np.ndarray, short: np.ndarray, context: np.ndarray | None, horizon: int,
-                 manifest: Manifest) -> np.ndarray:
-        """The network's share blended with Theta and ETS (both fitted now, on the context); series too short for
-        the network get the statistical members alone, in the blend's proportion between them (Theta alone when
-        the blend has neither)."""
+                 manifest: Manifest, saved: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """The network's share blended with Theta (fitted now, on the context) and ETS (from its saved state, or
+        fitted now on fresh data); series too short for the network get the statistical members alone, in the
+        blend's proportion between them (Theta alone when the blend has neither)."""
         b = manifest.blend
         share = b.get("ets", 0.0)  # models saved before ETS joined have none
         by_theta = theta(context, horizon, manifest.season, b.get("drift", 0.5))
-        by_ets = exponential.ets(context, horizon, manifest.season) if share > 0 else None
+        by_ets = None
+        if share > 0:
+            by_ets = exponential.forecast_saved(saved, horizon) if saved else \
+                exponential.ets(context, horizon, manifest.season)
         long = blended(b["weight"], share, forecast, by_theta, by_ets)
         statistical = 1 - b["weight"]
         alone = blended(0.0, share / statistical if statistical > 0 else 0.0, forecast, by_theta, by_ets)

@@ -50,6 +50,25 @@ class EtsFit:
                         horizon) * self.unit[:, None]
 
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What a forecast needs, as the model directory keeps it ("ets/state": level, slope, phi, unit and the
+        next m seasonal factors per row; "ets/multiplicative")."""
+        state = np.column_stack([self.level, self.slope, self.params[:, 3], self.unit, self.season])
+        return {"ets/state": state, "ets/multiplicative": self.multiplicative.astype(bool)}
+
+
+def forecast_saved(arrays: dict[str, np.ndarray], horizon: int) -> np.ndarray:
+    """(n, horizon) forecasts from EtsFit.arrays(): no fit and no pass over the history."""
+    state = np.asarray(arrays["ets/state"], np.float64)
+    return _project(state[:, 0], state[:, 1], state[:, 4:], state[:, 2], arrays["ets/multiplicative"],
+                    horizon) * state[:, 3:4]
+
+
+def state_width(season: int) -> int:
+    """Columns of "ets/state" for a model of this season length."""
+    return 4 + (season if 1 < season <= MAX_SEASON else 1)
+
+
 def _project(level, slope, season, phi, multiplicative, horizon: int) -> np.ndarray:
     h = np.arange(1, horizon + 1)
     damped = np.cumsum(phi[:, None] ** h[None, :], axis=1)
