@@ -87,3 +87,9 @@ def test_refilter_with_the_same_history_gives_the_fit_s_own_forecast_and_follows
     lone = ets.refilter(fit, np.array([0]), y[None, :80], 12)
     np.testing.assert_allclose(later.forecast(3)[0], lone.forecast(3)[0], rtol=1e-5)  # padding changes nothing
     assert not np.allclose(later.forecast(3)[0], later.forecast(3)[1])  # each window from its own origin
+
+
+def test_values_near_the_float_limit_neither_overflow_the_unit_nor_the_fit():
+    y = 1.5e308 * (0.5 + 0.4 * np.sin(np.arange(48.0)))
+    forecast = ets.ets(y[None], 3, 12)
+    assert np.isfinite(forecast).all() and (np.abs(forecast) < 1.8e308).all()

@@ -6,7 +6,8 @@ function: the recursion is a `lax.scan` over time, each series a row of the arra
 side by side, trend none or damped x season none or seasonal (multiplicative when the series is positive,
 additive otherwise), and each series keeps the form with the least AICc (Hyndman et al. 2002). The initial
 states come from the first observations (a regression line through the first seasons, seasonal indices by
-their ratio to it), so a fit is a function of the history alone and needs nothing saved.
+their ratio to it), so a fit is a function of the history alone; `auto` keeps the state at the end of the
+context (EtsFit.arrays) so that a forecast only projects it.
 
 Works on plain arrays, one row per series, NaN on the left where a series is shorter than the row, like
 models/theta.py; `auto` blends it with the network and Theta (models/auto.py).
@@ -137,7 +138,10 @@ def _prepare(history: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray, 
     pad = max(TIME_BUCKET, 1 << max(history.shape[1] - 1, 0).bit_length()) - history.shape[1]
     history = np.concatenate([np.full((len(history), pad), np.nan), history], axis=1)
     mask = np.isfinite(history)
-    unit = np.where(mask, np.abs(history), 0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+    size = np.where(mask, np.abs(history), 0)
+    largest = size.max(axis=1) if size.size else np.zeros(len(size))
+    largest = np.where(largest > 0, largest, 1.0)  # the mean taken in units of the largest cannot overflow
+    unit = largest * ((size / largest[:, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1))
     unit = np.where(unit > 0, unit, 1.0)
     y = np.where(mask, history, 0.0) / unit[:, None]
     return y, mask, unit, season if 1 < season <= MAX_SEASON else 1
