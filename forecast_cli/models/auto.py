@@ -50,16 +50,15 @@ def histories(target: np.ndarray, starts: np.ndarray, begin: np.ndarray, lookbac
     return history
 
 
-def ets_on_windows(target: np.ndarray, starts: np.ndarray, begin: np.ndarray, lookback: int, horizon: int,
-                   season: int) -> np.ndarray:
-    """ETS forecasts (n, horizon) of the windows starting at rows `begin: (n,)`: each series fitted once, on its
-    history up to its first window's origin, and those parameters run over each window's history (see
-    histories) to its own origin."""
+def ets_on_windows(starts: np.ndarray, begin: np.ndarray, history: np.ndarray, horizon: int, season: int
+                   ) -> np.ndarray:
+    """ETS forecasts (n, horizon) of the windows starting at rows `begin: (n,)`, whose histories are `history`
+    (histories of the same windows): each series fitted once, on its history up to its first window's origin,
+    and those parameters run over each window's history to its own origin."""
     series = np.searchsorted(starts, begin, side="right") - 1
     own, first = np.unique(series, return_index=True)
-    fit = exponential.fit_rows(histories(target, starts, begin[first], lookback), season)
-    at = np.searchsorted(own, series)
-    return exponential.refilter(fit, at, histories(target, starts, begin, lookback), season).forecast(horizon)
+    fit = exponential.fit_rows(history[first], season)
+    return exponential.refilter(fit, np.searchsorted(own, series), history, season).forecast(horizon)
 
 
 def theta_on_windows(history: np.ndarray, horizon: int, season: int) -> dict[float, np.ndarray]:
@@ -161,7 +160,7 @@ class Auto(Model):
             history = histories(panel.values[:, 0], panel.starts, val_idx, L)
             by_theta = theta_on_windows(history, H, season)
             share = None if chosen is None else chosen["blend"].get("ets", 0.0)
-            by_ets = ets_on_windows(panel.values[:, 0], panel.starts, val_idx, L, H, season) \
+            by_ets = ets_on_windows(panel.starts, val_idx, history, H, season) \
                 if share is None or share > 0 else None
             if chosen is None:
                 window_weight = mase_weights(panel.values[:, 0], panel.starts, task.fit_lengths, season)[val_idx]
