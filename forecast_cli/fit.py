@@ -25,9 +25,9 @@ from forecast_cli.models.baselines import naive, seasonal_naive
 from forecast_cli.windows import (
     calibration_holdout,
     default_val_size,
-    every_window,
     fit_scaler,
     gather_windows,
+    spread_windows,
     window_starts,
 )
 
@@ -114,7 +114,8 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     validation, val_forecast = validate(predictor, task.inputs, panel, task.scaler, val_idx, window, season,
                                         val_forecast, task.future)
     if source is None and kind.parameter_free and not several:  # every window's forecast is out of sample
-        source = Source(task, predictor, every_window(starts, L, H), None, "every window")
+        most = max(2, limits.MAX_EVERY_WINDOW_CALIBRATION // len(lengths))  # per series
+        source = Source(task, predictor, spread_windows(starts, L, H, most), None, "every window")
     source = source or Source(task, predictor, val_idx, val_forecast, "validation")
     scores, ratio, scale, summary = calibrate(source, task)
     history = panel.last_windows(L)

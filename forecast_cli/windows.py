@@ -135,6 +135,19 @@ def every_window(starts: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
     return _ragged_range(starts[:-1], np.maximum(0, np.diff(starts) - lookback - horizon + 1))
 
 
+def spread_windows(starts: np.ndarray, lookback: int, horizon: int, most: int) -> np.ndarray:
+    """Rows where at most `most` windows of each series begin, evenly spaced over all of its windows from the
+    first to the last (the last alone when `most` is 1), or every window of a series that has no more: a bound
+    on what every_window gives."""
+    count = np.maximum(0, np.diff(starts) - lookback - horizon + 1)
+    keep = np.minimum(count, most)
+    per = np.repeat(keep, keep)
+    back = per - 1 - _ragged_range(np.zeros(len(count), np.int64), keep)  # keep-1 .. 0 within each series
+    last = np.repeat(np.maximum(count - 1, 0), keep)
+    gaps = np.maximum(per - 1, 1)
+    return np.repeat(starts[:-1], keep) + last - (back * last + gaps // 2) // gaps
+
+
 def window_starts(starts: np.ndarray, lookback: int, horizon: int, val_size: np.ndarray | int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices where the training and the validation windows begin.

@@ -250,3 +250,21 @@ def test_the_holdout_fit_of_a_network_trains_for_the_epochs_the_first_fit_chose(
     first, holdout = configs
     assert (first.epochs, first.patience) == (6, 2)
     assert (holdout.epochs, holdout.patience) == (artifact.manifest.fit["best_epoch"], 0)
+
+
+def test_a_model_that_fits_nothing_calibrates_on_a_bounded_spread_of_windows(tmp_path, monkeypatch):
+    """A naive model calibrates on every window of each series, up to limits.MAX_EVERY_WINDOW_CALIBRATION in all
+    (at least two per series): 10 series of 120 days give over 900 windows; a bound of 100 keeps 100."""
+    from forecast_cli import limits
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(10)], 120),
+                          "ds": np.tile(pd.date_range("2021-01-01", periods=120, freq="D"), 10),
+                          "y": rng.normal(10, 1, 1200)})
+    panel = write(tmp_path, frame)
+    every = fit_model(panel, TrainSpec(kind="snaive", horizon=7)).manifest.calibration["windows"]
+    monkeypatch.setattr(limits, "MAX_EVERY_WINDOW_CALIBRATION", 100)
+    bounded = fit_model(panel, TrainSpec(kind="snaive", horizon=7))
+    assert every > 900 and bounded.manifest.calibration["windows"] == 100
+    band = predict(bounded, levels=[80]).frame
+    assert np.all(band["y_hat_hi_80"] > band["y_hat_lo_80"])

@@ -3,9 +3,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecast_cli.windows import (
+    every_window,
     fit_scaler,
     gather_windows,
     make_windows,
+    spread_windows,
     window_starts,
 )
 
@@ -85,3 +87,22 @@ def test_constant_series_does_not_divide_by_zero():
     for method in ("standard", "robust"):
         scaler = fit_scaler(values, np.array([0, 10]), method=method)
         assert (scaler.transform(values, np.array([0, 10])) == 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(panels(), st.integers(1, 6), st.integers(1, 4), st.integers(1, 9))
+def test_spread_windows_are_a_bounded_even_subset_of_every_window(panel, lookback, horizon, most):
+    """At most `most` windows per series, each one a real window, the first and the last of a series among
+    them (the last alone when most is 1), evenly spaced; every window of a series that has no more."""
+    _, starts = panel
+    every = every_window(starts, lookback, horizon)
+    got = spread_windows(starts, lookback, horizon, most)
+    assert np.all(np.isin(got, every)) and np.all(np.diff(got) > 0)
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        own, mine = every[(every >= a) & (every < b)], got[(got >= a) & (got < b)]
+        if len(own) <= most:
+            np.testing.assert_array_equal(mine, own)
+        else:
+            assert len(mine) == most and mine[-1] == own[-1] and (most == 1 or mine[0] == own[0])
+            gaps = np.diff(mine)
+            assert most == 1 or gaps.max() - gaps.min() <= 1
