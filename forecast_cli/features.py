@@ -14,13 +14,26 @@ import numpy as np
 from forecast_cli import timeindex
 from forecast_cli.windows import Scaler
 
+ROW_CHUNK = 1 << 20  # rows whose calendar features are made at a time: their float64 steps stay a few MB
+
 
 def model_inputs(scaled: np.ndarray, ds: np.ndarray, freq: str, holidays: str | None = None,
                  static_rows: np.ndarray | None = None) -> np.ndarray:
     """scaled: (n_rows, n_columns), ds: (n_rows,) -> (n_rows, n_columns + n_stamp_features (+ n_static)) float32;
-    `static_rows: (n_rows, n_static)` the encoded static covariates of each row's series (static.py)."""
-    parts = [scaled, stamp_features(ds, freq, holidays)] + ([] if static_rows is None else [static_rows])
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    `static_rows: (n_rows, n_static)` the encoded static covariates of each row's series (static.py). Filled
+    ROW_CHUNK rows at a time into the one float32 array (100 million rows: 2 GB, where whole-column float64
+    steps took 10 GB more)."""
+    n_stamp = stamp_features(ds[:0], freq, holidays).shape[1]
+    n_static = 0 if static_rows is None else static_rows.shape[1]
+    k = scaled.shape[1]
+    out = np.empty((len(scaled), k + n_stamp + n_static), np.float32)
+    for a in range(0, len(scaled), ROW_CHUNK):
+        b = a + ROW_CHUNK
+        out[a:b, :k] = scaled[a:b]
+        out[a:b, k : k + n_stamp] = stamp_features(ds[a:b], freq, holidays)
+        if n_static:
+            out[a:b, k + n_stamp :] = static_rows[a:b]
+    return out
 
 
 def stamp_features(ds: np.ndarray, freq: str, holidays: str | None = None) -> np.ndarray:

@@ -26,8 +26,12 @@ class Scaler:
 
     def transform(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """values: (n_rows, n_features) laid out by `starts` -> scaled copy, same shape."""
-        rows = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
-        return (self._log(values) - self.loc[rows]) / self.scale[rows]
+        counts = np.diff(starts)
+        out = self._log(values)
+        out = np.array(out, np.float64) if out is values else out  # (in place below: one copy of the values)
+        out -= np.repeat(self.loc, counts, axis=0)
+        out /= np.repeat(self.scale, counts, axis=0)
+        return out
 
     def transform_windows(self, values: np.ndarray) -> np.ndarray:
         """values: (n_series, length, n_features), one window per series -> scaled copy."""
