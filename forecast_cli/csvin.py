@@ -17,6 +17,7 @@ import stat
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +28,7 @@ from forecast_cli.limits import MAX_COLUMNS, MAX_HEADER_BYTES, MAX_INPUT_BYTES
 
 _HEAD_BYTES = 65536  # the first chunk of input: checked to be text before anything more is read
 _CHUNK_BYTES = 1 << 20
+_IN_MEMORY_BYTES = 64 << 20  # a regular file up to this is read into memory; a larger one is parsed from disk
 _MAX_HEADER_BYTES = MAX_HEADER_BYTES  # (a module name, so that a test can lower it)
 # pandas' default missing-value spellings, for every column but the series id (where only an empty cell is)
 _SAMPLE_LINES = 20  # data lines after the header that delimiter detection looks at
@@ -34,10 +36,53 @@ _NA_TEXTS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan
              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
-def read_text(source: str | Path) -> tuple[str, bytes]:
-    """(name, the input's bytes), checked to be UTF-8 text and at most MAX_INPUT_BYTES. The bytes go to the
+@dataclass(frozen=True)
+class Text:
+    """The input, checked to be UTF-8 text: all of it in `head`, or (a large regular file) its first bytes, as
+    many as the header and delimiter detection can look at, and the file, which the parser reads again from
+    disk so that no copy of it is held (2.5 GB for 100 million rows)."""
+
+    head: bytes
+    size: int  # bytes of the input in all
+    path: str | None = None  # the regular file `head` begins, or None: `head` is all of the input
+
+    def body(self, start: int):
+        """A binary stream of the input from byte `start`, at most `size` bytes in all (a file that grew after
+        it was checked is read as it was)."""
+        if self.path is None:
+            body = io.BytesIO(self.head)  # shares the bytes, no copy
+            body.seek(start)
+            return body
+        stream = open(self.path, "rb")  # noqa: SIM115 (the parser reads it; _Bounded closes it)
+        stream.seek(start)
+        return _Bounded(stream, self.size - start)
+
+
+class _Bounded(io.RawIOBase):
+    """At most `left` bytes of `stream`, then the end."""
+
+    def __init__(self, stream, left: int):
+        self.stream, self.left = stream, left
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)[: max(0, self.left)]
+        got = self.stream.readinto(view) or 0
+        self.left -= got
+        return got
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+def read_text(source: str | Path) -> tuple[str, Text]:
+    """(name, the input), checked to be UTF-8 text and at most MAX_INPUT_BYTES. In-memory bytes go to the
     parser as they are: a decoded copy in a StringIO would cost 4 bytes a character (CPython stores it as UCS-4),
-    6x the file in all."""
+    6x the file in all. A regular file larger than _IN_MEMORY_BYTES is checked as it streams past and read
+    again by the parser, so that memory holds no copy of it."""
     if str(source) == "-":
         name = "<stdin>"
         stream = getattr(sys.stdin, "buffer", None)  # None when fd 0 was closed before Python started
@@ -47,10 +92,16 @@ def read_text(source: str | Path) -> tuple[str, bytes]:
             raw = _read_bounded(name, stream)
         except (OSError, ValueError) as e:  # (ValueError: a closed file object)
             raise DataError(f"{name}: standard input cannot be read ({clip(e, 80)})") from e
+        text = Text(raw, len(raw))
     else:
         name = clip(source, 200)
         try:
             with open(source, "rb") as stream:
+                size = _remaining_size(stream)
+                if size is not None and size > _IN_MEMORY_BYTES and stream.seekable():
+                    if size > MAX_INPUT_BYTES:
+                        raise DataError(_too_large(name))
+                    return name, _checked_file(name, str(source), stream, size)
                 raw = _read_bounded(name, stream)
         except FileNotFoundError as e:
             raise DataError(f"{name}: no such file") from e
@@ -58,13 +109,59 @@ def read_text(source: str | Path) -> tuple[str, bytes]:
             raise DataError(f"{name}: is a directory, not a CSV file") from e
         except OSError as e:
             raise DataError(f"{name}: cannot be read ({clip(e.strerror or e, 80)})") from e
+        text = Text(raw, len(raw))
     nul = raw.find(b"\x00", _HEAD_BYTES)  # (memchr: the first chunk was checked as it came in)
     if nul >= 0:
-        raise DataError(f"{name}: not a text file (a NUL byte at offset {nul}); expected UTF-8 CSV")
+        raise DataError(_not_text(name, nul))
     _check_utf8(name, raw, final=True)
     if not raw or raw.isspace():  # (no copy, unlike strip)
         raise DataError(f"{name}: the file is empty")
-    return name, raw
+    return name, text
+
+
+def _head_bytes() -> int:
+    """Bytes of a streamed file that parse_csv may look at: a BOM, blank lines, the header, a sample after it."""
+    return len(codecs.BOM_UTF8) + 2 * _HEAD_BYTES + _MAX_HEADER_BYTES + 2
+
+
+def _checked_file(name: str, path: str, stream, size: int) -> Text:
+    """The checks read_text makes of bytes in memory (NUL, UTF-8, not blank), made _CHUNK_BYTES at a time as a
+    regular file of `size` bytes streams past; keeps only its first bytes."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    head, kept, blank, pos = [], 0, True, 0
+    while pos < size:
+        chunk = stream.read(min(_CHUNK_BYTES, size - pos))
+        if not chunk:
+            break  # (the file shrank: what is there is checked)
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            raise DataError(_not_text(name, pos + nul))
+        pending = len(decoder.getstate()[0])
+        if pending or not chunk.isascii():
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                raise DataError(_not_utf8(name, pos - pending + e.start)) from e
+        blank = blank and chunk.isspace()
+        if kept < _head_bytes():
+            head.append(chunk[: _head_bytes() - kept])
+            kept += len(head[-1])
+        pos += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as e:
+        raise DataError(_not_utf8(name, pos - len(decoder.getstate()[0]) + e.start)) from e
+    if blank:
+        raise DataError(f"{name}: the file is empty")
+    return Text(b"".join(head), pos, path)
+
+
+def _not_text(name: str, offset: int) -> str:
+    return f"{name}: not a text file (a NUL byte at offset {offset}); expected UTF-8 CSV"
+
+
+def _not_utf8(name: str, offset: int) -> str:
+    return f"{name}: not UTF-8 text (invalid byte at offset {offset}); save it as UTF-8 CSV"
 
 
 def _read_bounded(name: str, stream) -> bytes:
@@ -76,7 +173,7 @@ def _read_bounded(name: str, stream) -> bytes:
         raise DataError(_too_large(name))
     head = stream.read(_HEAD_BYTES)
     if b"\x00" in head:
-        raise DataError(f"{name}: not a text file (it contains NUL bytes); expected UTF-8 CSV")
+        raise DataError(_not_text(name, head.find(b"\x00")))
     _check_utf8(name, head, final=False)
     if size is not None and len(head) == _HEAD_BYTES and stream.seekable():
         stream.seek(-len(head), os.SEEK_CUR)
@@ -118,28 +215,28 @@ def _check_utf8(name: str, raw: bytes, final: bool) -> None:
         try:
             _, used = codecs.utf_8_decode(view[pos:end], "strict", final and end >= len(raw))
         except UnicodeDecodeError as e:
-            raise DataError(f"{name}: not UTF-8 text (invalid byte at offset {pos + e.start}); save it as UTF-8 "
-                            "CSV") from e
+            raise DataError(_not_utf8(name, pos + e.start)) from e
         if used == 0:  # (only a cut character is left, and final is False)
             return
         pos += used
 
 
-def parse_csv(name: str, raw: bytes, id_column: Callable[[list[str]], str | None], sep: str | None = None,
+def parse_csv(name: str, text: Text, id_column: Callable[[list[str]], str | None], sep: str | None = None,
               decimal: str = ".", thousands: str | None = None) -> pd.DataFrame:
     """All columns as read by pandas; the index is shifted so that line = index + 2 (line 1 is the header).
     The series id column is read as text, and only an empty cell in it is missing ('007' stays '007', 'NA' is a
     series called NA); the other columns keep pandas' default missing-value spellings. sep: the delimiter,
     detected when None (table.attrs["sep"] says which was used); decimal, thousands: how numbers are written."""
+    raw = text.head
     start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     head = raw[start : start + _HEAD_BYTES]
     blank = head[: len(head) - len(head.lstrip(b"\r\n"))]
     skipped = blank.count(b"\n") + blank.count(b"\r") - blank.count(b"\r\n")  # blank lines above the header
     start += len(blank)
-    end = _record_end(raw, start)
+    end = _record_end(raw, start, text.size)
     if end is None:
         raise DataError(f"{name}: line 1 (the header) is longer than {_MAX_HEADER_BYTES:,} bytes")
-    sep = sep or detect_sep(raw, start, end)
+    sep = sep or detect_sep(raw, start, end, text.size)
     header = _header(name, raw, start, end, sep)
     chosen = id_column(header)
     id_at = header.index(chosen) if chosen in header else None
@@ -151,10 +248,9 @@ def parse_csv(name: str, raw: bytes, id_column: Callable[[list[str]], str | None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
-            body = io.BytesIO(raw)  # shares the bytes, no copy
-            body.seek(start)
-            table = pd.read_csv(body, sep=sep, decimal=decimal, thousands=thousands, skip_blank_lines=False,
-                                index_col=False, encoding="utf-8", **options)
+            with text.body(start) as body:
+                table = pd.read_csv(body, sep=sep, decimal=decimal, thousands=thousands, skip_blank_lines=False,
+                                    index_col=False, encoding="utf-8", **options)
     except pd.errors.ParserWarning as e:
         raise DataError(f"{name}: line 2 has more fields than the header ({len(header)} columns, {read_as}); "
                         "pass --sep if the delimiter is another") from e
@@ -174,14 +270,14 @@ def describe_sep(sep: str) -> str:
     return "tab" if sep == "\t" else f"'{sep}'"
 
 
-def detect_sep(raw: bytes, start: int, end: int) -> str:
+def detect_sep(raw: bytes, start: int, end: int, size: int | None = None) -> str:
     """The delimiter of the header raw[start:end] and the lines after it: among comma, semicolon, tab and pipe,
     one that splits the header in two or more fields, preferring the one that gives the most of the next
     _SAMPLE_LINES lines the header's field count (then the order listed). Comma when none splits the header
     (a single column)."""
     header = raw[start:end].decode("utf-8", errors="replace")
     sample = raw[end : end + _HEAD_BYTES].decode("utf-8", errors="replace")
-    cut = len(raw) > end + _HEAD_BYTES  # the sample's last line may be cut short
+    cut = (len(raw) if size is None else size) > end + _HEAD_BYTES  # the sample's last line may be cut short
     best, best_score = ",", (-1, 0)
     for sep in (",", ";", "\t", "|"):
         fields = max(map(len, _rows(header, sep, 1)), default=0)
@@ -275,9 +371,9 @@ def read_parquet(source: str | Path, id_column: Callable[[list[str]], str | None
     return name, table
 
 
-def _record_end(raw: bytes, start: int) -> int | None:
+def _record_end(raw: bytes, start: int, size: int) -> int | None:
     """Where the record starting at `start` ends: its first line end (CR, LF or CRLF) outside quotes; None when
-    that is more than _MAX_HEADER_BYTES away."""
+    that is more than _MAX_HEADER_BYTES away. `raw` is the input's first bytes, `size` the input's length."""
     limit = min(len(raw), start + _MAX_HEADER_BYTES)
     pos, quotes = start, 0
     while True:
@@ -285,7 +381,7 @@ def _record_end(raw: bytes, start: int) -> int | None:
         cr = raw.find(b"\r", pos, lf if lf >= 0 else limit)
         end = cr if cr >= 0 else lf
         if end < 0:
-            return len(raw) if limit == len(raw) else None
+            return len(raw) if limit == len(raw) == size else None
         quotes += raw.count(b'"', pos, end)
         if quotes % 2 == 0:
             return end

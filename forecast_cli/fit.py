@@ -26,8 +26,8 @@ from forecast_cli.windows import (
     calibration_holdout,
     default_val_size,
     fit_scaler,
-    gather_windows,
     spread_windows,
+    window_forecasts,
     window_starts,
 )
 
@@ -240,8 +240,9 @@ def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, n
     n_series, span = len(starts) - 1, local_span(H, season)
     series = np.searchsorted(starts, source.idx, side="right") - 1
     if len(source.idx):
-        X, Y = gather_windows(task.inputs, source.idx, L, H, task.future)
-        pred = np.asarray(source.predictor(X) if source.forecast is None else source.forecast, np.float64)
+        pred, Y, _ = window_forecasts(source.predictor if source.forecast is None else None, task.inputs,
+                                      source.idx, L, H, task.future)
+        pred = pred if source.forecast is None else np.asarray(source.forecast, np.float64)
         _check_forecasts(pred)
         abs_errors = np.abs(task.scaler.inverse_target(pred, series) - task.scaler.inverse_target(Y, series))
         _check_forecasts(abs_errors)
@@ -322,12 +323,13 @@ def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np
     L, H = window.lookback, window.horizon
     if not len(val_idx):
         return {"windows": 0}, np.zeros((0, H))
-    X, Y = gather_windows(inputs, val_idx, L, H, future)
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
-    pred = np.asarray(predictor(X) if pred is None else pred, np.float64)
+    known = pred
+    pred, Y, lookback = window_forecasts(predictor if pred is None else None, inputs, val_idx, L, H, future)
+    pred = pred if known is None else np.asarray(known, np.float64)
     _check_forecasts(pred)
     truth = scaler.inverse_target(Y, series)
-    raw_history = scaler.inverse_target(X[:, :L, 0], series)
+    raw_history = scaler.inverse_target(lookback, series)
     forecasts = {
         "model": scaler.inverse_target(pred, series),
         "naive": naive(raw_history, H),

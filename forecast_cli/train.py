@@ -115,16 +115,23 @@ def window_loss(pred: Array, Y: Array, loss: str) -> Array:
     return jnp.mean(error**2 if loss == "mse" else jnp.abs(error), axis=1)
 
 
+def weight_of(row_weight, begin):
+    """The weight of the windows starting at rows `begin`: row_weight[begin], or with `row_weight: (1,)` (no
+    weights, which saves 4 bytes a row on each device) its one value."""
+    return row_weight[begin] if row_weight.shape[0] > 1 else jnp.broadcast_to(row_weight[0], begin.shape)
+
+
 def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool,
                devices: parallel.Devices = parallel.ONE_DEVICE, loss: str = "mse", future: tuple[int, ...] = ()):
     """The compiled epoch function for one run (shapes fixed, so it compiles once). `row_weight: (n_rows,)`
-    weighs each window by the row it starts at (a series' weight in the loss); `future`: the input columns
+    weighs each window by the row it starts at (a series' weight in the loss), or `(1,)` every window alike
+    (weight_of); `future`: the input columns
     whose horizon values the windows carry (windows.gather_windows)."""
 
     def loss_sum(params, inputs, row_weight, begin, weight, key):
         X, Y = gather_windows(inputs, begin, lookback, horizon, future)
         pred = nnx.merge(graphdef, params)(X, dropout_key=key if dropout else None)
-        return jnp.sum(window_loss(pred, Y, loss) * weight * row_weight[begin])
+        return jnp.sum(window_loss(pred, Y, loss) * weight * weight_of(row_weight, begin))
 
     def sums_and_grads(params, inputs, row_weight, begin, weight, key):
         """(weighted loss sum, its gradient, weight sum) over the batch: on a mesh, each device takes its part
@@ -178,7 +185,7 @@ def make_evaluate(graphdef, lookback: int, horizon: int, devices: parallel.Devic
             b, w = batch
             X, Y = gather_windows(inputs, b, lookback, horizon, future)
             pred = nnx.merge(graphdef, params)(X)
-            return params, jnp.sum(window_loss(pred, Y, loss) * w * row_weight[b])
+            return params, jnp.sum(window_loss(pred, Y, loss) * w * weight_of(row_weight, b))
 
         _, sums = jax.lax.scan(one, params, (begin, weight))
         return jnp.sum(sums) / jnp.maximum(jnp.sum(weight), 1.0)
@@ -252,7 +259,7 @@ def fit(
     config.series_windows windows of each series (window_budget)."""
     start = time.perf_counter()
     graphdef, params = nnx.split(model)
-    row_weight = np.ones(len(inputs), np.float32) if row_weight is None else np.asarray(row_weight, np.float32)
+    row_weight = np.ones(1, np.float32) if row_weight is None else np.asarray(row_weight, np.float32)
     backend = (_Processes if jax.process_count() > 1 else _OneProcess)(
         graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, tuple(future), series)
     params, opt_state = backend.init(params, moments)
@@ -387,7 +394,8 @@ class _Processes:
         begin = np.concatenate([part, np.zeros(self.local - len(part), np.int64)]).astype(np.int64)
         X, Y = gather_windows(self.inputs, begin, self.lookback, self.horizon, self.future)
         w = (np.arange(self.local) < len(part)).astype(np.float32)
-        return tuple(jax.make_array_from_process_local_data(self.split, a) for a in (X, Y, w, self.row_weight[begin]))
+        weight = self.row_weight[np.minimum(begin, len(self.row_weight) - 1)]  # (1,): every window alike
+        return tuple(jax.make_array_from_process_local_data(self.split, a) for a in (X, Y, w, weight))
 
     def epoch(self, params, opt_state, key) -> tuple:
         train_idx = self.train_idx

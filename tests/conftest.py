@@ -53,3 +53,4 @@ def seasonal_csv(write_csv):
         return write_csv(seasonal_frame(**kwargs).to_csv(index=False), name)
 
     return make
+

@@ -231,7 +231,7 @@ class TestBoundedReading:
         if not os.path.exists("/dev/zero"):
             pytest.skip("no /dev/zero")
         started = time.monotonic()
-        assert error("/dev/zero") == "/dev/zero: not a text file (it contains NUL bytes); expected UTF-8 CSV"
+        assert error("/dev/zero") == "/dev/zero: not a text file (a NUL byte at offset 0); expected UTF-8 CSV"
         assert time.monotonic() - started < 5
 
     @pytest.mark.parametrize("pattern, expected", [(b"\x00", "not a text file"), (b"\xff\xfe", "not UTF-8 text"),

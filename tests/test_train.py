@@ -102,3 +102,21 @@ def test_an_epoch_under_a_window_budget_trains_on_that_many_windows(monkeypatch)
     seen.clear()
     train.fit(model, inputs, train_idx, np.zeros(0, np.int64), 12, 3, config, jax.random.key(1))
     assert seen[0] == 500  # without the series of each window, every window
+
+
+def test_no_row_weights_train_as_weights_of_one():
+    """Without row weights the epoch gets a (1,) array that weighs every window alike: the same losses as
+    explicit weights of one on every row, and weights of two on every row double them."""
+    inputs = sine_inputs()
+    config = TrainConfig(epochs=3, patience=0, batch_size=16)
+    idx = np.arange(0, 250)
+
+    def losses(weight):
+        model = recurrent.build(1, 4, RecurrentConfig(hidden=8), jax.random.key(0))
+        _, history = train.fit(model, inputs, idx[:200], idx[200:], 12, 4, config, jax.random.key(1),
+                               row_weight=weight)
+        return np.array(history.train_loss[:1] + history.val_loss)
+
+    none = losses(None)
+    np.testing.assert_allclose(none, losses(np.ones(len(inputs))), rtol=1e-6)
+    np.testing.assert_allclose(2 * none[:2], losses(np.full(len(inputs), 2.0))[:2], rtol=1e-5)

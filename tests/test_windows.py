@@ -106,3 +106,22 @@ def test_spread_windows_are_a_bounded_even_subset_of_every_window(panel, lookbac
             assert len(mine) == most and mine[-1] == own[-1] and (most == 1 or mine[0] == own[0])
             gaps = np.diff(mine)
             assert most == 1 or gaps.max() - gaps.min() <= 1
+
+
+def test_window_forecasts_in_chunks_equal_one_gather(monkeypatch):
+    from forecast_cli import windows
+
+    values = np.arange(200, dtype=np.float32).reshape(100, 2)
+    begin = np.array([0, 5, 17, 40, 41, 80, 90])
+
+    def predictor(X):
+        return X[:, -1, :1] + X[:, :1, 1]
+
+    X, Y = gather_windows(values, begin, 6, 3)
+    whole = windows.window_forecasts(predictor, values, begin, 6, 3)
+    monkeypatch.setattr(windows, "WINDOW_CHUNK", 2)
+    chunked = windows.window_forecasts(predictor, values, begin, 6, 3)
+    for a, b, want in zip(whole, chunked, (predictor(X), Y, X[:, :, 0]), strict=True):
+        np.testing.assert_array_equal(a, want)
+        np.testing.assert_array_equal(b, want)
+    assert windows.window_forecasts(None, values, begin[:0], 6, 3)[0].shape == (0, 3)

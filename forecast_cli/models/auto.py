@@ -21,7 +21,7 @@ from forecast_cli.models import FitTask, Fitted, Model, Predictor
 from forecast_cli.models import ets as exponential
 from forecast_cli.models.rnn import GRU
 from forecast_cli.models.theta import fit_rows, theta
-from forecast_cli.windows import gather_windows
+from forecast_cli.windows import window_forecasts
 
 if TYPE_CHECKING:
     from forecast_cli.artifact import Manifest
@@ -154,9 +154,9 @@ class Auto(Model):
         sums, weight_sum = np.zeros(len(BLENDS)), 0.0
         if len(val_idx):
             L, H = task.window.lookback, task.window.horizon
-            X, Y = gather_windows(task.inputs, val_idx, L, H, task.future)
+            scaled, Y, _ = window_forecasts(predictor, task.inputs, val_idx, L, H, task.future)
             series = np.searchsorted(panel.starts, val_idx, side="right") - 1
-            network = scaler.inverse_target(np.asarray(predictor(X), np.float64), series)
+            network = scaler.inverse_target(scaled, series)
             history = histories(panel.values[:, 0], panel.starts, val_idx, L)
             by_theta = theta_on_windows(history, H, season)
             share = None if chosen is None else chosen["blend"].get("ets", 0.0)
