@@ -124,10 +124,14 @@ class Devices:
         return 1 if self.mesh is None else self.mesh.size
 
     def replicated(self, tree):
-        """Put a pytree on every device (unchanged on a single device)."""
-        if self.mesh is None:
-            return tree
+        """Put a pytree on every device (on the default one with a single device). A C-contiguous numpy array
+        of the right dtype, 64-byte aligned (features.aligned_empty), is shared with the CPU devices rather
+        than copied (JAX aliases such host memory): the model inputs of 100 million rows are then 2 GB in all,
+        not 2 GB more on each device. It must not change after."""
         import jax
+
+        if self.mesh is None:
+            return jax.device_put(tree)
         from jax.sharding import NamedSharding, PartitionSpec
 
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))

@@ -311,7 +311,7 @@ class _OneProcess:
             future)
         self.devices, self.validated = devices, len(val_idx) > 0
         self.inputs, self.row_weight, self.train_idx = devices.replicated(
-            (jnp.asarray(inputs, jnp.float32), jnp.asarray(row_weight), jnp.asarray(train_idx, jnp.int32)))
+            (np.asarray(inputs, np.float32), jnp.asarray(row_weight), jnp.asarray(train_idx, jnp.int32)))
         self.budget = () if kept is None else devices.replicated(
             (jnp.asarray(series, jnp.float32), jnp.asarray(kept)))
         monitor = val_idx if len(val_idx) else train_idx
