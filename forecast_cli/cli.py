@@ -115,7 +115,7 @@ from forecast_cli.report import (  # noqa: E402
     write_log,
     written_summary,
 )
-from forecast_cli.runtime import setup_jax, setup_platform, split_cpu_cores  # noqa: E402
+from forecast_cli.runtime import return_freed_memory, setup_jax, setup_platform, split_cpu_cores  # noqa: E402
 
 try:
     from typer._click.exceptions import ClickException
@@ -818,6 +818,7 @@ def main() -> None:  # pragma: no cover - the console script; tests drive `app` 
     down, which a cron job would pay on every run. Everything is written and flushed before."""
     install_interrupt_handlers()
     guard_standard_streams()
+    return_freed_memory()
     sys.stdout = CheckedStdout(sys.stdout)
     try:
         app()

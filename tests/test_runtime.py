@@ -83,3 +83,22 @@ def test_setup_jax_without_a_writable_cache_still_runs(tmp_path):
             "print(json.dumps([where, jax.config.jax_compilation_cache_dir]))")
     where, directory = run_python(code, FORECAST_CACHE_DIR=str(tmp_path / "file" / "jax"))
     assert where == "cpu (1 device: cpu)" and directory is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.parametrize("returned", [False, True])
+def test_freed_memory_is_returned_to_the_system(returned):
+    """After a 24 MB block is freed, glibc would keep later 16 MB blocks in its heap once freed (640 MB here,
+    pinned by small blocks between them); with return_freed_memory they leave the process."""
+    code = "\n".join([
+        "import numpy as np",
+        "from forecast_cli.runtime import return_freed_memory",
+        "def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096",
+        "assert return_freed_memory()" if returned else "",
+        "a = np.ones(3_000_000); del a",
+        "before = rss(); blocks, keep = [], []",
+        "for _ in range(40): blocks.append(np.ones(2_000_000)); keep.append(np.ones(1000))",
+        "del blocks",
+        "print(rss() - before < 64 << 20)"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(returned)

@@ -72,15 +72,28 @@ def test_divergence_is_a_training_error():
 
 
 def test_window_budget_keeps_at_most_the_budget_of_each_series(monkeypatch):
-    from forecast_cli.train import window_budget
+    """Each series' windows cut into `budget` stretches that cover them, one drawn from each: every window of a
+    series with no more, at most the budget of the others, never a window of another series, each draw inside
+    its stretch."""
+    from forecast_cli.train import drawn, window_budget
 
-    series = np.repeat([0, 1, 2], [3, 10, 6])
+    starts = np.array([0, 20, 50, 90, 100])  # the last series has no training window
+    train_idx = np.concatenate([np.arange(0, 3), np.arange(20, 30), np.arange(50, 56)])
+    series = np.searchsorted(starts, train_idx, side="right") - 1
     monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 1)
-    kept = window_budget(series, 4)
-    assert len(kept) == 3 + 4 + 4 and window_budget(series, 10) is None and window_budget(series, 0) is None
-    assert np.bincount(series[kept]).tolist() == [3, 4, 4]  # positions in the series-sorted order
-    monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 15)  # 3 series: at least 5 each
-    assert np.bincount(series[window_budget(series, 4)]).tolist() == [3, 5, 5]
+    lo, width = window_budget(train_idx, starts, 4)
+    assert window_budget(train_idx, starts, 10) is None and window_budget(train_idx, starts, 0) is None
+    assert np.bincount(series[lo], minlength=4).tolist() == [3, 4, 4, 0]
+    assert width.sum() == len(train_idx) and np.all(lo[1:] == (lo + width)[:-1])  # the stretches tile them
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        pos = drawn(lo, width, rng.random(len(lo)))
+        assert np.all((pos >= lo) & (pos < lo + width))
+        assert np.bincount(series[pos], minlength=4).tolist() == [3, 4, 4, 0]
+    assert set(drawn(lo, width, np.full(len(lo), 0.999999))) | set(drawn(lo, width, np.zeros(len(lo)))) <= set(
+        range(len(train_idx)))
+    monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 15)  # 3 series with windows: at least 5 each
+    assert np.bincount(series[window_budget(train_idx, starts, 4)[0]]).tolist() == [3, 5, 5]
 
 
 def test_an_epoch_under_a_window_budget_trains_on_that_many_windows(monkeypatch):
@@ -93,15 +106,15 @@ def test_an_epoch_under_a_window_budget_trains_on_that_many_windows(monkeypatch)
     monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 1)
     inputs = np.sin(np.arange(600) / 5.0)[:, None].astype(np.float32)
     train_idx = np.concatenate([np.arange(0, 250), np.arange(300, 550)])  # two series of 250 windows
-    series = np.repeat([0, 1], 250)
+    starts = np.array([0, 300, 600])
     config = TrainConfig(epochs=2, patience=0, refit=False, series_windows=16, batch_size=8)
     model = recurrent.build(1, 3, RecurrentConfig(hidden=4), jax.random.key(0))
     fitted, history = train.fit(model, inputs, train_idx, np.zeros(0, np.int64), 12, 3, config, jax.random.key(1),
-                                series=series)
+                                starts=starts)
     assert seen[0] == 32 and len(history.train_loss) == 2 and np.isfinite(history.train_loss).all()
     seen.clear()
     train.fit(model, inputs, train_idx, np.zeros(0, np.int64), 12, 3, config, jax.random.key(1))
-    assert seen[0] == 500  # without the series of each window, every window
+    assert seen[0] == 500  # without the series' rows, every window
 
 
 def test_no_row_weights_train_as_weights_of_one():

@@ -71,10 +71,6 @@ class FitTask:
     future: tuple[int, ...] = ()  # the input columns known over the horizon (--future-covariates): windows
     # carry their horizon values (windows.gather_windows), and a kind that sees the future records them
 
-    def series_of(self, idx: np.ndarray) -> np.ndarray:
-        """(n,) the series of the windows starting at rows `idx`."""
-        return np.searchsorted(self.panel.starts, idx, side="right") - 1
-
 
 @dataclass
 class Fitted:

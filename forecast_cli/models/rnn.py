@@ -56,7 +56,7 @@ class Recurrent(Model):
         model = recurrent.build(inputs.shape[1], H, config, model_key)
         model, history = train.fit(model, inputs, train_idx, val_idx, L, H, spec.train, train_key, dropout=dropout,
                                    on_epoch=task.on_epoch, row_weight=task.row_weight, future=config.future,
-                                   series=task.series_of(train_idx))
+                                   starts=task.panel.starts)
         info = {"epochs": len(history.train_loss), "best_epoch": history.best_epoch,
                 "stopped_early": history.stopped_early, "train_loss": history.train_loss[-1],
                 "val_loss": history.val_loss[history.best_epoch - 1], "seconds": round(history.seconds, 3)}
@@ -72,7 +72,7 @@ class Recurrent(Model):
                 fresh = recurrent.build(inputs.shape[1], H, config, model_key)
                 model, refitted = train.fit(fresh, inputs, every, np.zeros(0, np.int64), L, H, again, train_key,
                                             dropout=dropout, row_weight=task.row_weight, future=config.future,
-                                            series=task.series_of(every))
+                                            starts=task.panel.starts)
                 members.append(recurrent.flat_params(model))
                 moments.append(refitted.moments)
             params, state = join_members(members), adam_arrays(moments)
