@@ -47,7 +47,7 @@ bench: $(VENV)/.installed-bench .venv-neuralforecast/bin/python  ## speed benchm
 	$(BIN)/python benchmarks/esn.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/compilations.py
-	$(BIN)/python benchmarks/scale.py 1000 10000 100000
+	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/coverage.py
 	$(BIN)/python benchmarks/update.py
