@@ -106,13 +106,19 @@ class Panel:
         """(n_series,) uint64 digests of each series' first `rows[i]` rows (all by default): of every stamp and
         every column's value, bit for bit, at its position in the series. `forecast update` compares the digest
         of what a model was trained on with that of the same rows of fresh data to tell growth from revision."""
-        position = np.arange(len(self.ds)) - np.repeat(self.starts[:-1], self.lengths)
+        if not len(self.ids):
+            return np.zeros(0, np.uint64)
         limit = self.lengths if rows is None else np.asarray(rows)
-        digest = _mix(np.ascontiguousarray(self.ds).view(np.uint64) ^ _mix(position.astype(np.uint64)))
-        for column in range(self.values.shape[1]):
-            digest = _mix(digest ^ np.ascontiguousarray(self.values[:, column]).view(np.uint64))
-        digest = np.where(position < np.repeat(limit, self.lengths), digest, np.uint64(0))
-        return np.add.reduceat(digest, self.starts[:-1]) if len(self.ids) else np.zeros(0, np.uint64)
+        digest = np.empty(len(self.ds), np.uint64)
+        for a in range(0, len(self.ds), _DIGEST_ROWS):  # a chunk at a time: 8 bytes a row in all
+            b = min(a + _DIGEST_ROWS, len(self.ds))
+            series = np.searchsorted(self.starts, np.arange(a, b), side="right") - 1
+            position = np.arange(a, b) - self.starts[series]
+            part = _mix(np.ascontiguousarray(self.ds[a:b]).view(np.uint64) ^ _mix(position.astype(np.uint64)))
+            for column in range(self.values.shape[1]):
+                part = _mix(part ^ np.ascontiguousarray(self.values[a:b, column]).view(np.uint64))
+            digest[a:b] = np.where(position < limit[series], part, np.uint64(0))
+        return np.add.reduceat(digest, self.starts[:-1])
 
     def to_frame(self) -> pd.DataFrame:
         """Long frame for the edges (plots, merges with forecasts): unique_id, ds, y, then covariate i under the
@@ -139,6 +145,9 @@ class Panel:
         return replace(self, ids=self.ids[kept], ds=self.ds[keep], values=values, static_values=static,
                        starts=np.concatenate([[0], ends[1:][kept]]).astype(np.int64),
                        missing_timestamps=self.missing_timestamps[kept], missing_values=self.missing_values[kept])
+
+
+_DIGEST_ROWS = 1 << 20  # rows digested at a time
 
 
 def _mix(z: np.ndarray) -> np.ndarray:

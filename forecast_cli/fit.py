@@ -26,9 +26,12 @@ from forecast_cli.windows import (
     calibration_holdout,
     default_val_size,
     fit_scaler,
+    spread,
     spread_windows,
+    window_chunks,
     window_forecasts,
     window_starts,
+    window_targets,
 )
 
 if TYPE_CHECKING:
@@ -75,7 +78,7 @@ def fingerprint(panel: Panel) -> str:
     digest = hashlib.sha256()
     digest.update("\0".join(map(str, panel.ids)).encode())
     for part in (panel.ds, panel.values):
-        digest.update(np.ascontiguousarray(part).tobytes())
+        digest.update(np.ascontiguousarray(part).view(np.uint8))  # its buffer, not a copy as bytes
     return digest.hexdigest()[:16]
 
 
@@ -114,7 +117,7 @@ def fit_model(panel: Panel, spec: TrainSpec, on_epoch: Callable[[int, dict], Non
     validation, val_forecast = validate(predictor, task.inputs, panel, task.scaler, val_idx, window, season,
                                         val_forecast, task.future)
     if source is None and kind.parameter_free and not several:  # every window's forecast is out of sample
-        most = max(2, limits.MAX_EVERY_WINDOW_CALIBRATION // len(lengths))  # per series
+        most = max(2, limits.MAX_CALIBRATION_ERRORS // len(lengths))  # per series
         source = Source(task, predictor, spread_windows(starts, L, H, most), None, "every window")
     source = source or Source(task, predictor, val_idx, val_forecast, "validation")
     scores, ratio, scale, summary = calibrate(source, task)
@@ -238,19 +241,28 @@ def calibrate(source: Source, final: FitTask) -> tuple[np.ndarray, np.ndarray, n
     task, L, H = source.task, final.window.lookback, final.window.horizon
     starts, season, target = final.panel.starts, final.season, final.panel.values[:, 0]
     n_series, span = len(starts) - 1, local_span(H, season)
-    series = np.searchsorted(starts, source.idx, side="right") - 1
-    if len(source.idx):
-        pred, Y, _ = window_forecasts(source.predictor if source.forecast is None else None, task.inputs,
-                                      source.idx, L, H, task.future)
-        pred = pred if source.forecast is None else np.asarray(source.forecast, np.float64)
+    idx, forecast = source.idx, source.forecast
+    series = np.searchsorted(starts, idx, side="right") - 1
+    if len(idx) > limits.MAX_CALIBRATION_ERRORS:  # 100,000 series x 500 steps have 4.4 million validation windows
+        each = np.bincount(series, minlength=n_series)
+        keep = spread(np.cumsum(each) - each, each, max(2, limits.MAX_CALIBRATION_ERRORS // n_series))
+        idx, series, forecast = idx[keep], series[keep], None if forecast is None else forecast[keep]
+    if len(idx):
+        if forecast is None:
+            pred, Y = window_forecasts(source.predictor, task.inputs, idx, L, H, task.future)
+        else:
+            pred, Y = np.asarray(forecast, np.float64), window_targets(task.inputs, idx, L, H)
         _check_forecasts(pred)
-        abs_errors = np.abs(task.scaler.inverse_target(pred, series) - task.scaler.inverse_target(Y, series))
+        abs_errors = task.scaler.inverse_target(pred, series)
+        del pred
+        abs_errors -= task.scaler.inverse_target(Y, series)
+        np.abs(abs_errors, out=abs_errors)
         _check_forecasts(abs_errors)
     else:
         abs_errors = np.zeros((0, H))
-    window_scale = base_scales(local_scales(target, starts, series, source.idx + L, season, span))
+    window_scale = base_scales(local_scales(target, starts, series, idx + L, season, span))
     scores, ratio, pooled = normalised_scores(abs_errors, series, window_scale, n_series, final.total)
-    scores = scores[np.argsort(final.panel.ds[source.idx + L], kind="stable")]  # oldest origin first: `update`
+    scores = scores[np.argsort(final.panel.ds[idx + L], kind="stable")]  # oldest origin first: `update`
     if len(scores) > limits.MAX_CALIBRATION_WINDOWS:  # drops from the front
         scores = scores[np.linspace(0, len(scores) - 1, limits.MAX_CALIBRATION_WINDOWS).astype(int)]
     scale = end_scales(target, starts, season, H) * ratio
@@ -321,23 +333,27 @@ def validate(predictor, inputs, panel, scaler, val_idx, window, season, pred: np
     forecasts of them (scaled units, (n_windows, horizon)). `pred`: those forecasts when already known, else
     predictor(X); `future`: the input columns the windows carry over the horizon."""
     L, H = window.lookback, window.horizon
-    if not len(val_idx):
+    n = len(val_idx)
+    if not n:
         return {"windows": 0}, np.zeros((0, H))
     series = np.searchsorted(panel.starts, val_idx, side="right") - 1
-    known = pred
-    pred, Y, lookback = window_forecasts(predictor if pred is None else None, inputs, val_idx, L, H, future)
-    pred = pred if known is None else np.asarray(known, np.float64)
-    _check_forecasts(pred)
-    truth = scaler.inverse_target(Y, series)
-    raw_history = scaler.inverse_target(lookback, series)
-    forecasts = {
-        "model": scaler.inverse_target(pred, series),
-        "naive": naive(raw_history, H),
-        "snaive": seasonal_naive(raw_history, H, season),
-    }
-    metrics = {"windows": int(len(val_idx))}
-    metrics.update({f"{name}_mae": float(np.mean(np.abs(f - truth))) for name, f in forecasts.items()})
-    return metrics, pred
+    forecasts = np.zeros((n, H)) if pred is None else np.asarray(pred, np.float64)
+    last = min(L, max(season, 1))  # of the lookback, what the baselines forecast from
+    sums = np.zeros(3)  # absolute errors of the model, naive, seasonal naive
+    for part, X, Y in window_chunks(inputs, val_idx, L, H, future):  # 100,000 series x 500 steps have 4.4
+        # million validation windows: their errors are added up chunk by chunk, not held
+        if pred is None:
+            forecasts[part] = predictor(X)
+        _check_forecasts(forecasts[part])
+        of = series[part]
+        truth, history = scaler.inverse_target(Y, of), scaler.inverse_target(X[:, L - last : L, 0], of)
+        for i, f in enumerate((scaler.inverse_target(forecasts[part], of), naive(history, H),
+                               seasonal_naive(history, H, season))):
+            sums[i] += np.abs(f - truth).sum()
+    metrics = {"windows": int(n)}
+    metrics.update({f"{name}_mae": float(total / (n * H))
+                    for name, total in zip(("model", "naive", "snaive"), sums, strict=True)})
+    return metrics, forecasts
 
 
 def _check_forecasts(pred: np.ndarray) -> None:

@@ -26,8 +26,8 @@ MAX_FOLDS = 1_000  # evaluate --folds
 MAX_STEP = 100_000  # evaluate --step
 MAX_UPDATES_KEPT = 1_000  # `forecast update` records a model directory's manifest keeps (the oldest dropped)
 MAX_CALIBRATION_WINDOWS = 20_000  # validation windows whose errors a model keeps to calibrate its intervals
-MAX_EVERY_WINDOW_CALIBRATION = 1_000_000  # windows whose errors calibrate a model that fits nothing (naive,
-# snaive): every window of each series up to this many in all, evenly spaced over each series (at least 2 each)
+MAX_CALIBRATION_ERRORS = 1_000_000  # windows whose errors are measured to calibrate the intervals (the validation
+# windows, or every window of a model that fits nothing): beyond it, evenly spaced over each series, at least 2 each
 MAX_STATIC_CATEGORIES = 1_000  # distinct values of one text --static column (each is a one-hot input)
 
 # Training options

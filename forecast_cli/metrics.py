@@ -89,18 +89,21 @@ def local_scales(target: np.ndarray, starts: np.ndarray, series: np.ndarray, ori
         return out
     begin = starts[series]
     lags = np.where(origins - begin > season, season, 1)
-    sums, counts = np.zeros(len(target) + 1), np.zeros(len(target) + 1, np.int64)  # (in place: 25 bytes a row)
+    # the differences and their running sums in place: 14 bytes a row
+    sums = np.zeros(len(target) + 1)
+    counts = np.zeros(len(target) + 1, np.int32 if len(target) < 2**31 else np.int64)
     for lag in np.unique(lags):
-        diff = np.full(len(target), np.nan)
+        diff = sums[1:]
+        diff[:lag] = np.nan
         np.subtract(target[lag:], target[:-lag], out=diff[lag:])
         np.abs(diff, out=diff)
         first_rows = (starts[:-1, None] + np.arange(lag)).reshape(-1)  # a difference reaching into the series
         diff[first_rows[first_rows < np.repeat(starts[1:], lag)]] = np.nan  # before: none
         ok = np.isfinite(diff)
-        diff[~ok] = 0.0
-        np.cumsum(diff, out=sums[1:])
-        np.cumsum(ok, out=counts[1:])
-        del diff, ok
+        np.putmask(diff, ~ok, 0.0)
+        np.cumsum(ok, out=counts[1:], dtype=counts.dtype)
+        del ok
+        np.cumsum(diff, out=diff)
         mine = lags == lag
         end, first = origins[mine], begin[mine]
         recent = np.maximum(end - span, first)

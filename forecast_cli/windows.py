@@ -143,13 +143,19 @@ def spread_windows(starts: np.ndarray, lookback: int, horizon: int, most: int) -
     """Rows where at most `most` windows of each series begin, evenly spaced over all of its windows from the
     first to the last (the last alone when `most` is 1), or every window of a series that has no more: a bound
     on what every_window gives."""
-    count = np.maximum(0, np.diff(starts) - lookback - horizon + 1)
+    return spread(starts[:-1], np.maximum(0, np.diff(starts) - lookback - horizon + 1), most)
+
+
+def spread(first: np.ndarray, count: np.ndarray, most: int) -> np.ndarray:
+    """Of the runs first[i], first[i] + 1, .. first[i] + count[i] - 1 (ascending), at most `most` of each,
+    evenly spaced from its first to its last (the last alone when `most` is 1), or all of a run that has no
+    more."""
     keep = np.minimum(count, most)
     per = np.repeat(keep, keep)
-    back = per - 1 - _ragged_range(np.zeros(len(count), np.int64), keep)  # keep-1 .. 0 within each series
+    back = per - 1 - _ragged_range(np.zeros(len(count), np.int64), keep)  # keep-1 .. 0 within each run
     last = np.repeat(np.maximum(count - 1, 0), keep)
     gaps = np.maximum(per - 1, 1)
-    return np.repeat(starts[:-1], keep) + last - (back * last + gaps // 2) // gaps
+    return np.repeat(first, keep) + last - (back * last + gaps // 2) // gaps
 
 
 def window_starts(starts: np.ndarray, lookback: int, horizon: int, val_size: np.ndarray | int
@@ -189,28 +195,37 @@ def gather_windows(values: np.ndarray, begin: np.ndarray, lookback: int, horizon
     them: a forecast never sees what it forecasts).
     """
     X = values[begin[:, None] + np.arange(lookback + (horizon if future else 0))]
-    Y = values[begin[:, None] + lookback + np.arange(horizon), 0]
     if future:
         X = X * future_mask(lookback, horizon, values.shape[1], future)
-    return X, Y
+    return X, window_targets(values, begin, lookback, horizon)
+
+
+def window_targets(values: np.ndarray, begin: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
+    """Y of gather_windows alone: (n, horizon), the target column after each window's lookback."""
+    return values[begin[:, None] + lookback + np.arange(horizon), 0]
 
 
 WINDOW_CHUNK = 65_536  # windows gathered at a time for a forecast of many (validation, calibration)
 
 
-def window_forecasts(predictor, values: np.ndarray, begin: np.ndarray, lookback: int, horizon: int,
-                     future: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(predictor(X) as float64 (n, horizon), Y (n, horizon), X's target column over the lookback (n, lookback))
-    of the windows starting at rows `begin: (n,)`, gathered WINDOW_CHUNK at a time: 4 million validation windows
-    of a million series would otherwise gather 2 GB of inputs at once. predictor None: no forecasts ((n, 0))."""
-    parts = []
+def window_chunks(values: np.ndarray, begin: np.ndarray, lookback: int, horizon: int, future: tuple[int, ...] = ()):
+    """(part, X, Y) of the windows starting at rows `begin: (n,)`, WINDOW_CHUNK at a time (`part`: the slice of
+    `begin` they are): 4 million validation windows of a million series would otherwise gather 2 GB of inputs
+    at once."""
     for first in range(0, len(begin), WINDOW_CHUNK):
-        X, Y = gather_windows(values, begin[first : first + WINDOW_CHUNK], lookback, horizon, future)
-        pred = np.zeros((len(X), 0)) if predictor is None else predictor(X)
-        parts.append((np.asarray(pred, np.float64), Y, X[:, :lookback, 0]))
-    if not parts:
-        return np.zeros((0, horizon)), np.zeros((0, horizon), values.dtype), np.zeros((0, lookback), values.dtype)
-    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+        part = slice(first, min(first + WINDOW_CHUNK, len(begin)))
+        yield (part, *gather_windows(values, begin[part], lookback, horizon, future))
+
+
+def window_forecasts(predictor, values: np.ndarray, begin: np.ndarray, lookback: int, horizon: int,
+                     future: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(predictor(X) as float64 (n, horizon), Y (n, horizon)) of the windows starting at rows `begin: (n,)`,
+    gathered WINDOW_CHUNK at a time (window_chunks)."""
+    pred = np.zeros((len(begin), horizon))
+    Y = np.zeros((len(begin), horizon), values.dtype)
+    for part, X, Y[part] in window_chunks(values, begin, lookback, horizon, future):
+        pred[part] = predictor(X)
+    return pred, Y
 
 
 def future_mask(lookback: int, horizon: int, n_features: int, future: tuple[int, ...]) -> np.ndarray:

@@ -69,3 +69,44 @@ def test_the_manifest_is_typed_and_round_trips(tmp_path):
     assert again == manifest and "blend" not in manifest.to_dict()
     assert manifest.validation["windows"] > 0 and manifest.validation["snaive_mae"] == manifest.validation[
         "model_mae"]  # snaive is the seasonal-naive baseline
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("season", [1, 4, 9])
+def test_validation_errors_added_chunk_by_chunk_equal_those_of_every_window_at_once(monkeypatch, log, season):
+    from types import SimpleNamespace
+
+    from forecast_cli import fit, windows
+    from forecast_cli.config import WindowConfig
+    from forecast_cli.models.baselines import naive, seasonal_naive
+
+    rng = np.random.default_rng(season)
+    lengths = np.array([30, 41, 25])
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    inputs = rng.standard_normal((starts[-1], 3)).astype(np.float32)
+    scaler = windows.Scaler(rng.uniform(-1, 1, (3, 3)), rng.uniform(0.5, 2, (3, 3)), log)
+    L, H = 6, 3
+    _, val_idx = windows.window_starts(starts, L, H, 8)
+
+    def predictor(X):
+        return X[:, -H:, 0] * 0.5 + X[:, :1, 1]
+
+    panel, window = SimpleNamespace(starts=starts), WindowConfig(lookback=L, horizon=H)
+    X, Y = windows.gather_windows(inputs, val_idx, L, H)
+    series = np.searchsorted(starts, val_idx, side="right") - 1
+    truth, history = scaler.inverse_target(Y, series), scaler.inverse_target(X[:, :, 0], series)
+    want = {"windows": len(val_idx)} | {
+        f"{name}_mae": float(np.mean(np.abs(f - truth)))
+        for name, f in (
+            ("model", scaler.inverse_target(predictor(X), series)),
+            ("naive", naive(history, H)),
+            ("snaive", seasonal_naive(history, H, season)),
+        )
+    }
+    monkeypatch.setattr(windows, "WINDOW_CHUNK", 4)
+    for known in (None, predictor(X)):
+        metrics, pred = fit.validate(predictor, inputs, panel, scaler, val_idx, window, season, known)
+        assert metrics.keys() == want.keys()
+        for name, value in want.items():
+            assert metrics[name] == pytest.approx(value, rel=1e-12)
+        np.testing.assert_allclose(pred, predictor(X), rtol=1e-6)

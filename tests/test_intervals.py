@@ -253,7 +253,7 @@ def test_the_holdout_fit_of_a_network_trains_for_the_epochs_the_first_fit_chose(
 
 
 def test_a_model_that_fits_nothing_calibrates_on_a_bounded_spread_of_windows(tmp_path, monkeypatch):
-    """A naive model calibrates on every window of each series, up to limits.MAX_EVERY_WINDOW_CALIBRATION in all
+    """A naive model calibrates on every window of each series, up to limits.MAX_CALIBRATION_ERRORS in all
     (at least two per series): 10 series of 120 days give over 900 windows; a bound of 100 keeps 100."""
     from forecast_cli import limits
 
@@ -263,8 +263,29 @@ def test_a_model_that_fits_nothing_calibrates_on_a_bounded_spread_of_windows(tmp
                           "y": rng.normal(10, 1, 1200)})
     panel = write(tmp_path, frame)
     every = fit_model(panel, TrainSpec(kind="snaive", horizon=7)).manifest.calibration["windows"]
-    monkeypatch.setattr(limits, "MAX_EVERY_WINDOW_CALIBRATION", 100)
+    monkeypatch.setattr(limits, "MAX_CALIBRATION_ERRORS", 100)
     bounded = fit_model(panel, TrainSpec(kind="snaive", horizon=7))
     assert every > 900 and bounded.manifest.calibration["windows"] == 100
+    band = predict(bounded, levels=[80]).frame
+    assert np.all(band["y_hat_hi_80"] > band["y_hat_lo_80"])
+
+
+def test_validation_windows_beyond_the_bound_are_thinned_evenly_before_their_errors_are_measured(
+        tmp_path, monkeypatch):
+    """A fitted model calibrates on its validation windows, up to limits.MAX_CALIBRATION_ERRORS in all (at least
+    two per series, evenly spaced over each): 12 series give 12 x 6 windows here; a bound of 30 keeps 2 each."""
+    from forecast_cli import limits
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(12)], 120),
+                          "ds": np.tile(pd.date_range("2021-01-01", periods=120, freq="D"), 12),
+                          "y": rng.normal(10, 1, 1440) + np.tile(np.sin(np.arange(120)), 12)})
+    panel = write(tmp_path, frame)
+    spec = TrainSpec(kind="esn", horizon=7, esn=ESNConfig(units=20))
+    every = fit_model(panel, spec).manifest
+    monkeypatch.setattr(limits, "MAX_CALIBRATION_ERRORS", 30)
+    bounded = fit_model(panel, spec)
+    assert every.calibration["windows"] == every.validation["windows"] == 72
+    assert bounded.manifest.calibration["windows"] == 24 and bounded.manifest.validation["windows"] == 72
     band = predict(bounded, levels=[80]).frame
     assert np.all(band["y_hat_hi_80"] > band["y_hat_lo_80"])

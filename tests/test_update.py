@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import seasonal_frame
 from typer.testing import CliRunner
@@ -302,3 +303,28 @@ def test_tampered_update_state_is_refused(tmp_path):
         resave(copy, lambda arrays, name=name, value=value: arrays.__setitem__(name, value))
         with pytest.raises(ArtifactError, match=f"array '{name.removesuffix('_series')}'"):
             load_artifact(copy)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+def test_digests_made_a_chunk_of_rows_at_a_time_are_those_of_every_row_at_once(tmp_path, monkeypatch, chunk):
+    """The digest is splitmix64 over each row's stamp, position and values, added up per series: taken a chunk
+    of rows at a time it must be the same number (models store it; `update` compares fresh data with it)."""
+    from forecast_cli import data
+    from forecast_cli.data import _mix
+
+    rng = np.random.default_rng(0)
+    lengths = [5, 1, 9, 4]
+    frame = pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(4)], lengths),
+                          "ds": np.concatenate([pd.date_range("2021-01-01", periods=n) for n in lengths]),
+                          "y": rng.normal(size=sum(lengths)), "x": rng.normal(size=sum(lengths))})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    panel = read_series(tmp_path / "d.csv")
+    rows = np.array([5, 0, 4, 4])
+    position = np.arange(len(panel.ds)) - np.repeat(panel.starts[:-1], panel.lengths)
+    want = _mix(panel.ds.view(np.uint64) ^ _mix(position.astype(np.uint64)))
+    for column in range(panel.values.shape[1]):
+        want = _mix(want ^ np.ascontiguousarray(panel.values[:, column]).view(np.uint64))
+    monkeypatch.setattr(data, "_DIGEST_ROWS", chunk)
+    for asked, limit in ((None, panel.lengths), (rows, rows)):
+        masked = np.where(position < np.repeat(limit, panel.lengths), want, np.uint64(0))
+        np.testing.assert_array_equal(panel.digests(asked), np.add.reduceat(masked, panel.starts[:-1]))

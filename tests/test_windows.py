@@ -115,13 +115,14 @@ def test_window_forecasts_in_chunks_equal_one_gather(monkeypatch):
     begin = np.array([0, 5, 17, 40, 41, 80, 90])
 
     def predictor(X):
-        return X[:, -1, :1] + X[:, :1, 1]
+        return X[:, -3:, 0] + X[:, :1, 1]
 
     X, Y = gather_windows(values, begin, 6, 3)
     whole = windows.window_forecasts(predictor, values, begin, 6, 3)
     monkeypatch.setattr(windows, "WINDOW_CHUNK", 2)
     chunked = windows.window_forecasts(predictor, values, begin, 6, 3)
-    for a, b, want in zip(whole, chunked, (predictor(X), Y, X[:, :, 0]), strict=True):
+    for a, b, want in zip(whole, chunked, (predictor(X), Y), strict=True):
         np.testing.assert_array_equal(a, want)
         np.testing.assert_array_equal(b, want)
-    assert windows.window_forecasts(None, values, begin[:0], 6, 3)[0].shape == (0, 3)
+    assert windows.window_forecasts(predictor, values, begin[:0], 6, 3)[0].shape == (0, 3)
+    np.testing.assert_array_equal(windows.window_targets(values, begin, 6, 3), Y)

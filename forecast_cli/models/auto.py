@@ -154,7 +154,7 @@ class Auto(Model):
         sums, weight_sum = np.zeros(len(BLENDS)), 0.0
         if len(val_idx):
             L, H = task.window.lookback, task.window.horizon
-            scaled, Y, _ = window_forecasts(predictor, task.inputs, val_idx, L, H, task.future)
+            scaled, Y = window_forecasts(predictor, task.inputs, val_idx, L, H, task.future)
             series = np.searchsorted(panel.starts, val_idx, side="right") - 1
             network = scaler.inverse_target(scaled, series)
             history = histories(panel.values[:, 0], panel.starts, val_idx, L)
