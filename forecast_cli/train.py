@@ -149,9 +149,9 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
     @jax.jit
     def train_epoch(params, opt_state, inputs, row_weight, train_idx, key, lo=None, width=None):
         order_key, dropout_key = jax.random.split(key)
-        if lo is not None:  # window_budget: a fresh draw of one window from each stretch
+        if lo is not None:  # window_budget: a fresh draw of one window from each stretch (train_idx is None)
             budget_key, order_key = jax.random.split(order_key)
-            train_idx = train_idx[drawn(lo, width, jax.random.uniform(budget_key, lo.shape))]
+            train_idx = drawn(lo, width, jax.random.uniform(budget_key, lo.shape))
         order = jax.random.permutation(order_key, train_idx)
         pad = batch_size * n_batches - order.shape[0]
         begin = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_batches, batch_size)
@@ -211,27 +211,31 @@ MIN_EPOCH_WINDOWS = 4096  # a window budget never makes an epoch smaller than th
 def window_budget(train_idx: np.ndarray, starts: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray] | None:
     """An epoch's draw of at most `budget` windows of each series (raised so that an epoch keeps at least
     MIN_EPOCH_WINDOWS): each series' windows (its part of the ascending `train_idx`, by the series' rows
-    `starts: (n_series + 1,)`) cut into `budget` equal stretches, one window drawn from each (drawn). Returns
-    (lo, width), int32 of each stretch: its first position in train_idx and its count of windows; None when no
-    series has more windows than the budget (every window is used every epoch) or the budget is 0. Per stretch,
-    not per window: a million series of 66 windows keep 2 arrays of 16 million, not sort 66 million each epoch."""
+    `starts: (n_series + 1,)`: a run of consecutive rows, as window_starts gives them) cut into `budget` equal
+    stretches, one window drawn from each (drawn). Returns (lo, width), int32 of each stretch: the row of its
+    first window and its count of windows; None when no series has more windows than the budget (every window
+    is used every epoch) or the budget is 0. Per stretch, not per window: a million series of 66 windows keep 2
+    arrays of 16 million, not sort 66 million each epoch, and train_idx itself need not be on the device."""
     if not budget or not len(train_idx):
         return None
     first = np.searchsorted(train_idx, starts[:-1])
     count = np.searchsorted(train_idx, starts[1:]) - first
+    some = count > 0
+    if np.any(train_idx[(first + count - 1)[some]] - train_idx[first[some]] != count[some] - 1):
+        raise ValueError("window_budget: a series' training windows are not consecutive rows")
     budget = max(budget, -(-MIN_EPOCH_WINDOWS // int(np.count_nonzero(count))))
     if count.max() <= budget:
         return None
     keep = np.minimum(count, budget)
     series = np.repeat(np.arange(len(count)), keep)
     j = np.arange(len(series)) - np.repeat(np.cumsum(keep) - keep, keep)  # the stretch's place in its series
-    low = first[series] + j * count[series] // keep[series]
-    high = first[series] + (j + 1) * count[series] // keep[series]
-    return low.astype(np.int32), (high - low).astype(np.int32)
+    low = j * count[series] // keep[series]
+    high = (j + 1) * count[series] // keep[series]
+    return (train_idx[first[series]] + low).astype(np.int32), (high - low).astype(np.int32)
 
 
 def drawn(lo, width, uniform):
-    """Positions into train_idx, one uniformly within each stretch of window_budget: lo + floor(u * width),
+    """Rows where windows begin, one uniformly within each stretch of window_budget: lo + floor(u * width),
     numpy or jax arrays alike."""
     xp = jnp if isinstance(lo, jax.Array) else np
     return lo + xp.minimum((uniform * width).astype(lo.dtype), width - 1)
@@ -326,7 +330,8 @@ class _OneProcess:
             future)
         self.devices, self.validated = devices, len(val_idx) > 0
         self.inputs, self.row_weight, self.train_idx = devices.replicated(
-            (np.asarray(inputs, np.float32), jnp.asarray(row_weight), jnp.asarray(train_idx, jnp.int32)))
+            (np.asarray(inputs, np.float32), jnp.asarray(row_weight),
+             None if kept is not None else jnp.asarray(train_idx, jnp.int32)))
         self.budget = () if kept is None else devices.replicated(kept)
         monitor = val_idx if len(val_idx) else train_idx
         self.val_batches = devices.replicated(tuple(
@@ -414,7 +419,7 @@ class _Processes:
     def epoch(self, params, opt_state, key) -> tuple:
         train_idx = self.train_idx
         if self.kept is not None:  # window_budget, drawn on the host
-            train_idx = train_idx[drawn(*self.kept, self.rng.random(len(self.kept[0])))]
+            train_idx = drawn(*self.kept, self.rng.random(len(self.kept[0])))
         order = self.rng.permutation(train_idx)
         total = weight = 0.0
         for b in range(self.n_batches):

@@ -72,28 +72,34 @@ def test_divergence_is_a_training_error():
 
 
 def test_window_budget_keeps_at_most_the_budget_of_each_series(monkeypatch):
-    """Each series' windows cut into `budget` stretches that cover them, one drawn from each: every window of a
-    series with no more, at most the budget of the others, never a window of another series, each draw inside
-    its stretch."""
+    """Each series' windows cut into `budget` stretches of rows that cover them, one drawn from each: every
+    window of a series with no more, at most the budget of the others, never a window of another series or a
+    row that is not a training window, each draw inside its stretch."""
     from forecast_cli.train import drawn, window_budget
 
     starts = np.array([0, 20, 50, 90, 100])  # the last series has no training window
     train_idx = np.concatenate([np.arange(0, 3), np.arange(20, 30), np.arange(50, 56)])
-    series = np.searchsorted(starts, train_idx, side="right") - 1
+
+    def series(rows):
+        return np.searchsorted(starts, rows, side="right") - 1
+
     monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 1)
     lo, width = window_budget(train_idx, starts, 4)
     assert window_budget(train_idx, starts, 10) is None and window_budget(train_idx, starts, 0) is None
-    assert np.bincount(series[lo], minlength=4).tolist() == [3, 4, 4, 0]
-    assert width.sum() == len(train_idx) and np.all(lo[1:] == (lo + width)[:-1])  # the stretches tile them
+    assert np.bincount(series(lo), minlength=4).tolist() == [3, 4, 4, 0]
+    tiled = np.concatenate([np.arange(a, a + w) for a, w in zip(lo, width, strict=True)])
+    np.testing.assert_array_equal(tiled, train_idx)  # the stretches tile the training windows
     rng = np.random.default_rng(0)
     for _ in range(20):
-        pos = drawn(lo, width, rng.random(len(lo)))
-        assert np.all((pos >= lo) & (pos < lo + width))
-        assert np.bincount(series[pos], minlength=4).tolist() == [3, 4, 4, 0]
+        rows = drawn(lo, width, rng.random(len(lo)))
+        assert np.all((rows >= lo) & (rows < lo + width))
+        assert np.bincount(series(rows), minlength=4).tolist() == [3, 4, 4, 0]
     assert set(drawn(lo, width, np.full(len(lo), 0.999999))) | set(drawn(lo, width, np.zeros(len(lo)))) <= set(
-        range(len(train_idx)))
+        train_idx)
     monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 15)  # 3 series with windows: at least 5 each
-    assert np.bincount(series[window_budget(train_idx, starts, 4)[0]]).tolist() == [3, 5, 5]
+    assert np.bincount(series(window_budget(train_idx, starts, 4)[0])).tolist() == [3, 5, 5]
+    with pytest.raises(ValueError, match="consecutive"):
+        window_budget(np.array([0, 2, 3, 20, 21]), starts, 1)
 
 
 def test_an_epoch_under_a_window_budget_trains_on_that_many_windows(monkeypatch):

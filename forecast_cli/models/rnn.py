@@ -23,6 +23,7 @@ import numpy as np
 from forecast_cli.config import RecurrentConfig
 from forecast_cli.errors import DataError
 from forecast_cli.models import FitTask, Fitted, Model, Predictor, batched
+from forecast_cli.windows import every_window
 
 if TYPE_CHECKING:
     from forecast_cli.artifact import Manifest
@@ -63,7 +64,7 @@ class Recurrent(Model):
         validated = params = recurrent.flat_params(model)
         state = adam_arrays([history.moments])
         if spec.train.refit and task.total(np.array(len(val_idx))):
-            every = np.union1d(train_idx, val_idx)
+            every = every_window(task.panel.starts, L, H)  # the windows that straddle the cut as well
             again = dataclasses.replace(spec.train, epochs=history.best_epoch, patience=0)
             members, moments = [], []
             for member in range(spec.train.ensemble):  # every process refits alike: the same epochs and seeds
