@@ -89,29 +89,45 @@ def local_scales(target: np.ndarray, starts: np.ndarray, series: np.ndarray, ori
         return out
     begin = starts[series]
     lags = np.where(origins - begin > season, season, 1)
-    # the differences and their running sums in place: 14 bytes a row
-    sums = np.zeros(len(target) + 1)
-    counts = np.zeros(len(target) + 1, np.int32 if len(target) < 2**31 else np.int64)
     for lag in np.unique(lags):
-        diff = sums[1:]
-        diff[:lag] = np.nan
-        np.subtract(target[lag:], target[:-lag], out=diff[lag:])
-        np.abs(diff, out=diff)
-        first_rows = (starts[:-1, None] + np.arange(lag)).reshape(-1)  # a difference reaching into the series
-        diff[first_rows[first_rows < np.repeat(starts[1:], lag)]] = np.nan  # before: none
-        ok = np.isfinite(diff)
-        np.putmask(diff, ~ok, 0.0)
-        np.cumsum(ok, out=counts[1:], dtype=counts.dtype)
-        del ok
-        np.cumsum(diff, out=diff)
         mine = lags == lag
         end, first = origins[mine], begin[mine]
         recent = np.maximum(end - span, first)
+        sums, counts = _running_sums_at(target, starts, int(lag), np.concatenate([end, recent, first]))
+        (s_end, s_recent, s_first), (c_end, c_recent, c_first) = np.split(sums, 3), np.split(counts, 3)
         with np.errstate(invalid="ignore", divide="ignore"):
-            local = (sums[end] - sums[recent]) / (counts[end] - counts[recent])
-            overall = (sums[end] - sums[first]) / (counts[end] - counts[first])
+            local = (s_end - s_recent) / (c_end - c_recent)
+            overall = (s_end - s_first) / (c_end - c_first)
         out[mine] = np.where(np.isfinite(local), np.fmax(local, LOCAL_FLOOR * overall), overall)
     return out
+
+
+RUNNING_SUM_ROWS = 1 << 20  # rows of differences made at a time by _running_sums_at
+
+
+def _running_sums_at(target: np.ndarray, starts: np.ndarray, lag: int, points: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(sum, count) of the finite |y_r - y_(r-lag)| over the rows r < points[k] whose r - lag lies in r's own
+    series (`target` laid out by `starts`), for each k: running sums read at `points`, made RUNNING_SUM_ROWS
+    rows at a time, so memory follows the points, not the rows (100 million rows would take 1.4 GB at once)."""
+    order = np.argsort(points, kind="stable")
+    at = points[order]
+    sums, counts = np.zeros(len(points)), np.zeros(len(points), np.int64)
+    carry_sum, carry_count = 0.0, 0
+    for a in range(0, len(target), RUNNING_SUM_ROWS):
+        b = min(a + RUNNING_SUM_ROWS, len(target))
+        rows = np.arange(a, b)
+        own = rows - starts[np.searchsorted(starts, rows, side="right") - 1] >= lag  # r - lag in r's series
+        diff = np.full(b - a, np.nan)
+        diff[own] = np.abs(target[rows[own]] - target[rows[own] - lag])
+        ok = np.isfinite(diff)
+        diff[~ok] = 0.0
+        running, running_count = np.cumsum(diff), np.cumsum(ok)
+        lo, hi = np.searchsorted(at, [a, b], side="right")  # the points a < p <= b read this chunk's sums
+        sums[order[lo:hi]] = carry_sum + running[at[lo:hi] - a - 1]
+        counts[order[lo:hi]] = carry_count + running_count[at[lo:hi] - a - 1]
+        carry_sum, carry_count = carry_sum + running[-1], carry_count + int(running_count[-1])
+    return sums, counts
 
 
 def normalised_scores(abs_errors: np.ndarray, series: np.ndarray, window_scale: np.ndarray, n_series: int,

@@ -78,9 +78,14 @@ def test_cross_fitted_scores_follow_each_series_own_error():
     assert lone[1] == lone[2] == pytest.approx(errors[0].mean())
 
 
-def test_local_scales_by_hand():
+@pytest.mark.parametrize("chunk", [1, 4, 13, 1 << 20])
+def test_local_scales_by_hand(monkeypatch, chunk):
     """The mean |y_t - y_(t-lag)| over the last `span` steps before an origin, within its own series only,
-    lag 1 while the series so far is no longer than a season, missing values skipped, floored."""
+    lag 1 while the series so far is no longer than a season, missing values skipped, floored; the running
+    sums made `chunk` rows at a time."""
+    from forecast_cli import metrics
+
+    monkeypatch.setattr(metrics, "RUNNING_SUM_ROWS", chunk)
     rng = np.random.default_rng(3)
     lengths = [30, 5, 12]
     starts = np.concatenate([[0], np.cumsum(lengths)])
