@@ -145,3 +145,29 @@ def test_plain_jax_forward_matches_the_flax_module(cell):
     assert params["head/kernel"].shape == (8, 1) and any(k.startswith("decoder/cell/") for k in params)
     np.testing.assert_allclose(np.asarray(recurrent_forward(params, X, cell, 2, 8, (2,), 5)), np.asarray(model(X)),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_the_esn_normal_equations_taken_in_float32_about_the_mean_solve_like_float64():
+    """Reservoir-like rows (large means, small spread, a constant column) at ridge 1e-6: the readout from the
+    float32 equations taken about the mean is that of float64 ones, where ZᵀZ taken directly in float32 is not."""
+    from forecast_cli.models import esn
+
+    rng = np.random.default_rng(0)
+    n, p = 4000, 60
+    base = rng.standard_normal((n, 8)) @ rng.standard_normal((8, p - 1))  # nearly collinear, as states are
+    Z = np.concatenate([0.6 + 0.02 * np.tanh(base) + 1e-4 * rng.standard_normal((n, p - 1)), np.ones((n, 1))], 1)
+    Y = Z @ rng.standard_normal((p, 3)) + 1e-3 * rng.standard_normal((n, 3))
+    w = np.ones(n)
+    exact = esn.solve_ridge(Z.T @ Z, Z.T @ Y, 1e-6)
+    Z32, Y32 = Z.astype(np.float32), Y.astype(np.float32)
+    gram, cross, yy, count = esn.uncentred(*jax.jit(esn.centred_equations)(Z32, Y32, w.astype(np.float32)))
+    assert count == n and yy == pytest.approx(np.sum(Y32.astype(np.float64) ** 2), rel=1e-5)
+    ours = esn.solve_ridge(gram, cross, 1e-6)
+    direct = Z32.T @ Z32  # float32 throughout
+    naive = esn.solve_ridge(direct, Z32.T @ Y32, 1e-6)
+
+    def fit_error(readout):
+        return float(np.mean((Z @ readout - Y) ** 2))
+
+    assert fit_error(ours) < 1.1 * fit_error(exact)
+    assert fit_error(naive) > 2 * fit_error(exact)  # what the centring is for

@@ -184,8 +184,32 @@ def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: in
                                 put(jnp.asarray(weight, jnp.float32)),
                                 lookback=lookback, horizon=horizon, leak_rate=config.leak_rate,
                                 future=config.future)
-        sums = [a + np.asarray(o, np.float64) for a, o in zip(sums, out, strict=True)]
+        sums = [a + o for a, o in zip(sums, uncentred(*out), strict=True)]
     return [total(x) for x in sums]
+
+
+def centred_equations(Z: Array, Y: Array, w: Array) -> tuple[Array, ...]:
+    """The normal equations of the rows `Z: (n, p)` (targets `Y: (n, horizon)`, weights `w: (n,)`) in float32,
+    taken about their weighted mean c: (Z_cᵀWZ_c, Z_cᵀWY, ΣwY², Σw, Z_cᵀw, ΣwY, c) with Z_c = Z - c, which
+    `uncentred` turns into ZᵀWZ and ZᵀWY in float64. The reservoir states and the constant column have means
+    far larger than their spread: ZᵀZ taken directly in float32 loses the spread that the readout is made of
+    (condition numbers of 1e9-1e10); about the mean, float32 keeps it, and the large part, n c cᵀ, is added in
+    float64."""
+    n = jnp.sum(w)
+    c = (w @ Z) / jnp.maximum(n, 1.0)
+    Zc = Z - c
+    Zw = Zc * w[:, None]
+    hi = jax.lax.Precision.HIGHEST
+    return (jnp.matmul(Zw.T, Zc, precision=hi), jnp.matmul(Zw.T, Y, precision=hi), jnp.sum(w[:, None] * Y**2), n,
+            jnp.sum(Zw, axis=0), w @ Y, c)
+
+
+def uncentred(gram_c, cross_c, yy, n, s_c, s_y, c) -> list[np.ndarray]:
+    """centred_equations' parts -> [ZᵀWZ (p, p), ZᵀWY (p, horizon), ΣwY², Σw] in float64: ZᵀWZ = Z_cᵀWZ_c +
+    c s_cᵀ + s_c cᵀ + n c cᵀ and ZᵀWY = Z_cᵀWY + c (ΣwY)ᵀ, exact for any c (s_c = Z_cᵀw, about 0)."""
+    gram_c, cross_c, n, s_c, s_y, c = (np.asarray(a, np.float64) for a in (gram_c, cross_c, n, s_c, s_y, c))
+    gram = gram_c + np.outer(c, s_c) + np.outer(s_c, c) + n * np.outer(c, c)
+    return [gram, cross_c + np.outer(c, s_y), np.asarray(yy, np.float64), n]
 
 
 def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, lookback: int,
@@ -227,16 +251,13 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
 
 @jax.jit(static_argnames=("lookback", "horizon", "leak_rate", "future"))
 def _window_equations(reservoir, inputs, begin, weight, *, lookback, horizon, leak_rate, future):
-    """Normal equations (ZᵀWZ, ZᵀWY, ΣwY², Σw) of the windows starting at rows `begin`, weighted by `weight`."""
+    """Normal equations of the windows starting at rows `begin`, weighted by `weight`: centred_equations."""
     X, Y = gather_windows(inputs, begin, lookback, horizon, future)
     X, fut = split_future(X, horizon, future)
     fut = None if fut is None else fut.reshape(fut.shape[0], -1)
     Y = Y - X[:, -1, :1]
     Z = design(run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)[-1], X[:, -1], fut)
-    w = weight[:, None]
-    hi = jax.lax.Precision.HIGHEST
-    return (jnp.matmul((Z * w).T, Z, precision=hi), jnp.matmul((Z * w).T, Y, precision=hi),
-            jnp.sum(w * Y**2), jnp.sum(weight))
+    return centred_equations(Z, Y, weight)
 
 
 # one compiled function per shape, whatever the weights
