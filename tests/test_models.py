@@ -171,3 +171,13 @@ def test_the_esn_normal_equations_taken_in_float32_about_the_mean_solve_like_flo
 
     assert fit_error(ours) < 1.1 * fit_error(exact)
     assert fit_error(naive) > 2 * fit_error(exact)  # what the centring is for
+
+
+def test_the_esn_squared_error_from_normal_equations_is_never_below_zero():
+    """An exact fit's error, taken by cancellation from the normal equations, can round below 0: it is 0."""
+    from forecast_cli.models import esn
+
+    gram, readout = np.array([[2.0, 0.5], [0.5, 1.0]]), np.array([[1.0], [3.0]])
+    cross = gram @ readout
+    yy = float(np.sum(readout * cross)) * (1 - 1e-15)
+    assert esn.squared_error(readout, gram, cross, yy) == 0.0

@@ -142,9 +142,10 @@ def solve_ridge(gram: np.ndarray, cross: np.ndarray, ridge: float) -> np.ndarray
 
 
 def squared_error(readout: np.ndarray, gram: np.ndarray, cross: np.ndarray, yy: float) -> float:
-    """Σ||Y - Z readout||² from the normal equations of (Z, Y): no need to keep the rows themselves."""
+    """Σ||Y - Z readout||² from the normal equations of (Z, Y): no need to keep the rows themselves (at least 0)."""
     readout = np.asarray(readout, np.float64)
-    return float(np.sum(readout * (np.asarray(gram, np.float64) @ readout)) - 2 * np.sum(readout * cross) + yy)
+    total = float(np.sum(readout * (np.asarray(gram, np.float64) @ readout)) - 2 * np.sum(readout * cross) + yy)
+    return max(total, 0.0)  # taken by cancellation: a near-exact fit can come out a rounding error below 0
 
 
 def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float, future: tuple[int, ...] = ()) -> Array:
