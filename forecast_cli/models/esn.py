@@ -192,10 +192,10 @@ def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: in
 def centred_equations(Z: Array, Y: Array, w: Array) -> tuple[Array, ...]:
     """The normal equations of the rows `Z: (n, p)` (targets `Y: (n, horizon)`, weights `w: (n,)`) in float32,
     taken about their weighted mean c: (Z_cᵀWZ_c, Z_cᵀWY, ΣwY², Σw, Z_cᵀw, ΣwY, c) with Z_c = Z - c, which
-    `uncentred` turns into ZᵀWZ and ZᵀWY in float64. The reservoir states and the constant column have means
-    far larger than their spread: ZᵀZ taken directly in float32 loses the spread that the readout is made of
-    (condition numbers of 1e9-1e10); about the mean, float32 keeps it, and the large part, n c cᵀ, is added in
-    float64."""
+    `uncentred` turns into ZᵀWZ and ZᵀWY in float64. Where the rows' means are large against their spread (the
+    constant column, a bias, a target level), ZᵀZ taken directly in float32 loses the spread the readout is made
+    of; about the mean float32 keeps it, and the large part, n c cᵀ, is added in float64. It does not help
+    states that are collinear about a mean near 0 (docs/benchmarks.md, section 2)."""
     n = jnp.sum(w)
     c = (w @ Z) / jnp.maximum(n, 1.0)
     Zc = Z - c
