@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from jax.sharding import Mesh
 
 AXIS = "data"
+PROCESS_AXIS = "process"
+PROCESS_AXES = (PROCESS_AXIS, AXIS)  # a mesh over every process's devices (process_mesh)
 
 
 def initialize(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
@@ -107,6 +109,27 @@ def gather_strings(values) -> np.ndarray:
     ends = np.cumsum(lengths)
     return np.array([blob[e - n : e].decode() for n, e in zip(lengths.tolist(), ends.tolist(), strict=True)],
                     dtype=object)
+
+
+def process_mesh() -> Mesh:
+    """A (processes, devices) mesh, axes PROCESS_AXES, over the same number of local devices of every process
+    (the fewest any process has: a host with more cores does not make the mesh ragged)."""
+    import jax
+    from jax.sharding import Mesh
+
+    local = int(allgather(np.array(jax.local_device_count())).min())
+    mine = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    grid = [[d for d in mine if d.process_index == p][:local] for p in range(jax.process_count())]
+    return Mesh(np.array(grid), PROCESS_AXES)
+
+
+def global_array(mesh: Mesh, tree, spec=None):
+    """A pytree of this process's parts (numpy or jax arrays) as global arrays over `mesh`, laid out by `spec`
+    (a PartitionSpec; replicated when None: every process passes the same values)."""
+    from jax.experimental import multihost_utils
+    from jax.sharding import PartitionSpec
+
+    return multihost_utils.host_local_array_to_global_array(tree, mesh, PartitionSpec() if spec is None else spec)
 
 
 # ---- the local devices -------------------------------------------------------------------------------

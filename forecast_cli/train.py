@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.flatten_util import ravel_pytree
 
 from forecast_cli import parallel
 from forecast_cli.config import TrainConfig
@@ -121,30 +122,74 @@ def weight_of(row_weight, begin):
     return row_weight[begin] if row_weight.shape[0] > 1 else jnp.broadcast_to(row_weight[0], begin.shape)
 
 
-def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool,
-               devices: parallel.Devices = parallel.ONE_DEVICE, loss: str = "mse", future: tuple[int, ...] = ()):
-    """The compiled epoch function for one run (shapes fixed, so it compiles once). `row_weight: (n_rows,)`
-    weighs each window by the row it starts at (a series' weight in the loss), or `(1,)` every window alike
-    (weight_of); `future`: the input columns
-    whose horizon values the windows carry (windows.gather_windows)."""
+def _loss_sum(graphdef, lookback: int, horizon: int, loss: str, future: tuple[int, ...], dropout: bool):
+    """loss_sum(params, inputs, row_weight, begin, weight, key): the weighted loss sum of the windows starting at
+    rows `begin` of `inputs` (weight 0 for padding), each also times its row weight (weight_of)."""
 
     def loss_sum(params, inputs, row_weight, begin, weight, key):
         X, Y = gather_windows(inputs, begin, lookback, horizon, future)
         pred = nnx.merge(graphdef, params)(X, dropout_key=key if dropout else None)
         return jnp.sum(window_loss(pred, Y, loss) * weight * weight_of(row_weight, begin))
 
-    def sums_and_grads(params, inputs, row_weight, begin, weight, key):
-        """(weighted loss sum, its gradient, weight sum) over the batch: on a mesh, each device takes its part
-        of the batch and the three are summed over the devices once (left to XLA's partitioner, the weight
-        gradient of the recurrent step was all-reduced at every one of the time steps). Each device draws its
-        own dropout masks."""
-        if devices.count > 1:
-            key = jax.random.fold_in(key, jax.lax.axis_index(parallel.AXIS))
-        total, grads = jax.value_and_grad(loss_sum)(params, inputs, row_weight, begin, weight, key)
-        sums = (total, grads, jnp.sum(weight))
-        return sums if devices.count == 1 else jax.lax.psum(sums, parallel.AXIS)
+    return loss_sum
 
-    sums_and_grads = devices.per_device(sums_and_grads, batch_args=(3, 4), n_args=6)
+
+def _summed(loss_sum, axes):
+    """sums_and_grads(params, inputs, row_weight, begin, weight, key): (weighted loss sum, its gradient, weight
+    sum) over a batch, each added up over the mesh `axes` once (None: no mesh). Run on each device with its part
+    of the batch (left to XLA's partitioner, the weight gradient of the recurrent step was all-reduced at every
+    one of the time steps); each device draws its own dropout masks."""
+
+    def sums_and_grads(params, inputs, row_weight, begin, weight, key):
+        if axes is not None:
+            key = jax.random.fold_in(key, jax.lax.axis_index(axes))
+        total, grads = jax.value_and_grad(loss_sum)(params, inputs, row_weight, begin, weight, key)
+        if axes is None:
+            return total, grads, jnp.sum(weight)
+        # one all-reduce of one vector: over gloo, each array of a tree crossed the processes on its own
+        flat, unravel = ravel_pytree((total, grads, jnp.sum(weight)))
+        return unravel(jax.lax.psum(flat, axes))
+
+    return sums_and_grads
+
+
+def _optimizer_step(tx, sums_and_grads, inputs, row_weight):
+    """The body of an epoch's scan over batches (begin, weight, key): one update by the batch's mean loss;
+    it yields the batch's weighted loss sum."""
+
+    def step(carry, batch):
+        params, opt_state = carry
+        total, grads, count = sums_and_grads(params, inputs, row_weight, *batch)
+        count = jnp.maximum(count, 1.0)
+        updates, opt_state = tx.update(jax.tree.map(lambda g: g / count, grads), opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), total
+
+    return step
+
+
+def _evaluation_step(graphdef, lookback: int, horizon: int, loss: str, future: tuple[int, ...], inputs,
+                     row_weight):
+    """The body of a scan over batches (begin, weight) that yields each batch's weighted loss sum (params ride in
+    the carry: a closed-over State cannot merge in a nested trace)."""
+
+    def one(params, batch):
+        b, w = batch
+        X, Y = gather_windows(inputs, b, lookback, horizon, future)
+        pred = nnx.merge(graphdef, params)(X)
+        return params, jnp.sum(window_loss(pred, Y, loss) * w * weight_of(row_weight, b))
+
+    return one
+
+
+def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_batches: int, dropout: bool,
+               devices: parallel.Devices = parallel.ONE_DEVICE, loss: str = "mse", future: tuple[int, ...] = ()):
+    """The compiled epoch function for one run (shapes fixed, so it compiles once). `row_weight: (n_rows,)`
+    weighs each window by the row it starts at (a series' weight in the loss), or `(1,)` every window alike
+    (weight_of); `future`: the input columns
+    whose horizon values the windows carry (windows.gather_windows)."""
+    sums_and_grads = devices.per_device(
+        _summed(_loss_sum(graphdef, lookback, horizon, loss, future, dropout),
+                None if devices.count == 1 else parallel.AXIS), batch_args=(3, 4), n_args=6)
 
     @jax.jit
     def train_epoch(params, opt_state, inputs, row_weight, train_idx, key, lo=None, width=None):
@@ -158,17 +203,9 @@ def make_steps(graphdef, tx, lookback: int, horizon: int, batch_size: int, n_bat
         weight = jnp.concatenate([jnp.ones(order.shape[0]), jnp.zeros(pad)]).reshape(n_batches, batch_size)
         begin, weight = devices.split_batch(begin, 1), devices.split_batch(weight, 1)
         keys = jax.random.split(dropout_key, n_batches)
-
-        def step(carry, batch):
-            params, opt_state = carry
-            total, grads, count = sums_and_grads(params, inputs, row_weight, *batch)
-            count = jnp.maximum(count, 1.0)
-            loss, grads = total / count, jax.tree.map(lambda g: g / count, grads)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(batch[1])
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (begin, weight, keys))
-        return params, opt_state, jnp.sum(losses) / order.shape[0]
+        step = _optimizer_step(tx, sums_and_grads, inputs, row_weight)
+        (params, opt_state), totals = jax.lax.scan(step, (params, opt_state), (begin, weight, keys))
+        return params, opt_state, jnp.sum(totals) / order.shape[0]
 
     return train_epoch
 
@@ -179,17 +216,50 @@ def make_evaluate(graphdef, lookback: int, horizon: int, devices: parallel.Devic
     def evaluate(params, inputs, row_weight, begin, weight):
         """Mean loss over windows `begin: (n_batches, batch)` with weights (0 for padding)."""
         begin, weight = devices.split_batch(begin, 1), devices.split_batch(weight, 1)
-
-        def one(params, batch):  # params ride in the carry: a closed-over State cannot merge in a nested trace
-            b, w = batch
-            X, Y = gather_windows(inputs, b, lookback, horizon, future)
-            pred = nnx.merge(graphdef, params)(X)
-            return params, jnp.sum(window_loss(pred, Y, loss) * w * weight_of(row_weight, b))
-
+        one = _evaluation_step(graphdef, lookback, horizon, loss, future, inputs, row_weight)
         _, sums = jax.lax.scan(one, params, (begin, weight))
         return jnp.sum(sums) / jnp.maximum(jnp.sum(weight), 1.0)
 
     return evaluate
+
+
+def make_process_steps(graphdef, tx, lookback: int, horizon: int, dropout: bool, mesh, loss: str = "mse",
+                       future: tuple[int, ...] = ()):
+    """(train_epoch, evaluate) of several processes, over `mesh` (parallel.process_mesh: axes process x data).
+    Each runs on every device at once (shard_map), with its process's own rows: `inputs: (processes, rows,
+    n_features)` and `row_weight: (processes, rows or 1)` split by process, and batches `(processes, n_batches,
+    batch)` split by process and, within a batch, over the process's devices. The whole epoch (every batch and
+    optimizer update) is one compiled call; each batch's loss and gradient sums cross the devices and processes
+    once (one all-reduce, over gloo on CPU). Both return global sums, replicated: (weighted loss sum, weight
+    sum)."""
+    from jax.sharding import PartitionSpec as P
+
+    axes = parallel.PROCESS_AXES
+    sums_and_grads = _summed(_loss_sum(graphdef, lookback, horizon, loss, future, dropout), axes)
+    batch, mine = P(parallel.PROCESS_AXIS, None, parallel.AXIS), P(parallel.PROCESS_AXIS)
+
+    def epoch(params, opt_state, inputs, row_weight, begin, weight, keys):
+        step = _optimizer_step(tx, sums_and_grads, inputs[0], row_weight[0])
+        (params, opt_state), totals = jax.lax.scan(step, (params, opt_state), (begin[0], weight[0], keys))
+        return params, opt_state, jnp.sum(totals), jax.lax.psum(jnp.sum(weight), axes)
+
+    def evaluate(params, inputs, row_weight, begin, weight):
+        one = _evaluation_step(graphdef, lookback, horizon, loss, future, inputs[0], row_weight[0])
+        _, sums = jax.lax.scan(one, params, (begin[0], weight[0]))
+        return jax.lax.psum((jnp.sum(sums), jnp.sum(weight)), axes)
+
+    # check_vma off: the models start their recurrences from zeros, which the check would want marked per-device
+    train_epoch = jax.shard_map(epoch, mesh=mesh, in_specs=(P(), P(), mine, mine, batch, batch, P()),
+                                out_specs=P(), check_vma=False)
+    evaluate = jax.shard_map(evaluate, mesh=mesh, in_specs=(P(), mine, mine, batch, batch), out_specs=P(),
+                             check_vma=False)
+
+    @jax.jit
+    def train(params, opt_state, inputs, row_weight, begin, weight, key_data):
+        keys = jax.random.split(jax.random.wrap_key_data(key_data), begin.shape[1])
+        return train_epoch(params, opt_state, inputs, row_weight, begin, weight, keys)
+
+    return train, jax.jit(evaluate)
 
 
 @functools.lru_cache(maxsize=8)
@@ -355,90 +425,83 @@ class _OneProcess:
 
 
 class _Processes:
-    """The back-end of several processes: each step's global batch holds `size / processes` windows of each
-    process, gathered on its host; the batch order is drawn per process from (seed, process index). Dropout
-    masks are drawn over the global batch from a key every process derives alike."""
+    """The back-end of several processes: each keeps its own rows on its own devices, as one global array split
+    by process (padded to the longest process's rows), and an epoch is one compiled call over every device
+    (make_process_steps). Each process shuffles its own windows on the host, from (seed, process index), and
+    sends the epoch's window indices once; a global batch holds `size / processes` windows of each process."""
 
     def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, future,
                  starts):
-        from jax.experimental import multihost_utils
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+        from jax.sharding import NamedSharding, PartitionSpec
 
         self.kept = None if starts is None else window_budget(train_idx, starts, config.series_windows)
         used = len(train_idx) if self.kept is None else len(self.kept[0])
-        counts = parallel.allgather(np.array([used, len(val_idx)]))
+        counts = parallel.allgather(np.array([used, len(val_idx), len(inputs), len(row_weight)]))
         if counts[:, 0].sum() == 0:
             raise TrainingError("no training windows: the series are too short for this lookback and horizon")
-        self.inputs, self.row_weight, self.lookback, self.horizon = inputs, row_weight, lookback, horizon
-        self.future = future
+        self.mesh = mesh = parallel.process_mesh()
+        processes, local_devices = mesh.devices.shape
         self.train_idx, self.validated = train_idx, bool(counts[:, 1].sum())
-        self.monitored_idx = val_idx if self.validated else train_idx
-        mesh = Mesh(np.array(jax.devices()), (parallel.AXIS,))
-        self.split = NamedSharding(mesh, PartitionSpec(parallel.AXIS))
-        size, _ = batches(int(counts[:, 0].sum()), config.batch_size, jax.device_count())
-        self.local = size // jax.process_count()  # windows each process contributes to a global batch
+        self.windows = int(counts[:, 0].sum())
+        size, _ = batches(self.windows, config.batch_size, processes * local_devices)
+        self.local = size // processes  # windows each process contributes to a global batch
         self.n_batches = max(1, math.ceil(counts[:, 0].max() / self.local))
-        self.n_monitor_batches = max(1, math.ceil(counts[:, 1 if self.validated else 0].max() / self.local))
-        self.tx = tx = make_optimizer(config, config.epochs * self.n_batches)
-        self.to_global = partial(multihost_utils.host_local_array_to_global_array, global_mesh=mesh,
-                                 pspecs=PartitionSpec())
+        self.tx = make_optimizer(config, config.epochs * self.n_batches)
+        self.train_epoch, self.evaluate = make_process_steps(graphdef, self.tx, lookback, horizon, dropout, mesh,
+                                                             config.loss, future)
+        self.to_global = partial(parallel.global_array, mesh)
+        self.by_process = NamedSharding(mesh, PartitionSpec(parallel.PROCESS_AXIS))
+        self.inputs = self.to_global(_padded(np.asarray(inputs, np.float32), int(counts[:, 2].max())),
+                                     PartitionSpec(parallel.PROCESS_AXIS))
+        self.row_weight = self.to_global(_padded(row_weight, int(counts[:, 3].max())),
+                                         PartitionSpec(parallel.PROCESS_AXIS))
+        monitored = val_idx if self.validated else train_idx
+        n_monitor = max(1, math.ceil(counts[:, 1 if self.validated else 0].max() / self.local))
+        self.monitor_batches = self._batches(np.asarray(monitored), n_monitor)
         self.rng = np.random.default_rng([config.seed, jax.process_index()])
 
-        def loss_sums(params, X, Y, w, rw, key_data):
-            """(sum of the windows' losses, each times its row weight, over real windows; how many are real)."""
-            key = jax.random.wrap_key_data(key_data) if key_data is not None else None
-            pred = nnx.merge(graphdef, params)(X, dropout_key=key)
-            return jnp.sum(window_loss(pred, Y, config.loss) * w * rw), jnp.sum(w)
+    def _batches(self, idx: np.ndarray, n_batches: int) -> tuple:
+        """This process's windows `idx` as its part of global (begin, weight) batches: (processes, n_batches,
+        local), padded with zero-weight windows at row 0."""
+        from jax.sharding import PartitionSpec
 
-        @jax.jit
-        def step(params, opt_state, X, Y, w, rw, key_data):
-            def loss_fn(params):
-                total, weight = loss_sums(params, X, Y, w, rw, key_data)
-                return total / jnp.maximum(weight, 1.0), (total, weight)
-
-            (_, (total, weight)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, total, weight
-
-        self.step, self.dropout = step, dropout
-        self.sums = jax.jit(lambda params, X, Y, w, rw: loss_sums(params, X, Y, w, rw, None))
+        begin = np.zeros(n_batches * self.local, np.int32)
+        begin[: len(idx)] = idx
+        weight = (np.arange(len(begin)) < len(idx)).astype(np.float32)
+        spec = PartitionSpec(parallel.PROCESS_AXIS, None, parallel.AXIS)
+        return tuple(self.to_global(a.reshape(1, n_batches, self.local), spec) for a in (begin, weight))
 
     def init(self, params, moments=None):
         params = self.to_global(params)  # the same initial weights everywhere: the same seed
         state = jax.jit(self.tx.init)(params)
         return params, state if moments is None else self.to_global(with_adam_moments(state, moments))
 
-    def _global_batch(self, idx, first):
-        part = idx[first : first + self.local]
-        begin = np.concatenate([part, np.zeros(self.local - len(part), np.int64)]).astype(np.int64)
-        X, Y = gather_windows(self.inputs, begin, self.lookback, self.horizon, self.future)
-        w = (np.arange(self.local) < len(part)).astype(np.float32)
-        weight = self.row_weight[np.minimum(begin, len(self.row_weight) - 1)]  # (1,): every window alike
-        return tuple(jax.make_array_from_process_local_data(self.split, a) for a in (X, Y, w, weight))
-
     def epoch(self, params, opt_state, key) -> tuple:
         train_idx = self.train_idx
         if self.kept is not None:  # window_budget, drawn on the host
             train_idx = drawn(*self.kept, self.rng.random(len(self.kept[0])))
-        order = self.rng.permutation(train_idx)
-        total = weight = 0.0
-        for b in range(self.n_batches):
-            key_data = self.to_global(np.asarray(jax.random.key_data(jax.random.fold_in(key, b)))) \
-                if self.dropout else None  # replicated: every process draws the global batch's masks alike
-            params, opt_state, t, w = self.step(params, opt_state, *self._global_batch(order, b * self.local),
-                                                key_data)
-            total, weight = total + _scalar(t), weight + _scalar(w)
-        return params, opt_state, total / max(weight, 1.0)
+        key_data = self.to_global(np.asarray(jax.random.key_data(key)))  # every process has the same key
+        params, opt_state, total, _ = self.train_epoch(params, opt_state, self.inputs, self.row_weight,
+                                                       *self._batches(self.rng.permutation(train_idx),
+                                                                      self.n_batches), key_data)
+        return params, opt_state, _scalar(total) / self.windows
 
     def monitor(self, params) -> float:
-        total = weight = 0.0
-        for b in range(self.n_monitor_batches):
-            t, w = self.sums(params, *self._global_batch(self.monitored_idx, b * self.local))
-            total, weight = total + _scalar(t), weight + _scalar(w)
-        return total / max(weight, 1.0)
+        total, weight = self.evaluate(params, self.inputs, self.row_weight, *self.monitor_batches)
+        return _scalar(total) / max(_scalar(weight), 1.0)
 
     def host(self, params):
         return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+
+
+def _padded(x: np.ndarray, rows: int) -> np.ndarray:
+    """x: (n, ...) as (1, rows, ...), zeros after its own rows (every process's part of a global array has the
+    longest process's shape)."""
+    if len(x) == rows:
+        return x[None]
+    out = np.zeros((1, rows) + x.shape[1:], x.dtype)
+    out[0, : len(x)] = x
+    return out
 
 
 def _scalar(x) -> float:
