@@ -49,6 +49,7 @@ bench: $(VENV)/.installed-bench .venv-neuralforecast/bin/python  ## speed benchm
 	$(BIN)/python benchmarks/compilations.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/processes.py
 	$(BIN)/python benchmarks/coverage.py
 	$(BIN)/python benchmarks/update.py
 

@@ -8,11 +8,13 @@ so the loss, the per-series weights and every stopping rule are the same however
   (shuffle, every minibatch, the optimizer updates) is one compiled call: `lax.scan` over minibatches of a
   fixed size, the last one padded with zero-weight windows, so nothing recompiles per batch or per epoch. With
   several local devices each batch is split over them (parallel.Devices).
-- `_Processes`: several processes (jax.distributed) each hold a shard of the series. Every step's global batch
-  is assembled from each process's own windows (gathered on its host, then
-  `jax.make_array_from_process_local_data` over a mesh of every device of every process); parameters are
-  replicated, XLA all-reduces the gradients, and the losses are global, so every process takes the same
-  decisions and ends with the same weights.
+- `_Processes`: several processes (jax.distributed) each hold a shard of the series, on their own devices: the
+  rows are one global array split by process over a (process, data) mesh. An epoch is again one compiled call
+  (the same scan body), run on every device of every process at once (`jax.shard_map`); each process shuffles
+  its own windows on the host and sends the epoch's indices once, a global batch holds an equal part of each
+  process's windows, and each batch's loss and gradient sums cross the processes once, as one vector. The
+  parameters are replicated and the losses global, so every process takes the same decisions and ends with
+  the same weights.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from jax.flatten_util import ravel_pytree
 from forecast_cli import parallel
 from forecast_cli.config import TrainConfig
 from forecast_cli.errors import TrainingError
+from forecast_cli.features import aligned_empty
 from forecast_cli.windows import gather_windows
 
 Array = jax.Array
@@ -274,6 +277,15 @@ def compiled_steps(graphdef, config: TrainConfig, lookback: int, horizon: int, b
             make_evaluate(graphdef, lookback, horizon, devices, config.loss, future))
 
 
+@functools.lru_cache(maxsize=8)
+def compiled_process_steps(graphdef, config: TrainConfig, lookback: int, horizon: int, n_batches: int,
+                           dropout: bool, mesh, future: tuple[int, ...] = ()):
+    """compiled_steps for several processes: (optimizer, train_epoch, evaluate) of make_process_steps, shared by
+    the fits with the same shapes and options (an ensemble's members, the refit of the same windows)."""
+    tx = make_optimizer(config, config.epochs * n_batches)
+    return (tx, *make_process_steps(graphdef, tx, lookback, horizon, dropout, mesh, config.loss, future))
+
+
 MIN_EPOCH_WINDOWS = 4096  # a window budget never makes an epoch smaller than this (a single long series still
 # gets a real epoch)
 
@@ -432,7 +444,7 @@ class _Processes:
 
     def __init__(self, graphdef, inputs, row_weight, train_idx, val_idx, lookback, horizon, config, dropout, future,
                  starts):
-        from jax.sharding import NamedSharding, PartitionSpec
+        from jax.sharding import PartitionSpec
 
         self.kept = None if starts is None else window_budget(train_idx, starts, config.series_windows)
         used = len(train_idx) if self.kept is None else len(self.kept[0])
@@ -446,11 +458,9 @@ class _Processes:
         size, _ = batches(self.windows, config.batch_size, processes * local_devices)
         self.local = size // processes  # windows each process contributes to a global batch
         self.n_batches = max(1, math.ceil(counts[:, 0].max() / self.local))
-        self.tx = make_optimizer(config, config.epochs * self.n_batches)
-        self.train_epoch, self.evaluate = make_process_steps(graphdef, self.tx, lookback, horizon, dropout, mesh,
-                                                             config.loss, future)
+        self.tx, self.train_epoch, self.evaluate = compiled_process_steps(
+            graphdef, dataclasses.replace(config, seed=0), lookback, horizon, self.n_batches, dropout, mesh, future)
         self.to_global = partial(parallel.global_array, mesh)
-        self.by_process = NamedSharding(mesh, PartitionSpec(parallel.PROCESS_AXIS))
         self.inputs = self.to_global(_padded(np.asarray(inputs, np.float32), int(counts[:, 2].max())),
                                      PartitionSpec(parallel.PROCESS_AXIS))
         self.row_weight = self.to_global(_padded(row_weight, int(counts[:, 3].max())),
@@ -472,9 +482,11 @@ class _Processes:
         return tuple(self.to_global(a.reshape(1, n_batches, self.local), spec) for a in (begin, weight))
 
     def init(self, params, moments=None):
-        params = self.to_global(params)  # the same initial weights everywhere: the same seed
-        state = jax.jit(self.tx.init)(params)
-        return params, state if moments is None else self.to_global(with_adam_moments(state, moments))
+        # the same initial weights everywhere (the same seed); the state is made here and then placed like the
+        # weights: made by a jit over the global weights, its step counts came out typed apart from those the
+        # epoch returns, and the epoch compiled twice
+        state = self.tx.init(params)
+        return self.to_global(params), self.to_global(state if moments is None else with_adam_moments(state, moments))
 
     def epoch(self, params, opt_state, key) -> tuple:
         train_idx = self.train_idx
@@ -496,11 +508,12 @@ class _Processes:
 
 def _padded(x: np.ndarray, rows: int) -> np.ndarray:
     """x: (n, ...) as (1, rows, ...), zeros after its own rows (every process's part of a global array has the
-    longest process's shape)."""
+    longest process's shape), 64-byte aligned so that the CPU devices share it rather than copy it."""
     if len(x) == rows:
         return x[None]
-    out = np.zeros((1, rows) + x.shape[1:], x.dtype)
+    out = aligned_empty((1, rows) + x.shape[1:], x.dtype)
     out[0, : len(x)] = x
+    out[0, len(x):] = 0
     return out
 
 

@@ -19,23 +19,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def forecast(*args, cwd, timeout=240):
+def forecast(*args, cwd, timeout=240, env=None):
     return subprocess.run([sys.executable, "-m", "forecast_cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                          timeout=timeout, env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})})
 
 
-def train_two_processes(tmp_path, args, files=("data.csv", "data.csv")):
+def train_two_processes(tmp_path, args, files=("data.csv", "data.csv"), env=None) -> str:
+    """Process 0's stderr."""
     port = free_port()
     common = [*args, "--model-dir", "two", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "-q"]
     other = subprocess.Popen([sys.executable, "-m", "forecast_cli", "train", files[1], *common, "--process-id", "1"],
-                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **(env or {})})
     try:
-        first = forecast("train", files[0], *common, "--process-id", "0", cwd=tmp_path)
+        first = forecast("train", files[0], *common, "--process-id", "0", cwd=tmp_path, env=env)
         _, other_err = other.communicate(timeout=240)
     finally:
         other.kill()
     assert first.returncode == 0, first.stderr[-2000:]
     assert other.returncode == 0, other_err[-2000:]
+    return first.stderr
 
 
 def predictions(tmp_path, model_dir):
@@ -54,7 +57,11 @@ def predictions(tmp_path, model_dir):
 ])
 def test_two_processes_match_one(tmp_path, model, args, n_series, tolerance):
     seasonal_frame(n_series=n_series, length=120, noise=0.3).to_csv(tmp_path / "data.csv", index=False)
-    train_two_processes(tmp_path, ["--model", model, *args])
+    # compilations logged, with an empty persistent cache so that every one is a real compile
+    log = train_two_processes(tmp_path, ["--model", model, *args],
+                              env={"JAX_LOG_COMPILES": "1", "FORECAST_CACHE_DIR": str(tmp_path / "cache")})
+    if model == "gru":  # an epoch compiles once per set of shapes: the fit and the refit, whatever the epochs
+        assert log.count("Finished XLA compilation of jit(train)") == 2, log[-3000:]
     single = forecast("train", "data.csv", "--model", model, *args, "--model-dir", "one", "-q", cwd=tmp_path)
     assert single.returncode == 0, single.stderr
     two, one = predictions(tmp_path, "two"), predictions(tmp_path, "one")

@@ -117,7 +117,7 @@ def test_four_devices_match_one():
     assert report["esn"][0] == report["esn"][1]  # the same ridge strength chosen
     assert report["esn_forecast_diff"] <= 1e-3  # the series are sines of amplitude 1
     # several processes' epoch: the same updates as the batches stepped through without a mesh; each batch's sums
-    # cross the devices once, as one vector (an all-reduce of a tuple, the tree's arrays one by one, cost 2.3x the
+    # cross the devices once, as one vector (an all-reduce of a tuple, the tree's arrays one by one, cost 2.5x the
     # time over gloo), plus the epoch's weight sum
     processes = report["processes"]
     assert processes["param_diff"] <= 1e-5 and processes["count"] == 120
