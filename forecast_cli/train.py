@@ -451,7 +451,7 @@ class _Processes:
         counts = parallel.allgather(np.array([used, len(val_idx), len(inputs), len(row_weight)]))
         if counts[:, 0].sum() == 0:
             raise TrainingError("no training windows: the series are too short for this lookback and horizon")
-        self.mesh = mesh = parallel.process_mesh()
+        mesh = parallel.process_mesh()
         processes, local_devices = mesh.devices.shape
         self.train_idx, self.validated = train_idx, bool(counts[:, 1].sum())
         self.windows = int(counts[:, 0].sum())
