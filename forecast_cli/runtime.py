@@ -71,6 +71,14 @@ def compilation_cache_dir() -> str:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "forecast", "jax")
 
 
+def native_cache_dir() -> str:
+    """Where native kernels are built (forecast_cli/native.py): $FORECAST_CACHE_DIR/native, else
+    forecast/native under $XDG_CACHE_HOME (~/.cache)."""
+    if os.environ.get("FORECAST_CACHE_DIR"):
+        return os.path.join(os.environ["FORECAST_CACHE_DIR"], "native")
+    return os.path.join(os.path.dirname(compilation_cache_dir()), "native")
+
+
 def use_compilation_cache() -> None:
     """Turn on JAX's persistent compilation cache for every compilation; without a writable cache directory,
     compile every time."""

@@ -78,7 +78,7 @@ def _long_run(radius: float, units: int = 60, steps: int = 2000):
     reservoir = esn.init_reservoir(1, config, jax.random.key(0))
     u = jnp.asarray(np.sin(np.arange(steps) / 7.0) + 0.1 * np.random.default_rng(0).standard_normal(steps),
                     jnp.float32)[:, None]
-    return reservoir, u, np.asarray(esn.run_reservoir(reservoir, u[:, None], 0.3))[:, 0]
+    return reservoir, u, np.asarray(esn.run_reservoir(reservoir, u[:, None], 0.3)[0][0])  # the dense scan
 
 
 @pytest.mark.parametrize("segments, overlap", [(None, 64), (4, 64), (7, 100)])
@@ -106,6 +106,7 @@ def test_run_series_without_echo_state_property_runs_sequentially(monkeypatch):
     monkeypatch.setattr(esn, "_segment_states", lambda *a, **kw: tried.append(kw["overlap"]) or real(*a, **kw))
     states = np.asarray(esn.run_series(reservoir, u, 0.3, segments=4, overlap=16))
     assert tried == [16, 32, 64, 128, 256]  # the last overlap below the 500-step pieces
+    sequential = esn.run_reservoir(esn.prepared(reservoir), u[:, None], 0.3)[0][0]  # as run_series runs it
     np.testing.assert_array_equal(states, sequential)
 
 

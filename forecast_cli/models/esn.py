@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from forecast_cli import native
 from forecast_cli.config import ESNConfig
 from forecast_cli.errors import DataError
 from forecast_cli.models import FitTask, Fitted, Model, Predictor, batched
@@ -61,17 +62,55 @@ def spectral_radius(W: np.ndarray, iterations: int = 200) -> float:
     return float(np.exp(log_growth / iterations))
 
 
-def run_reservoir(reservoir: dict, inputs: Array, leak_rate: float) -> Array:
-    """States for `inputs: (time, batch, n_features)` from a zero state -> (time, batch, units)."""
-    W, W_in, b = (jnp.asarray(reservoir[k]) for k in ("W", "W_in", "b"))
-    drive = inputs @ W_in.T + b  # (time, batch, units): the input part of every step at once
+def prepared(reservoir: dict) -> dict:
+    """The reservoir's arrays for `run_reservoir`: {"W", "W_in", "b"}, and W's CSR rows {"indptr", "indices",
+    "values"} (host arrays) where the native kernel will run it: on the CPU, for a W at most MAX_NATIVE_DENSITY
+    nonzero (a dense W runs faster as XLA's matrix product). Make it outside jit: the CSR needs W's values."""
+    arrays = {k: reservoir[k] for k in ("W", "W_in", "b")}
+    W = np.asarray(arrays["W"], np.float32)
+    nonzero = W != 0
+    if nonzero.mean() <= MAX_NATIVE_DENSITY and native.reservoir_kernel():
+        counts = nonzero.sum(axis=1)
+        arrays.update(indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
+                      indices=np.nonzero(nonzero)[1].astype(np.int32), values=W[nonzero])
+    return arrays
 
-    def step(state, u):
-        state = (1 - leak_rate) * state + leak_rate * jnp.tanh(state @ W.T + u)
+
+MAX_NATIVE_DENSITY = 0.3  # at 500-2000 units, 10% nonzero: native 0.09-0.37 s against dense 0.4-2 s (section 2)
+
+
+def run_reservoir(reservoir: dict, inputs: Array, leak_rate: float, start: Array | None = None,
+                  keep: int | None = None) -> tuple[Array, Array]:
+    """Run `inputs: (time, batch, n_features)` from a zero state; sequence j holds its zero state for its first
+    `start[j]` steps. Returns (the states of the last `keep` steps (all by default): (batch, keep, units), the
+    state before them: (batch, units)).
+
+    With `prepared`'s CSR rows in `reservoir`, the native kernel runs it (forecast_cli/native/reservoir.cc: one
+    16-wide multiply-add per nonzero of W); else a `lax.scan` of dense products, which is its reference."""
+    steps = inputs.shape[0]
+    keep = steps if keep is None else keep
+    if start is None:
+        start = jnp.zeros(inputs.shape[1], jnp.int32)
+    W_in, b = jnp.asarray(reservoir["W_in"]), jnp.asarray(reservoir["b"])
+    if "indptr" in reservoir:
+        return native.reservoir_states(inputs, W_in, b, reservoir, start, leak_rate, keep)
+    W = jnp.asarray(reservoir["W"])
+    drive = inputs @ W_in.T + b  # (time, batch, units): the input part of every step at once
+    live = jnp.arange(steps)[:, None] >= start  # (time, batch)
+
+    def step(state, x):
+        u, live = x
+        new = (1 - leak_rate) * state + leak_rate * jnp.tanh(state @ W.T + u)
+        return jnp.where(live[:, None], new, state), None
+
+    def collect(state, x):
+        state, _ = step(state, x)
         return state, state
 
     state0 = jnp.zeros((inputs.shape[1], W.shape[0]), inputs.dtype)
-    return jax.lax.scan(step, state0, drive)[1]
+    before, _ = jax.lax.scan(step, state0, (drive[: steps - keep], live[: steps - keep]))
+    _, states = jax.lax.scan(collect, before, (drive[steps - keep :], live[steps - keep :]))
+    return jnp.swapaxes(states, 0, 1), before
 
 
 def run_series(reservoir: dict, inputs: Array, leak_rate: float, segments: int | None = None,
@@ -86,18 +125,21 @@ def run_series(reservoir: dict, inputs: Array, leak_rate: float, segments: int |
     the step before its part must match the previous piece's state there to `tol`, else the overlap doubles
     (up to a plain sequential run). Piece 0 starts at time 0, like the sequential run. Default `segments`:
     one per 2 x overlap steps, at most 16 (at 10,000 steps and 500-1000 units, 16 pieces took 7-25% less time
-    than 9 in repeated runs here, and 64 more)."""
+    than 9 in repeated runs here, and 64 more). The native kernel runs pieces in blocks of 16, a block per
+    thread: there the default is 16 per thread, each at least `overlap` steps long, where the series allows."""
     steps = inputs.shape[0]
+    reservoir = prepared(reservoir)
     if segments is None:
         segments = int(np.clip(steps // (2 * overlap), 1, 16))
-    reservoir = {k: jnp.asarray(reservoir[k]) for k in ("W", "W_in", "b")}
+        if "indptr" in reservoir and steps >= 16 * overlap:
+            segments = 16 * min(native.threads(), steps // (16 * overlap))
     while segments > 1 and overlap < -(-steps // segments):
         states, gap = _segment_states(reservoir, jnp.asarray(inputs), segments=segments, overlap=overlap,
                                       leak_rate=leak_rate)
         if float(gap) <= tol:
             return states
         overlap *= 2
-    return run_reservoir(reservoir, jnp.asarray(inputs)[:, None], leak_rate)[:, 0]
+    return run_reservoir(reservoir, jnp.asarray(inputs)[:, None], leak_rate)[0][0]
 
 
 @jax.jit(static_argnames=("segments", "overlap", "leak_rate"))
@@ -105,24 +147,10 @@ def _segment_states(reservoir, inputs, *, segments, overlap, leak_rate):
     """(states (time, units), largest disagreement between neighbouring pieces where they meet)."""
     steps, span = inputs.shape[0], -(-inputs.shape[0] // segments)
     t = jnp.arange(segments)[None, :] * span - overlap + jnp.arange(overlap + span)[:, None]  # (time, piece)
-    live = t >= 0  # piece 0 has nothing before time 0: it holds its zero state until then
-    drive = inputs[jnp.clip(t, 0, steps - 1)] @ reservoir["W_in"].T + reservoir["b"]
-    W = reservoir["W"]
-
-    def step(state, x):
-        u, live = x
-        new = (1 - leak_rate) * state + leak_rate * jnp.tanh(state @ W.T + u)
-        return jnp.where(live[:, None], new, state), None
-
-    def collect(state, x):
-        state, _ = step(state, x)
-        return state, state
-
-    warm, _ = jax.lax.scan(step, jnp.zeros((segments, W.shape[0]), inputs.dtype),
-                           (drive[:overlap], live[:overlap]))
-    _, states = jax.lax.scan(collect, warm, (drive[overlap:], live[overlap:]))  # (span, piece, units)
-    gap = jnp.max(jnp.abs(warm[1:] - states[-1, :-1]))
-    return jnp.swapaxes(states, 0, 1).reshape(segments * span, -1)[:steps], gap
+    start = jnp.zeros(segments, jnp.int32).at[0].set(overlap)  # piece 0 has nothing before time 0
+    states, warm = run_reservoir(reservoir, inputs[jnp.clip(t, 0, steps - 1)], leak_rate, start, keep=span)
+    gap = jnp.max(jnp.abs(warm[1:] - states[:-1, -1]))  # each piece's state before its part: its predecessor's last
+    return states.reshape(segments * span, -1)[:steps], gap
 
 
 def design(states: Array, inputs: Array, future: Array | None = None) -> Array:
@@ -153,8 +181,8 @@ def predict(reservoir: dict, readout: Array, X: Array, leak_rate: float, future:
     `future` columns, X: (batch, lookback + horizon, n_features), windows.gather_windows' form)."""
     X, fut = split_future(X, readout.shape[1], future)
     fut = None if fut is None else fut.reshape(fut.shape[0], -1)
-    states = run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)
-    return design(states[-1], X[:, -1], fut) @ readout + X[:, -1, :1]
+    states = run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate, keep=1)[0][:, 0]
+    return design(states, X[:, -1], fut) @ readout + X[:, -1, :1]
 
 
 def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: int, horizon: int, config: ESNConfig,
@@ -167,11 +195,14 @@ def equations(reservoir: dict, inputs: np.ndarray, idx: np.ndarray, lookback: in
     Windows go through in chunks, so memory does not grow with the data. With several local `devices` (a
     parallel.Devices), each chunk's windows are split over them and XLA sums their equations. Sums of windows
     add up: the equations of a panel that grew are those it had plus those of its new windows."""
+    reservoir = prepared(reservoir)
+    if "indptr" in reservoir:
+        devices = None  # the native kernel shares each chunk out over the cores itself
     count = 1 if devices is None else devices.count
     put = (lambda x: x) if devices is None else devices.put_batch
     replicated = (lambda x: x) if devices is None else devices.replicated
     device_inputs = replicated(jnp.asarray(inputs, jnp.float32))
-    reservoir = replicated({k: jnp.asarray(reservoir[k]) for k in ("W", "W_in", "b")})
+    reservoir = replicated({k: jnp.asarray(v) for k, v in reservoir.items()})
     chunk = int(np.clip(2e7 // (lookback * config.units), 64, 8192))
     chunk = min(chunk, 1 << max(6, (len(idx) - 1).bit_length()))  # few windows (an update): a smaller power of 2
     chunk = -(-chunk // count) * count
@@ -257,7 +288,7 @@ def _window_equations(reservoir, inputs, begin, weight, *, lookback, horizon, le
     X, fut = split_future(X, horizon, future)
     fut = None if fut is None else fut.reshape(fut.shape[0], -1)
     Y = Y - X[:, -1, :1]
-    Z = design(run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate)[-1], X[:, -1], fut)
+    Z = design(run_reservoir(reservoir, jnp.swapaxes(X, 0, 1), leak_rate, keep=1)[0][:, 0], X[:, -1], fut)
     return centred_equations(Z, Y, weight)
 
 
@@ -306,7 +337,7 @@ class EchoState(Model):
 
     def predictor(self, model: dict, horizon: int, season: int, params: dict[str, np.ndarray]) -> Predictor:
         config = ESNConfig(**model)
-        reservoir = {k: params[k] for k in ("W", "W_in", "b")}
+        reservoir = prepared(params)
         return lambda X: batched(lambda chunk: _forward(reservoir, params["readout"], chunk,
                                                         leak_rate=config.leak_rate, future=config.future), X)
 
