@@ -194,7 +194,9 @@ def _usage_errors():
 
 
 EPILOG = ("Models are saved to --model-dir, else $FORECAST_MODEL_DIR, else ./forecast-model. JAX's compiled code is "
-          "cached in $FORECAST_CACHE_DIR, else $XDG_CACHE_HOME/forecast/jax (~/.cache/forecast/jax).")
+          "cached in $FORECAST_CACHE_DIR, else $XDG_CACHE_HOME/forecast/jax (~/.cache/forecast/jax); the native ESN "
+          "kernel is built once in $FORECAST_CACHE_DIR/native (~/.cache/forecast/native); FORECAST_NATIVE=0 turns it "
+          "off.")
 
 app = typer.Typer(
     cls=OneLineErrors,
