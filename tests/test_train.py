@@ -123,6 +123,33 @@ def test_an_epoch_under_a_window_budget_trains_on_that_many_windows(monkeypatch)
     assert seen[0] == 500  # without the series' rows, every window
 
 
+def test_early_stopping_watches_at_most_the_budget_of_each_series_validation_windows(monkeypatch):
+    """Evenly spaced, each series' last window among them, every window of a series with no more; and the
+    epoch's evaluation is over exactly those."""
+    from forecast_cli import train
+
+    monkeypatch.setattr(train, "MIN_EPOCH_WINDOWS", 1)
+    starts = np.array([0, 300, 600, 700])
+    val_idx = np.concatenate([np.arange(200, 244), np.arange(500, 505), np.arange(660, 686)])
+    watched = train.monitored(val_idx, starts, 8)
+    series = np.searchsorted(starts, watched, side="right") - 1
+    assert np.bincount(series).tolist() == [8, 5, 8]
+    assert {243, 504, 685} <= set(watched) and set(watched) <= set(val_idx)
+    assert np.all(np.diff(watched[series == 0]) >= 44 // 8 - 1)  # spread over the series' windows
+    np.testing.assert_array_equal(train.monitored(val_idx, starts, 0), val_idx)  # 0: every window
+    np.testing.assert_array_equal(train.monitored(val_idx, None, 8), val_idx)
+
+    evaluated = []
+    real = train.pad_to_batches
+    monkeypatch.setattr(train, "pad_to_batches", lambda idx, *a, **k: evaluated.append(len(idx)) or real(idx, *a, **k))
+    inputs = np.sin(np.arange(700) / 5.0)[:, None].astype(np.float32)
+    train_idx = np.concatenate([np.arange(0, 180), np.arange(300, 480), np.arange(600, 660)])
+    config = TrainConfig(epochs=1, patience=0, refit=False, series_windows=8, batch_size=8)
+    model = recurrent.build(1, 3, RecurrentConfig(hidden=4), jax.random.key(0))
+    train.fit(model, inputs, train_idx, val_idx, 12, 3, config, jax.random.key(1), starts=starts)
+    assert evaluated == [21]
+
+
 def test_no_row_weights_train_as_weights_of_one():
     """Without row weights the epoch gets a (1,) array that weighs every window alike: the same losses as
     explicit weights of one on every row, and weights of two on every row double them."""
