@@ -48,8 +48,12 @@ def reservoir_kernel() -> bool:
 
     import jax
 
-    jax.ffi.register_ffi_target("forecast_reservoir", jax.ffi.pycapsule(ctypes.CDLL(library).ForecastReservoir),
-                                platform="cpu")
+    try:
+        loaded = ctypes.CDLL(library)
+    except OSError as e:  # a library the loader refuses (a damaged cache): rebuilt once its file is removed
+        _note(f"cannot load the native reservoir kernel {library} ({e})")
+        return False
+    jax.ffi.register_ffi_target("forecast_reservoir", jax.ffi.pycapsule(loaded.ForecastReservoir), platform="cpu")
     return True
 
 

@@ -98,3 +98,14 @@ def test_forecast_native_0_turns_the_kernels_off(monkeypatch):
     monkeypatch.setenv("FORECAST_NATIVE", "1")
     assert native.enabled() == (jax.default_backend() == "cpu")
     assert os.path.isfile(os.path.join(native.SOURCES, "reservoir.cc"))
+
+
+def test_a_damaged_cached_kernel_is_refused_with_a_note(tmp_path, monkeypatch, capsys):
+    damaged = tmp_path / "reservoir-0123456789abcdef.so"
+    damaged.write_bytes(b"\x7fELF but cut short")
+    monkeypatch.setattr(native, "_library", lambda name: str(damaged))
+    if not native.enabled():
+        pytest.skip("the kernels are off here")
+    assert native.reservoir_kernel.__wrapped__() is False
+    err = capsys.readouterr().err
+    assert "cannot load the native reservoir kernel" in err and len(err.strip().splitlines()) == 1
