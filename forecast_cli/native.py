@@ -1,4 +1,4 @@
-"""Native CPU kernels: C++ sources under forecast_cli/native/, compiled on first use with the machine's C++
+"""Native CPU kernels: C++ sources under forecast_cli/kernels/, compiled on first use with the machine's C++
 compiler and registered with JAX as XLA FFI custom calls (`jax.ffi`).
 
 The build is not part of `pip install`: it needs only `c++` and the XLA FFI headers that jaxlib ships, and its
@@ -8,7 +8,7 @@ FORECAST_NATIVE=0, or on an accelerator, callers use their pure-JAX path, which 
 hold each kernel to. A run that wanted a kernel it could not build says so in one line on stderr.
 
 Kernels:
-- `reservoir_states`: the echo-state reservoir's recurrence over a sparse W (forecast_cli/native/reservoir.cc).
+- `reservoir_states`: the echo-state reservoir's recurrence over a sparse W (forecast_cli/kernels/reservoir.cc).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 
-SOURCES = os.path.join(os.path.dirname(__file__), "native")
+SOURCES = os.path.join(os.path.dirname(__file__), "kernels")
 BUILD_SECONDS = 300  # a compile that takes longer is abandoned (the pure-JAX path is used)
 MAX_THREADS = 16
 
@@ -74,7 +74,7 @@ def reservoir_states(x, w_in, bias, sparse: dict, start, leak_rate: float, keep:
 
 
 def _library(name: str) -> str | None:
-    """Path of the compiled forecast_cli/native/<name>.cc, building it when it is not cached."""
+    """Path of the compiled forecast_cli/kernels/<name>.cc, building it when it is not cached."""
     import hashlib
     import platform
     import shutil

@@ -1,4 +1,4 @@
-"""The native reservoir kernel (forecast_cli/native/reservoir.cc) against its pure-JAX reference, and its build's
+"""The native reservoir kernel (forecast_cli/kernels/reservoir.cc) against its pure-JAX reference, and its build's
 fallback."""
 
 import os

@@ -85,7 +85,7 @@ def run_reservoir(reservoir: dict, inputs: Array, leak_rate: float, start: Array
     `start[j]` steps. Returns (the states of the last `keep` steps (all by default): (batch, keep, units), the
     state before them: (batch, units)).
 
-    With `prepared`'s CSR rows in `reservoir`, the native kernel runs it (forecast_cli/native/reservoir.cc: one
+    With `prepared`'s CSR rows in `reservoir`, the native kernel runs it (forecast_cli/kernels/reservoir.cc: one
     16-wide multiply-add per nonzero of W); else a `lax.scan` of dense products, which is its reference."""
     steps = inputs.shape[0]
     keep = steps if keep is None else keep
