@@ -112,6 +112,9 @@ def _library(name: str) -> str | None:
     except OSError as e:
         _note(f"cannot write the native {name} kernel to {directory} ({e.strerror})")
         return None
+    from forecast_cli.report import say
+
+    say(f"building the native {name} kernel into {directory} (once; a few seconds)")
     try:
         done = subprocess.run([*command, "-o", partial], capture_output=True, text=True, timeout=BUILD_SECONDS)
         if done.returncode == 0:
