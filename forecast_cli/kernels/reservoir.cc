@@ -52,55 +52,75 @@ struct Problem {
 };
 
 // Lane j of each unit's state -> row j of `out` (rows `stride` floats apart).
+// Lane j of each unit's state (V vectors per unit) -> row j of `out` (rows `stride` floats apart).
+template <int V>
 void Store(const std::vector<Lanes>& state, int count, float* out, int64_t units, int64_t stride) {
   for (int j = 0; j < count; ++j) {
     float* row = out + j * stride;
-    for (int64_t i = 0; i < units; ++i) row[i] = state[i][j];
+    for (int64_t i = 0; i < units; ++i) row[i] = state[i * V + j / kLanes][j % kLanes];
   }
 }
 
-// Sequences [first, first + count) with count <= kLanes, from a zero state.
+// Sequences [first, first + count) with count <= V * kLanes, from a zero state. V = 2 runs 32 sequences a
+// block: each nonzero of W (its value and column, loaded once) then serves two vectors.
+template <int V>
 void RunBlock(const Problem& p, int64_t first, int count, std::vector<Lanes>& state, std::vector<Lanes>& next,
               std::vector<Lanes>& inputs) {
   const int64_t N = p.units, F = p.features;
-  std::fill(state.begin(), state.end(), Lanes{});
-  if (p.keep == p.steps) Store(state, count, p.before + first * N, N, N);
-  Lanes starts = Lanes{} + static_cast<float>(p.steps);  // padding lanes never start
-  for (int j = 0; j < count; ++j) starts[j] = static_cast<float>(p.start[first + j]);
+  std::fill(state.begin(), state.begin() + N * V, Lanes{});
+  if (p.keep == p.steps) Store<V>(state, count, p.before + first * N, N, N);
+  Lanes starts[V];
+  for (int v = 0; v < V; ++v) starts[v] = Lanes{} + static_cast<float>(p.steps);  // padding lanes never start
+  for (int j = 0; j < count; ++j) starts[j / kLanes][j % kLanes] = static_cast<float>(p.start[first + j]);
   for (int64_t t = 0; t < p.steps; ++t) {
     for (int64_t f = 0; f < F; ++f) {
-      inputs[f] = Lanes{};
-      for (int j = 0; j < count; ++j) inputs[f][j] = p.x[(t * p.batch + first + j) * F + f];
+      for (int v = 0; v < V; ++v) inputs[f * V + v] = Lanes{};
+      for (int j = 0; j < count; ++j) inputs[f * V + j / kLanes][j % kLanes] = p.x[(t * p.batch + first + j) * F + f];
     }
-    const Lanes live = Lanes{} + static_cast<float>(t) >= starts ? Lanes{} + 1.0f : Lanes{};
+    Lanes live[V];
+    for (int v = 0; v < V; ++v) live[v] = Lanes{} + static_cast<float>(t) >= starts[v] ? Lanes{} + 1.0f : Lanes{};
     for (int64_t i = 0; i < N; ++i) {
-      Lanes a0 = Lanes{} + p.bias[i], a1 = Lanes{};
-      for (int64_t f = 0; f < F; ++f) a0 += p.w_in[i * F + f] * inputs[f];
-      int32_t k = p.indptr[i];
-      const int32_t end = p.indptr[i + 1];
-      for (; k + 2 <= end; k += 2) {  // two chains of multiply-adds, so neither waits on the other
-        a0 += p.values[k] * state[p.indices[k]];
-        a1 += p.values[k + 1] * state[p.indices[k + 1]];
+      Lanes a0[V], a1[V];
+      for (int v = 0; v < V; ++v) {
+        a0[v] = Lanes{} + p.bias[i];
+        a1[v] = Lanes{};
+        for (int64_t f = 0; f < F; ++f) a0[v] += p.w_in[i * F + f] * inputs[f * V + v];
       }
-      if (k < end) a0 += p.values[k] * state[p.indices[k]];
-      const Lanes s = state[i];
-      next[i] = s + live * (p.leak * (Tanh(a0 + a1) - s));  // (1 - a) s + a tanh(.), where live
+      if (t > 0) {  // every state starts at zero: the first step has no W s
+        int32_t k = p.indptr[i];
+        const int32_t end = p.indptr[i + 1];
+        for (; k + 2 <= end; k += 2) {  // two chains of multiply-adds, so neither waits on the other
+          const float w0 = p.values[k], w1 = p.values[k + 1];
+          const Lanes *s0 = &state[p.indices[k] * V], *s1 = &state[p.indices[k + 1] * V];
+          for (int v = 0; v < V; ++v) {
+            a0[v] += w0 * s0[v];
+            a1[v] += w1 * s1[v];
+          }
+        }
+        if (k < end)
+          for (int v = 0; v < V; ++v) a0[v] += p.values[k] * state[p.indices[k] * V + v];
+      }
+      for (int v = 0; v < V; ++v) {
+        const Lanes s = state[i * V + v];
+        next[i * V + v] = s + live[v] * (p.leak * (Tanh(a0[v] + a1[v]) - s));  // (1 - a) s + a tanh(.), if live
+      }
     }
     std::swap(state, next);
     const int64_t kept = t - (p.steps - p.keep);  // the step's place among the kept ones
-    if (kept == -1) Store(state, count, p.before + first * N, N, N);
-    if (kept >= 0) Store(state, count, p.out + (first * p.keep + kept) * N, N, p.keep * N);
+    if (kept == -1) Store<V>(state, count, p.before + first * N, N, N);
+    if (kept >= 0) Store<V>(state, count, p.out + (first * p.keep + kept) * N, N, p.keep * N);
   }
 }
 
-void Run(const Problem& p, int threads) {
-  const int64_t blocks = (p.batch + kLanes - 1) / kLanes;
+template <int V>
+void RunBlocks(const Problem& p, int threads) {
+  const int64_t per = V * kLanes, blocks = (p.batch + per - 1) / per;
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, blocks)));
-  auto work = [&p, blocks, threads](int worker) {
-    std::vector<Lanes> state(p.units), next(p.units), inputs(std::max<int64_t>(p.features, 1));
+  auto work = [&p, blocks, threads, per](int worker) {
+    std::vector<Lanes> state(p.units * V), next(p.units * V), inputs(std::max<int64_t>(p.features, 1) * V);
     for (int64_t b = worker; b < blocks; b += threads) {
-      const int64_t first = b * kLanes;
-      RunBlock(p, first, static_cast<int>(std::min<int64_t>(kLanes, p.batch - first)), state, next, inputs);
+      const int64_t first = b * per;
+      RunBlock<V>(p, first, static_cast<int>(std::min<int64_t>(per, p.batch - first)), state, next, inputs);
     }
   };
   if (threads == 1) return work(0);
@@ -108,6 +128,12 @@ void Run(const Problem& p, int threads) {
   for (int w = 1; w < threads; ++w) pool.emplace_back(work, w);
   work(0);
   for (auto& thread : pool) thread.join();
+}
+
+// Blocks of 32 where there are enough of them to keep every thread busy, else of 16.
+void Run(const Problem& p, int threads) {
+  if (p.batch >= 2 * kLanes * threads) return RunBlocks<2>(p, threads);
+  RunBlocks<1>(p, threads);
 }
 
 ffi::Error ReservoirImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> bias,
