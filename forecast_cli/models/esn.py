@@ -1,5 +1,6 @@
-"""Echo-state network: a fixed random leaky reservoir run with `lax.scan`, and a linear readout fitted in
-closed form by ridge regression on the reservoir states.
+"""Echo-state network: a fixed random leaky reservoir, run by the native kernel over W's nonzeros on the CPU
+(forecast_cli/kernels/reservoir.cc) or with `lax.scan`, and a linear readout fitted in closed form by ridge
+regression on the reservoir states.
 
 Reservoir update (reservoirpy's leaky integrator): s' = (1 - a) s + a tanh(W s + W_in x + b).
 Readout: y[t+1 .. t+horizon] - y[t] = [s_t, x_t, 1] @ readout, all horizon steps at once: it forecasts the
