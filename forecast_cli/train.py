@@ -465,7 +465,8 @@ class _Processes:
         self.kept = None if starts is None else window_budget(train_idx, starts, config.series_windows)
         used = len(train_idx) if self.kept is None else len(self.kept[0])
         val_idx = monitored(val_idx, starts, config.series_windows)
-        counts = parallel.allgather(np.array([used, len(val_idx), len(inputs), len(row_weight)]))
+        train_watched = monitored(train_idx, starts, config.series_windows)  # watched where no process validates
+        counts = parallel.allgather(np.array([used, len(val_idx), len(inputs), len(row_weight), len(train_watched)]))
         if counts[:, 0].sum() == 0:
             raise TrainingError("no training windows: the series are too short for this lookback and horizon")
         mesh = parallel.process_mesh()
@@ -482,8 +483,8 @@ class _Processes:
                                      PartitionSpec(parallel.PROCESS_AXIS))
         self.row_weight = self.to_global(_padded(row_weight, int(counts[:, 3].max())),
                                          PartitionSpec(parallel.PROCESS_AXIS))
-        watched = val_idx if self.validated else monitored(train_idx, starts, config.series_windows)
-        n_monitor = max(1, math.ceil(parallel.allgather(np.array(len(watched))).max() / self.local))
+        watched = val_idx if self.validated else train_watched
+        n_monitor = max(1, math.ceil(counts[:, 1 if self.validated else 4].max() / self.local))
         self.monitor_batches = self._batches(np.asarray(watched), n_monitor)
         self.rng = np.random.default_rng([config.seed, jax.process_index()])
 
