@@ -90,6 +90,16 @@ def test_each_process_can_read_only_its_own_file(tmp_path):
     assert ((merged["y_hat_x"] - merged["y_hat_y"]).abs() / merged["y_hat_y"].abs()).max() < 1e-3
 
 
+def test_two_processes_refit_long_series_under_the_window_budget(tmp_path):
+    """Series long enough for the window budget to bite in the refit too (each process's 4 series of about 1,170
+    windows keep 1,024 each an epoch): the refit, which validates nothing, watches its budgeted windows; it
+    once sized its monitor batches by the budget but filled them with every training window, and failed."""
+    seasonal_frame(n_series=8, length=1200, noise=0.3).to_csv(tmp_path / "data.csv", index=False)
+    train_two_processes(tmp_path, ["--model", "gru", "--epochs", "1", "--hidden", "8"])
+    forecasts = predictions(tmp_path, "two")
+    assert len(forecasts) == 8 * 7 and forecasts["y_hat"].notna().all()
+
+
 @pytest.mark.slow
 def test_dropout_is_used_across_processes(tmp_path):
     """--dropout across processes: the masks are drawn (a model without dropout forecasts differently) and the
