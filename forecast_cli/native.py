@@ -32,8 +32,9 @@ def enabled() -> bool:
 
 def threads() -> int:
     """Threads a kernel call may use: the cores this process may run on (at most MAX_THREADS)."""
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(count, MAX_THREADS))
+    from forecast_cli.runtime import usable_cores
+
+    return max(1, min(usable_cores(), MAX_THREADS))
 
 
 @functools.cache

@@ -45,6 +45,11 @@ def setup_platform(device: str | None) -> None:
         jax.config.update("jax_platforms", PLATFORMS[device])
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def split_cpu_cores() -> None:
     """For training: one JAX CPU device per usable core (at most MAX_CPU_DEVICES), so that each batch is
     split over them like over GPUs. One device's recurrent step is a chain of small kernels that keeps about
@@ -54,8 +59,7 @@ def split_cpu_cores() -> None:
     starts; GPUs and TPUs are not affected."""
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
-    count = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                MAX_CPU_DEVICES)
+    count = min(usable_cores(), MAX_CPU_DEVICES)
     import jax
 
     if count > 1 and jax.config.jax_num_cpu_devices == -1:
