@@ -148,6 +148,21 @@ def test_plain_jax_forward_matches_the_flax_module(cell):
                                rtol=1e-5, atol=1e-5)
 
 
+def test_the_ridge_solve_is_the_regularised_system_s_solution_and_survives_an_indefinite_gram():
+    """A Cholesky solve of ZᵀZ plus the ridge (relative to the mean diagonal); a gram that rounding has left
+    indefinite falls back to an LU solve instead of failing."""
+    from forecast_cli.models import esn
+
+    rng = np.random.default_rng(1)
+    Z, Y = rng.standard_normal((300, 40)), rng.standard_normal((300, 3))
+    gram = Z.T @ Z
+    expected = np.linalg.solve(gram + 1e-2 * np.trace(gram) / 40 * np.eye(40), Z.T @ Y)
+    np.testing.assert_allclose(esn.solve_ridge(gram, Z.T @ Y, 1e-2), expected, rtol=1e-10)
+    indefinite = np.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3 and -1
+    np.testing.assert_allclose(esn.solve_ridge(indefinite, np.ones((2, 1)), 1e-9),
+                               np.linalg.solve(indefinite + 1e-9 * np.eye(2), np.ones((2, 1))), rtol=1e-10)
+
+
 def test_the_esn_normal_equations_taken_in_float32_about_the_mean_solve_like_float64():
     """Reservoir-like rows (large means, small spread, a constant column) at ridge 1e-6: the readout from the
     float32 equations taken about the mean is that of float64 ones, where ZᵀZ taken directly in float32 is not."""

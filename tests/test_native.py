@@ -52,6 +52,17 @@ def test_the_reservoir_kernel_gives_the_dense_scan_states(n_features, batch, ste
 
 
 @pytest.mark.skipif(COMPILER is None, reason="no C++ compiler here")
+@pytest.mark.parametrize("threads", [1, 3, 8])
+@pytest.mark.parametrize("batch", [5, 37, 100])
+def test_the_reservoir_kernel_gives_the_same_states_on_any_number_of_threads(monkeypatch, threads, batch):
+    """Blocks of 16 or 32 shared out over any number of threads, more threads than blocks included."""
+    monkeypatch.setattr(native, "threads", lambda: threads)
+    (dense, dense_before), (kernel, kernel_before) = _reference_and_native(2, batch, 20, 9, seed=threads)
+    np.testing.assert_allclose(np.asarray(kernel), np.asarray(dense), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(kernel_before), np.asarray(dense_before), atol=1e-5)
+
+
+@pytest.mark.skipif(COMPILER is None, reason="no C++ compiler here")
 def test_the_esn_readout_and_forecasts_match_the_pure_jax_path(monkeypatch):
     config = ESNConfig(units=120)
     reservoir = esn.init_reservoir(1, config, jax.random.key(3))

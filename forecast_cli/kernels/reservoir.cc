@@ -51,13 +51,20 @@ struct Problem {
   float *out, *before;  // before: (batch, units) the state before those steps (zero if keep == steps)
 };
 
-// Lane j of each unit's state -> row j of `out` (rows `stride` floats apart).
-// Lane j of each unit's state (V vectors per unit) -> row j of `out` (rows `stride` floats apart).
+// Lane j of each unit's state (V vectors per unit) -> row j of `out` (rows `stride` floats apart), in tiles of
+// 16 units: a tile's vectors (16 x V x 64 bytes) stay in L1 while each of its rows is written. (Unit by unit
+// along a whole row, every read was another cache line: at 1000 units, 32 sequences of 569 steps took 0.18 s
+// keeping 313 steps against 0.10 s keeping one; tiled, 0.08-0.09 s against 0.06-0.08 s.)
 template <int V>
 void Store(const std::vector<Lanes>& state, int count, float* out, int64_t units, int64_t stride) {
-  for (int j = 0; j < count; ++j) {
-    float* row = out + j * stride;
-    for (int64_t i = 0; i < units; ++i) row[i] = state[i * V + j / kLanes][j % kLanes];
+  constexpr int64_t kTile = 16;
+  for (int64_t i0 = 0; i0 < units; i0 += kTile) {
+    const int64_t n = std::min(kTile, units - i0);
+    for (int j = 0; j < count; ++j) {
+      float* row = out + j * stride + i0;
+      const Lanes* s = &state[i0 * V + j / kLanes];
+      for (int64_t i = 0; i < n; ++i) row[i] = s[i * V][j % kLanes];
+    }
   }
 }
 

@@ -31,16 +31,23 @@ Array = jax.Array
 
 def init_reservoir(n_features: int, config: ESNConfig, key: Array) -> dict[str, np.ndarray]:
     """Random reservoir {"W": (units, units), "W_in": (units, n_features), "b": (units,)}; same key, same one."""
-    k_w, k_mask, k_in, k_b = jax.random.split(key, 4)
-    units = config.units
-    W = jax.random.normal(k_w, (units, units)) * (jax.random.uniform(k_mask, (units, units)) >= config.sparsity)
+    W, W_in, b = _draw(key, n_features, config.units, config.sparsity, config.input_scaling, config.bias_scaling)
     W = np.asarray(W, np.float64)
     radius = spectral_radius(W)
     if radius > 0:
         W *= config.spectral_radius / radius
-    W_in = jax.random.uniform(k_in, (units, n_features), minval=-1.0, maxval=1.0) * config.input_scaling
-    b = jax.random.uniform(k_b, (units,), minval=-1.0, maxval=1.0) * config.bias_scaling
-    return {"W": W.astype(np.float32), "W_in": np.asarray(W_in, np.float32), "b": np.asarray(b, np.float32)}
+    return {"W": W.astype(np.float32), "W_in": np.asarray(W_in), "b": np.asarray(b)}
+
+
+@jax.jit(static_argnums=(1, 2, 3, 4, 5))
+def _draw(key, n_features, units, sparsity, input_scaling, bias_scaling):
+    """W before its scaling to the spectral radius, W_in and b: one compiled call (0.03 s at 1000 units, where
+    drawing them op by op took 0.05-0.1 s)."""
+    k_w, k_mask, k_in, k_b = jax.random.split(key, 4)
+    W = jax.random.normal(k_w, (units, units)) * (jax.random.uniform(k_mask, (units, units)) >= sparsity)
+    W_in = jax.random.uniform(k_in, (units, n_features), minval=-1.0, maxval=1.0) * input_scaling
+    b = jax.random.uniform(k_b, (units,), minval=-1.0, maxval=1.0) * bias_scaling
+    return W, W_in, b
 
 
 def spectral_radius(W: np.ndarray, iterations: int = 200) -> float:
@@ -49,7 +56,7 @@ def spectral_radius(W: np.ndarray, iterations: int = 200) -> float:
     only (a CSR copy): at 1000 units with 10% connectivity that is 0.02 s instead of 0.2-1.5 s dense."""
     from scipy import sparse
 
-    W = sparse.csr_array(np.asarray(W, np.float64))
+    W = sparse.csr_array(_csr(np.asarray(W, np.float64))[::-1], shape=W.shape)
     v = np.random.default_rng(0).standard_normal(W.shape[0])
     v /= np.linalg.norm(v)
     log_growth = 0.0
@@ -69,12 +76,17 @@ def prepared(reservoir: dict) -> dict:
     nonzero (a dense W runs faster as XLA's matrix product). Make it outside jit: the CSR needs W's values."""
     arrays = {k: reservoir[k] for k in ("W", "W_in", "b")}
     W = np.asarray(arrays["W"], np.float32)
-    nonzero = W != 0
-    if nonzero.mean() <= MAX_NATIVE_DENSITY and native.reservoir_kernel():
-        counts = nonzero.sum(axis=1)
-        arrays.update(indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
-                      indices=np.nonzero(nonzero)[1].astype(np.int32), values=W[nonzero])
+    if np.count_nonzero(W) <= MAX_NATIVE_DENSITY * W.size and native.reservoir_kernel():
+        arrays.update(zip(("indptr", "indices", "values"), _csr(W), strict=True))
     return arrays
+
+
+def _csr(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W's nonzeros row by row: (indptr (rows + 1,), column indices, values), int32 indices."""
+    flat = np.flatnonzero(W)
+    rows, columns = np.divmod(flat, W.shape[1])
+    indptr = np.searchsorted(rows, np.arange(W.shape[0] + 1)).astype(np.int32)
+    return indptr, columns.astype(np.int32), W.ravel()[flat]
 
 
 MAX_NATIVE_DENSITY = 0.3  # at 500-2000 units, 10% nonzero: native 0.09-0.37 s against dense 0.4-2 s (section 2)
@@ -115,7 +127,7 @@ def run_reservoir(reservoir: dict, inputs: Array, leak_rate: float, start: Array
 
 
 def run_series(reservoir: dict, inputs: Array, leak_rate: float, segments: int | None = None,
-               overlap: int = 256, tol: float = 1e-5) -> Array:
+               overlap: int = 256, tol: float = 1e-5) -> np.ndarray:
     """States for one long sequence `inputs: (time, n_features)` from a zero state -> (time, units), as
     `run_reservoir` gives them, but with the time axis cut into `segments` pieces that run side by side.
 
@@ -138,20 +150,21 @@ def run_series(reservoir: dict, inputs: Array, leak_rate: float, segments: int |
         states, gap = _segment_states(reservoir, jnp.asarray(inputs), segments=segments, overlap=overlap,
                                       leak_rate=leak_rate)
         if float(gap) <= tol:
-            return states
+            return np.asarray(states)[:steps]  # a view: the pieces' padding past the end is not copied away
         overlap *= 2
-    return run_reservoir(reservoir, jnp.asarray(inputs)[:, None], leak_rate)[0][0]
+    return np.asarray(run_reservoir(reservoir, jnp.asarray(inputs)[:, None], leak_rate)[0][0])
 
 
 @jax.jit(static_argnames=("segments", "overlap", "leak_rate"))
 def _segment_states(reservoir, inputs, *, segments, overlap, leak_rate):
-    """(states (time, units), largest disagreement between neighbouring pieces where they meet)."""
+    """(states (segments x span, units): the time axis and then the last piece's padding, largest disagreement
+    between neighbouring pieces where they meet)."""
     steps, span = inputs.shape[0], -(-inputs.shape[0] // segments)
     t = jnp.arange(segments)[None, :] * span - overlap + jnp.arange(overlap + span)[:, None]  # (time, piece)
     start = jnp.zeros(segments, jnp.int32).at[0].set(overlap)  # piece 0 has nothing before time 0
     states, warm = run_reservoir(reservoir, inputs[jnp.clip(t, 0, steps - 1)], leak_rate, start, keep=span)
     gap = jnp.max(jnp.abs(warm[1:] - states[:-1, -1]))  # each piece's state before its part: its predecessor's last
-    return states.reshape(segments * span, -1)[:steps], gap
+    return states.reshape(segments * span, -1), gap
 
 
 def design(states: Array, inputs: Array, future: Array | None = None) -> Array:
@@ -163,11 +176,23 @@ def design(states: Array, inputs: Array, future: Array | None = None) -> Array:
 def solve_ridge(gram: np.ndarray, cross: np.ndarray, ridge: float) -> np.ndarray:
     """Readout (p, horizon) from normal equations gram = ZᵀZ: (p, p), cross = ZᵀY: (p, horizon), in float64.
 
-    The ridge is relative to the mean diagonal of `gram`, so one grid suits any data scale.
+    The ridge is relative to the mean diagonal of `gram`, so one grid suits any data scale. gram plus the ridge
+    is symmetric positive definite: a Cholesky solve (a third of an LU's work), or an LU solve where rounding
+    has left it otherwise. The factorisation is numpy's LAPACK, as the float64 products around it are: scipy's
+    is a second OpenBLAS whose threads, spinning after each call, took a core from the work that followed
+    (benchmarks/esn.py, docs/benchmarks.md section 2).
     """
-    gram = np.asarray(gram, np.float64)
-    strength = ridge * max(np.trace(gram) / len(gram), 1e-12)
-    return np.linalg.solve(gram + strength * np.eye(len(gram)), np.asarray(cross, np.float64))
+    from scipy.linalg import solve_triangular
+
+    gram, cross = np.asarray(gram, np.float64), np.asarray(cross, np.float64)
+    regularised = gram.copy()
+    regularised.flat[:: len(gram) + 1] += ridge * max(np.trace(gram) / len(gram), 1e-12)
+    try:
+        lower = np.linalg.cholesky(regularised)
+    except np.linalg.LinAlgError:
+        return np.linalg.solve(regularised, cross)
+    inner = solve_triangular(lower, cross, lower=True, check_finite=False)
+    return solve_triangular(lower, inner, lower=True, trans="T", check_finite=False)
 
 
 def squared_error(readout: np.ndarray, gram: np.ndarray, cross: np.ndarray, yy: float) -> float:
@@ -264,11 +289,11 @@ def fit(reservoir: dict, inputs: np.ndarray, train_idx: np.ndarray, val_idx: np.
     errors = {}
     gram_v, cross_v, yy_v, n_v = equations(reservoir, inputs, val_idx, lookback, horizon, config, devices, total)
     if n_v:
-        for ridge in config.ridges:
-            readout = solve_ridge(gram_t, cross_t, ridge)
+        readouts = {ridge: solve_ridge(gram_t, cross_t, ridge) for ridge in config.ridges}
+        for ridge, readout in readouts.items():
             errors[ridge] = squared_error(readout, gram_v, cross_v, float(yy_v)) / (n_v * horizon)
         best = min(errors, key=errors.get)
-        validated = solve_ridge(gram_t, cross_t, best)
+        validated = readouts[best]
     else:
         best = config.ridges[len(config.ridges) // 2]
         validated = solve_ridge(gram_t, cross_t, best)
