@@ -53,9 +53,9 @@ def test_the_reservoir_kernel_gives_the_dense_scan_states(n_features, batch, ste
 
 @pytest.mark.skipif(COMPILER is None, reason="no C++ compiler here")
 @pytest.mark.parametrize("threads", [1, 3, 8])
-@pytest.mark.parametrize("batch", [5, 37, 100])
+@pytest.mark.parametrize("batch", [5, 37, 100, 200])
 def test_the_reservoir_kernel_gives_the_same_states_on_any_number_of_threads(monkeypatch, threads, batch):
-    """Blocks of 16 or 32 shared out over any number of threads, more threads than blocks included."""
+    """Blocks of 16, 32 or 64 shared out over any number of threads, more threads than blocks included."""
     monkeypatch.setattr(native, "threads", lambda: threads)
     (dense, dense_before), (kernel, kernel_before) = _reference_and_native(2, batch, 20, 9, seed=threads)
     np.testing.assert_allclose(np.asarray(kernel), np.asarray(dense), atol=1e-5)
