@@ -93,3 +93,38 @@ def test_values_near_the_float_limit_neither_overflow_the_unit_nor_the_fit():
     y = 1.5e308 * (0.5 + 0.4 * np.sin(np.arange(48.0)))
     forecast = ets.ets(y[None], 3, 12)
     assert np.isfinite(forecast).all() and (np.abs(forecast) < 1.8e308).all()
+
+
+def test_the_recursion_is_holt_winters_step_by_step():
+    """The compiled smoothing against the equations written out in numpy, one series and one step at a time:
+    mixed forms, missing values, a season whose slots the scan carries slot-major."""
+    import jax.numpy as jnp
+
+    from forecast_cli.models.ets import _recursion
+
+    rng = np.random.default_rng(3)
+    n, length, m = 5, 23, 4
+    y = (2 + np.sin(np.arange(length) * 2 * np.pi / m) + 0.1 * rng.standard_normal((n, length))).astype(np.float32)
+    mask = rng.random((n, length)) > 0.2
+    level, slope = rng.uniform(1, 2, n), rng.uniform(-0.1, 0.1, n)
+    factors = rng.uniform(0.5, 1.5, (n, m))
+    params = np.column_stack([rng.uniform(0.1, 0.9, n), rng.uniform(0.0, 0.3, n), rng.uniform(0.0, 0.5, n),
+                              rng.uniform(0.8, 0.98, n)])
+    multiplicative = np.array([True, False, True, False, True])
+    got = _recursion(*(jnp.asarray(a, jnp.float32) if a.dtype != bool else jnp.asarray(a)
+                       for a in (y, mask, level, slope, factors, params, multiplicative)))
+    for i in range(n):
+        a, b, g, phi = params[i]
+        lv, sl, f, sse = level[i], slope[i], factors[i].copy(), 0.0
+        for t in range(length):
+            if not mask[i, t]:
+                continue
+            s, v = f[t % m], y[i, t]
+            base = lv + phi * sl
+            error = v - (base * s if multiplicative[i] else base + s)
+            new = a * (v / max(s, 1e-3) if multiplicative[i] else v - s) + (1 - a) * base
+            sl = b * (new - lv) + (1 - b) * phi * sl
+            f[t % m] = g * (v / new if multiplicative[i] else v - new) + (1 - g) * s
+            lv, sse = new, sse + min(error**2, 1e6)
+        np.testing.assert_allclose([float(got[0][i]), float(got[1][i]), float(got[3][i])], [lv, sl, sse], rtol=1e-4)
+        np.testing.assert_allclose(np.asarray(got[2][i]), f, rtol=1e-4)

@@ -198,7 +198,10 @@ def _recursion(y, mask, level, slope, factors, params, multiplicative):
     """Run the smoothing over time: (final level, slope, factors, squared one-step errors summed per row).
 
     `factors: (n, m)` holds the seasonal factor of column t at t % m (the same slot for every row, so a step
-    reads and writes one column of it rather than rolling the whole array)."""
+    reads and writes one slot rather than rolling the whole array). The scan carries them slot-major, (m, n), so
+    that a slot is a contiguous row: with the (n, m) column read and written by dynamic index at every step, the
+    fit of M1 monthly's 617 contexts (2,468 rows x 256 steps) took 3.6-3.9 s warm, slot-major 2.4 s, the same
+    forecasts to the bit."""
     import jax
     import jax.numpy as jnp
 
@@ -208,7 +211,7 @@ def _recursion(y, mask, level, slope, factors, params, multiplicative):
     def step(carry, inputs):
         level, slope, factors, sse = carry
         value, seen, t = inputs
-        s = jax.lax.dynamic_index_in_dim(factors, t % m, axis=1, keepdims=False)
+        s = jax.lax.dynamic_index_in_dim(factors, t % m, axis=0, keepdims=False)
         base = level + phi * slope
         guess = jnp.where(multiplicative, base * s, base + s)
         error = value - guess
@@ -218,16 +221,16 @@ def _recursion(y, mask, level, slope, factors, params, multiplicative):
         ratio = jnp.where(multiplicative, value / jnp.where(jnp.abs(new_level) > 1e-3, new_level, 1e-3),
                           value - new_level)
         new_s = jnp.where(seen, gamma * ratio + (1 - gamma) * s, s)
-        factors = jax.lax.dynamic_update_index_in_dim(factors, new_s, t % m, axis=1)
+        factors = jax.lax.dynamic_update_index_in_dim(factors, new_s, t % m, axis=0)
         level = jnp.where(seen, new_level, level)
         slope = jnp.where(seen, new_slope, slope)
         sse = sse + jnp.where(seen, jnp.minimum(error**2, 1e6), 0.0)
         return (level, slope, factors, sse), None
 
-    init = (level, slope, factors, jnp.zeros_like(level))
+    init = (level, slope, factors.T, jnp.zeros_like(level))
     steps = jnp.arange(y.shape[1])
     (level, slope, factors, sse), _ = jax.lax.scan(step, init, (y.T, mask.T, steps))
-    return level, slope, factors, sse
+    return level, slope, factors.T, sse
 
 
 @cache
