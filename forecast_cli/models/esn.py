@@ -56,7 +56,8 @@ def spectral_radius(W: np.ndarray, iterations: int = 200) -> float:
     only (a CSR copy): at 1000 units with 10% connectivity that is 0.02 s instead of 0.2-1.5 s dense."""
     from scipy import sparse
 
-    W = sparse.csr_array(_csr(np.asarray(W, np.float64))[::-1], shape=W.shape)
+    indptr, indices, values = _csr(np.asarray(W, np.float64))
+    W = sparse.csr_array((values, indices, indptr), shape=W.shape)
     v = np.random.default_rng(0).standard_normal(W.shape[0])
     v /= np.linalg.norm(v)
     log_growth = 0.0
