@@ -123,13 +123,14 @@ class TrainConfig:
     # (small data still gets enough steps); the last batch is padded, so the step compiles once
     loss: str = "mase"  # "mse", "mae" or "mase": mean absolute error in units of each series' in-sample
     # seasonal-naive error, the competition metric (every series counts alike, whatever its noise)
-    refit: bool = True  # after early stopping, train again on every window (validation ones too) for the
-    # epochs that early stopping chose, so the forecast uses the latest data
+    refit: bool = True  # after early stopping, train the best network on over every window (validation ones too,
+    # models/rnn.py REFIT_EPOCHS), so the forecast uses the latest data
     series_windows: int = 16  # training windows of each series per epoch at most (more when an epoch would have
     # under train.MIN_EPOCH_WINDOWS), drawn afresh every epoch, so an epoch of long series costs as much as one of
     # short ones (0: every window every epoch). 16 and 64 were level on M1 and a long monthly panel, 16 3x faster
-    ensemble: int = 1  # with refit: networks from this many seeds (seed, then derived ones), trained the same way
-    # on every window, whose forecasts are averaged (3 gained under 0.4% MASE on the M1 holdouts for 1.85x the time)
+    ensemble: int = 1  # with refit: networks from this many seeds (seed, then derived ones: trained from scratch
+    # on every window for the best epoch's count), whose forecasts are averaged (3 gained under 0.4% MASE on the
+    # M1 holdouts for 1.85x the time)
     learning_rate: float = 3e-3  # AdamW peak learning rate, after a short warm-up, cosine-decayed
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     clip_norm: float = 1.0  # gradients are clipped to this global norm

@@ -210,8 +210,9 @@ DATA = record({  # config.DataConfig: how `predict DATA` reads fresh data
 RECURRENT_FIT = record({
     "epochs": integer(1, limits.MAX_EPOCHS), "best_epoch": integer(1, limits.MAX_EPOCHS),
     "stopped_early": boolean, "train_loss": METRIC, "val_loss": METRIC, "seconds": number(0),
-    "refit_windows": COUNT, "members": integer(1, limits.MAX_ENSEMBLE),
-}, optional=("refit_windows", "members"))  # only when refitted on the validation windows too
+    "refit_windows": COUNT, "refit_epochs": integer(1, limits.MAX_EPOCHS), "members": integer(1, limits.MAX_ENSEMBLE),
+}, optional=("refit_windows", "refit_epochs", "members"))  # only when refitted on the validation windows too (no
+# refit_epochs in models saved before 2026-12-03, whose refit trained a fresh network for best_epoch epochs)
 
 
 FUTURE = list_of(integer(1, limits.MAX_COLUMNS), min_len=1, unique=True)  # input columns known over the horizon
@@ -324,6 +325,9 @@ def consistent(m: dict) -> None:
                       show(fit["members"]))
     if ("refit_windows" in fit) != ("members" in fit):
         raise Invalid("fit.members", "must come with fit.refit_windows")
+    if "refit_epochs" in fit and ("refit_windows" not in fit or fit["refit_epochs"] > fit.get("best_epoch", 0)):
+        raise Invalid("fit.refit_epochs", "must come with fit.refit_windows and be at most fit.best_epoch",
+                      show(fit["refit_epochs"]))
     calibration = m["calibration"]
     if (calibration["origins"] == "holdout") != (calibration["holdout"] > 0):
         raise Invalid("calibration.holdout", "must be above 0 exactly when calibration.origins is \"holdout\"",

@@ -117,8 +117,9 @@ BacktestModels = Annotated[list[str] | None, typer.Option("--model", "-m", help=
                                                           rich_help_panel=MODEL_PANEL)]
 Loss = Annotated[str, typer.Option("--loss", help="mase (absolute error in units of each series' seasonal-naive "
                                    "error), mae or mse.", rich_help_panel=TRAINING_PANEL)]
-TrainRefit = Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train again on every "
-                                          "window, validation ones too.", rich_help_panel=TRAINING_PANEL)]
+TrainRefit = Annotated[bool, typer.Option("--refit/--no-refit", help="After early stopping, train the best "
+                                          "network on over every window, validation ones too.",
+                                          rich_help_panel=TRAINING_PANEL)]
 CompareCovariates = Annotated[bool, typer.Option(
     "--compare-covariates", help="Also backtest each model without the covariates, static ones and holidays "
     "(as '<model> without covariates'): what they are worth.", rich_help_panel=BACKTEST_PANEL)]

@@ -260,6 +260,8 @@ def test_messages_name_the_manifest_and_the_field(copy_of):
         ("freq",): ("int:0", "int:0", "field 'freq' must be a frequency such as D"),
         ("window",): ("deleted", DELETE, "field 'window' is missing"),
         ("series", 0): ("a duplicate", "s1", "field 'series' must not hold the same entry twice"),
+        ("fit", "refit_epochs"): ("past the best epoch", 50, "field 'fit.refit_epochs' must come with "
+                                  "fit.refit_windows and be at most fit.best_epoch, found 50"),
     }
     for path, (_, new, expected) in cases.items():
         write(model_dir, mutated(manifest, path, new))

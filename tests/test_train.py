@@ -50,10 +50,50 @@ def test_ensemble_members_reuse_the_compiled_epoch(caplog, seasonal_csv):
     with jax.log_compiles(), caplog.at_level(logging.WARNING):
         fit = fit_model(panel, spec).manifest.fit
     assert fit["members"] == 3
-    # one for early stopping (training windows), one for the refits on every window, shared by the 3 members, and
-    # one for the calibration holdout fit (8 validation windows are fewer than fit.CALIBRATION_WINDOWS)
+    # one for early stopping (training windows), one for the first member's refit (trained on, at its own epochs
+    # and rate), one for the other two members' from scratch on every window, shared by both, and one for the
+    # calibration holdout fit (8 validation windows are fewer than fit.CALIBRATION_WINDOWS)
     assert fit_model.__globals__["CALIBRATION_WINDOWS"] > 8
-    assert sum(r.getMessage().startswith("Compiling jit(train_epoch)") for r in caplog.records) == 3
+    assert sum(r.getMessage().startswith("Compiling jit(train_epoch)") for r in caplog.records) == 4
+
+
+def test_the_refit_trains_the_validated_network_on_from_its_weights_and_adam_state(monkeypatch, seasonal_csv):
+    """The refit (models/rnn.py) starts where early stopping ended: the best weights and their Adam moments, for
+    min(best epoch, REFIT_EPOCHS) epochs at REFIT_LEARNING_RATE of the rate, on every window; the validated
+    weights stay those early stopping kept."""
+    from forecast_cli.config import TrainSpec
+    from forecast_cli.data import read_series
+    from forecast_cli.fit import _task, resolve_window
+    from forecast_cli.models import rnn
+    from forecast_cli.windows import default_val_size
+
+    calls, real = [], train.fit
+
+    def spy(model, *args, **kwargs):
+        before = recurrent.flat_params(model)
+        out = real(model, *args, **kwargs)
+        calls.append((before, args, kwargs, recurrent.flat_params(out[0]), out[1]))
+        return out
+
+    monkeypatch.setattr(train, "fit", spy)
+    panel = read_series(seasonal_csv(n_series=2, length=80))
+    spec = TrainSpec(kind="gru", horizon=5, lookback=14, recurrent=RecurrentConfig(hidden=8),
+                     train=TrainConfig(epochs=12, batch_size=16, learning_rate=1e-2))
+    window = resolve_window(panel, 5, 14)
+    task = _task(panel, spec, window, rnn.GRU, False, default_val_size(panel.lengths, 5), None)
+    fitted = rnn.GRU.fit(task)
+    assert len(calls) == 2
+    (_, _, _, validated, history), (start, args, kwargs, refitted, _) = calls
+    for name, value in validated.items():
+        np.testing.assert_array_equal(start[name], value)  # from the early-stopped weights, not fresh ones
+        np.testing.assert_array_equal(fitted.validated[name], value)
+    assert kwargs["moments"] is history.moments and len(args[1]) > len(task.train_idx) and not len(args[2])
+    config = args[5]
+    assert config.epochs == min(history.best_epoch, rnn.REFIT_EPOCHS) == fitted.info["refit_epochs"]
+    assert config.learning_rate == pytest.approx(1e-2 * rnn.REFIT_LEARNING_RATE) and config.patience == 0
+    assert any(not np.array_equal(fitted.params[k], validated[k]) for k in validated)  # it trained on
+    for name, value in refitted.items():
+        np.testing.assert_array_equal(fitted.params[name], value)
 
 
 def test_early_stopping_restores_the_best_epoch():

@@ -1,9 +1,11 @@
 """The gru, lstm and elman kinds: the Flax network of models/recurrent.py trained by train.fit, forecast by the
 plain-JAX forward pass of models/forward.py (so a forecast never imports Flax).
 
-Early stopping on the validation windows, then (with `refit`) the same network trained again on every window
-for the epochs early stopping chose, plus `ensemble - 1` more from other seeds trained that way; their forecasts
-are averaged. Members after the first are stored under "member<k>/".
+Early stopping on the validation windows, then (with `refit`) the best network trained on over every window
+(those validation held out too) from its weights and Adam state, for REFIT_EPOCHS epochs at REFIT_LEARNING_RATE
+times --learning-rate, plus `ensemble - 1` more networks from other seeds, trained from scratch on every window
+for the epochs early stopping chose; their forecasts are averaged. Members after the first are stored under
+"member<k>/".
 
 Each member's Adam state is kept beside its weights (arrays "state/mu/...", "state/nu/..." and its step count
 "state/adam_count"), so that `forecast update` trains on where training stopped: UPDATE_EPOCHS epochs at
@@ -28,6 +30,9 @@ from forecast_cli.windows import every_window
 if TYPE_CHECKING:
     from forecast_cli.artifact import Manifest
 
+REFIT_EPOCHS = 5  # at most (never more than early stopping's best epoch). Before 2026-12-03 the refit trained a
+REFIT_LEARNING_RATE = 0.3  # fresh network for the best epoch's count: the same M1 MASE within 0.6% (3 / 10
+# epochs, rates 0.3 / 1 gave the same within 0.3%), in 55-60% of the time on M1 monthly (docs/accuracy.md)
 UPDATE_EPOCHS = 5
 UPDATE_PATIENCE = 2
 UPDATE_LEARNING_RATE = 0.3  # of the trained --learning-rate (a warm start needs no warm-up to a peak)
@@ -65,19 +70,24 @@ class Recurrent(Model):
         state = adam_arrays([history.moments])
         if spec.train.refit and task.total(np.array(len(val_idx))):
             every = every_window(task.panel.starts, L, H)  # the windows that straddle the cut as well
+            on = dataclasses.replace(spec.train, epochs=min(history.best_epoch, REFIT_EPOCHS), patience=0,
+                                     learning_rate=spec.train.learning_rate * REFIT_LEARNING_RATE)
             again = dataclasses.replace(spec.train, epochs=history.best_epoch, patience=0)
             members, moments = [], []
             for member in range(spec.train.ensemble):  # every process refits alike: the same epochs and seeds
-                if member:
+                if member:  # another seed, from scratch
                     model_key, train_key = jax.random.split(jax.random.fold_in(key, member))
-                fresh = recurrent.build(inputs.shape[1], H, config, model_key)
-                model, refitted = train.fit(fresh, inputs, every, np.zeros(0, np.int64), L, H, again, train_key,
-                                            dropout=dropout, row_weight=task.row_weight, future=config.future,
-                                            starts=task.panel.starts)
-                members.append(recurrent.flat_params(model))
+                    start, config_k, warm = recurrent.build(inputs.shape[1], H, config, model_key), again, None
+                else:  # trained on from the validated weights
+                    start, config_k, warm = model, on, history.moments
+                model_k, refitted = train.fit(start, inputs, every, np.zeros(0, np.int64), L, H, config_k, train_key,
+                                              dropout=dropout, row_weight=task.row_weight, future=config.future,
+                                              starts=task.panel.starts, moments=warm)
+                members.append(recurrent.flat_params(model_k))
                 moments.append(refitted.moments)
             params, state = join_members(members), adam_arrays(moments)
-            info.update(refit_windows=int(task.total(np.array(len(every)))), members=spec.train.ensemble)
+            info.update(refit_windows=int(task.total(np.array(len(every)))), refit_epochs=on.epochs,
+                        members=spec.train.ensemble)
         return Fitted(params, config.to_dict(), info, validated, state)
 
     def update(self, task: FitTask, manifest: Manifest, params: dict[str, np.ndarray],
