@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from forecast_cli.artifact import Manifest
 
 REFIT_EPOCHS = 5  # at most (never more than early stopping's best epoch). Before 2026-12-03 the refit trained a
-REFIT_LEARNING_RATE = 0.3  # fresh network for the best epoch's count: the same M1 MASE within 0.6% (3 / 10
+REFIT_LEARNING_RATE = 0.3  # fresh network for the best epoch's count: the same M1 MASE within 0.4% (3 / 10
 # epochs, rates 0.3 / 1 gave the same within 0.3%), in 55-60% of the time on M1 monthly (docs/accuracy.md)
 UPDATE_EPOCHS = 5
 UPDATE_PATIENCE = 2
