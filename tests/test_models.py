@@ -165,7 +165,11 @@ def test_the_ridge_solve_is_the_regularised_system_s_solution_and_survives_an_in
 
 def test_the_esn_normal_equations_taken_in_float32_about_the_mean_solve_like_float64():
     """Reservoir-like rows (large means, small spread, a constant column) at ridge 1e-6: the readout from the
-    float32 equations taken about the mean is that of float64 ones, where ZᵀZ taken directly in float32 is not."""
+    float32 equations taken about the mean fits as the float64 one does, where a running float32 sum of the
+    rows' products (what a stream of small chunks adds up to) does not.
+
+    The contrast is a running sum in a fixed order rather than one float32 BLAS product, whose accuracy
+    depends on how the library blocks its sums (an accurate one can hide the loss)."""
     from forecast_cli.models import esn
 
     rng = np.random.default_rng(0)
@@ -179,14 +183,19 @@ def test_the_esn_normal_equations_taken_in_float32_about_the_mean_solve_like_flo
     gram, cross, yy, count = esn.uncentred(*jax.jit(esn.centred_equations)(Z32, Y32, w.astype(np.float32)))
     assert count == n and yy == pytest.approx(np.sum(Y32.astype(np.float64) ** 2), rel=1e-5)
     ours = esn.solve_ridge(gram, cross, 1e-6)
-    direct = Z32.T @ Z32  # float32 throughout
-    naive = esn.solve_ridge(direct, Z32.T @ Y32, 1e-6)
+    running_gram, running_cross = np.zeros((p, p), np.float32), np.zeros((p, 3), np.float32)
+    for start in range(0, n, 16):  # float32 throughout, 16 rows at a time
+        rows = slice(start, start + 16)
+        running_gram += Z32[rows].T @ Z32[rows]
+        running_cross += Z32[rows].T @ Y32[rows]
+    naive = esn.solve_ridge(running_gram, running_cross, 1e-6)
 
-    def fit_error(readout):
-        return float(np.mean((Z @ readout - Y) ** 2))
+    def excess_error(readout):  # the mean squared error above the float64 readout's, relative to it
+        best = np.mean((Z @ exact - Y) ** 2)
+        return float(np.mean((Z @ readout - Y) ** 2) / best - 1)
 
-    assert fit_error(ours) < 1.1 * fit_error(exact)
-    assert fit_error(naive) > 2 * fit_error(exact)  # what the centring is for
+    assert excess_error(ours) < 1e-3
+    assert excess_error(naive) > 0.2  # what the centring is for
 
 
 def test_the_esn_squared_error_from_normal_equations_is_never_below_zero():
